@@ -1,0 +1,324 @@
+"""The ASGI application: a data handler served over HTTP on Starlette.
+
+``create_app(handler)`` returns a ``DataServeApp``, a ``Starlette``
+application whose catch-all route is a ``DataEndpoint``. Any path answers
+``PUT`` and ``POST`` by calling ``handle_request(resource, payload)``:
+
+==========================================  =======================================
+request                                     answer
+==========================================  =======================================
+handler returns a value                     200, body and bare media type
+handler returns ``None``                    404 ``resource '/x' is not handled``
+handler raises                              500 (logged with its traceback)
+``Content-Type`` with no codec              415 naming the supported types
+body that does not decode                   400 saying what is wrong
+``Content-Length`` above the limit          413 at once, body unread, connection closed
+chunked body crossing the limit             413 as soon as it does, connection closed
+body stalls past ``body_timeout``           408, connection closed
+``GET``, ``HEAD``, any other method         405 with ``Allow: PUT, POST``
+==========================================  =======================================
+
+Data requests take a fast path straight to the endpoint (no middleware stack,
+no router scan) unless the user adds Starlette middleware, in which case the
+whole Starlette stack runs as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from .core.codec import Codec, CodecRegistry, default_registry, parse_media_type
+from .core.dispatch import Dispatcher
+from .core.errors import CodecError, DataServeError
+from .core.handler import make_caller
+from .core.limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["DataEndpoint", "DataServeApp", "create_app", "from_env"]
+
+logger = logging.getLogger("dataserve.app")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_ALLOW = [(b"allow", b"PUT, POST")]
+_CLOSE = [(b"connection", b"close")]
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+
+    @contextlib.asynccontextmanager
+    async def _timeout(delay: float) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        fired = False
+
+        def fire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = loop.call_later(delay, fire)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if fired:
+                raise TimeoutError from None
+            raise
+        finally:
+            handle.cancel()
+
+
+class _Disconnected(Exception):
+    """The client went away before its request was complete."""
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
+        self.status, self.message, self.close = status, message, close
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    *,
+    close: bool = False,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An error reply: the status and a one-line ``text/plain`` message."""
+    body = message.encode("utf-8", "replace")
+    head = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+    if headers:
+        head += headers
+    if close:
+        head += _CLOSE
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+class DataEndpoint:
+    """ASGI endpoint: decode the body, call the handler, encode its answer."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        codecs: CodecRegistry = default_registry,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.limits = limits
+        self.codecs = codecs
+        self.dispatcher = dispatcher or Dispatcher(limits.handler_threads)
+        self._call = make_caller(handler, self.dispatcher)
+        self._media_cache: dict[bytes | None, tuple[Codec | None, dict[str, str]]] = {}
+        self._media_bytes: dict[str | None, bytes] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method != "PUT" and method != "POST":
+            await send_error(
+                send,
+                405,
+                f"method {method} is not allowed: call a resource with PUT or POST",
+                headers=_ALLOW,
+            )
+            return
+        try:
+            await self._serve(scope, receive, send)
+        except _Disconnected:
+            return  # nobody to answer; nothing was handled
+        except _Reject as exc:
+            await send_error(send, exc.status, exc.message, close=exc.close)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type: bytes | None = None
+        length: int | None = None
+        try:
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    content_type = value
+                elif name == b"content-length":
+                    length = int(value)  # uvicorn's parsers have validated it already
+        except ValueError:
+            raise _Reject(400, "Content-Length is not a number", close=True) from None
+        if length is not None and length > self.limits.max_body_size:
+            # Decided from the header alone: the body is never read, and the
+            # connection closes so the unread bytes cannot be taken as a request.
+            raise _Reject(
+                413,
+                f"request body of {length} bytes is over the limit of "
+                f"{self.limits.max_body_size} bytes",
+                close=True,
+            )
+        codec, params = self._codec_for(content_type)
+        body = await self._read_body(receive)
+        try:
+            payload = codec.decode(body, params) if codec is not None else (body or None)
+        except CodecError as exc:
+            raise _Reject(exc.status, exc.message) from None
+        del body  # the payload holds what it needs; free a large body early
+
+        resource = scope["path"]
+        root = scope.get("root_path")
+        if root and resource.startswith(root):
+            resource = resource[len(root) :] or "/"
+        try:
+            result = await self._call(resource, payload)
+        except Exception as exc:
+            logger.exception("handler raised for %s", resource)
+            raise _Reject(
+                500, f"the handler raised {type(exc).__name__} for {resource} (see the server log)"
+            ) from None
+        if result is None:
+            raise _Reject(404, f"resource {resource!r} is not handled")
+        try:
+            media_type, data = self.codecs.encode(result)
+        except DataServeError as exc:
+            logger.error("cannot encode the answer for %s: %s", resource, exc.message)
+            raise _Reject(
+                500, f"the handler's answer for {resource} cannot be sent: {exc.message}"
+            ) from None
+        mt = self._media_bytes.get(media_type)
+        if mt is None:
+            mt = self._media_bytes[media_type] = (media_type or "").encode("latin-1")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", mt), (b"content-length", b"%d" % len(data))],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+    def _codec_for(self, content_type: bytes | None) -> tuple[Codec | None, dict[str, str]]:
+        cached = self._media_cache.get(content_type)
+        if cached is not None:
+            return cached
+        if not content_type:
+            # No Content-Type: no body means None, a body is octet-stream (RFC 9110 8.3).
+            found: tuple[Codec | None, dict[str, str]] = (None, {})
+        else:
+            media_type, params = parse_media_type(content_type)
+            try:
+                found = (self.codecs.for_media_type(media_type), params)
+            except CodecError as exc:
+                raise _Reject(exc.status, exc.message) from None
+        if len(self._media_cache) < 256:  # bounded: clients choose these strings
+            self._media_cache[content_type] = found
+        return found
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        limit = self.limits.max_body_size
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        try:
+            async with _timeout(self.limits.body_timeout) as deadline:
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _Disconnected
+                    chunk = message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if chunk:
+                        size += len(chunk)
+                        if size > limit:
+                            raise _Reject(
+                                413,
+                                f"request body is over the limit of {limit} bytes",
+                                close=True,
+                            )
+                        chunks.append(chunk)
+                    if more and deadline is not None:
+                        # an idle deadline: each chunk that arrives restarts it
+                        deadline.reschedule(
+                            asyncio.get_running_loop().time() + self.limits.body_timeout
+                        )
+        except TimeoutError:
+            raise _Reject(
+                408,
+                f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
+                close=True,
+            ) from None
+        if len(chunks) == 1:
+            return chunks[0]
+        return b"".join(chunks)  # the one copy of the body
+
+
+class DataServeApp(Starlette):
+    """A Starlette application serving one data handler on every path."""
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        codecs: CodecRegistry = default_registry,
+        debug: bool = False,
+    ) -> None:
+        self.limits = limits
+        self.endpoint = DataEndpoint(handler, limits=limits, codecs=codecs)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            # uvicorn has let in-flight requests finish before lifespan ends.
+            self.endpoint.dispatcher.close(wait=limits.shutdown_timeout)
+
+        super().__init__(
+            debug=debug,
+            routes=[Route("/{resource:path}", self.endpoint, methods=None)],
+            lifespan=lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The fast path: data requests go straight to the endpoint unless the
+        # user added middleware, which then must see every request.
+        if scope["type"] == "http" and not self.user_middleware:
+            await self.endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    handler: Any,
+    *,
+    limits: Limits | None = None,
+    codecs: CodecRegistry | None = None,
+    handler_threads: int | None = None,
+) -> DataServeApp:
+    """The ASGI app for ``handler``: an ``HTTPDataHandler`` subclass or
+    instance, a ``Router``, or a ``fn(resource, payload)``.
+
+    Serve it with ``uvicorn module:app`` or gunicorn's uvicorn worker.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if handler_threads is not None:
+        limits = limits.replace(handler_threads=handler_threads)
+    return DataServeApp(handler, limits=limits, codecs=codecs or default_registry)
+
+
+def from_env() -> DataServeApp:
+    """App factory for ``uvicorn --factory dataserve.app:from_env``.
+
+    Reads the handler from ``DATASERVE_HANDLER`` (``MODULE:ATTR``) and the
+    limits from ``DATASERVE_LIMITS`` (JSON written by ``dataserve serve``).
+    """
+    from .loader import load_handler, load_limits
+
+    spec = os.environ.get("DATASERVE_HANDLER", "dataserve.example:ExampleHandler")
+    return create_app(load_handler(spec), limits=load_limits(os.environ.get("DATASERVE_LIMITS")))

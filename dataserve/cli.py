@@ -1,0 +1,139 @@
+"""The ``dataserve`` command: ``serve`` a handler, ``send`` a payload.
+
+Library code raises; only this module turns errors into one line on stderr
+and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .core.limits import add_arguments, limits_from_args
+
+__all__ = ["main"]
+
+EXAMPLE = "dataserve.example:ExampleHandler"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dataserve", description="Serve a Python data handler over HTTP."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve a handler over HTTP")
+    serve.add_argument(
+        "handler",
+        nargs="?",
+        default=EXAMPLE,
+        help=f"MODULE:ATTR of an HTTPDataHandler subclass, instance or Router "
+        f"(default: the seed example, {EXAMPLE})",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default 5001; 0 picks one)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level (default info)",
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log one line per request (default off)"
+    )
+    add_arguments(serve)
+
+    send = sub.add_parser("send", help="send a payload and print the decoded answer")
+    send.add_argument("url", help="server URL, e.g. http://127.0.0.1:5001")
+    send.add_argument("resource", help="resource path, e.g. /xdata")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument("--json", help="send this JSON value")
+    body.add_argument("--text", help="send this string as text/plain")
+    body.add_argument("--file", type=Path, help="send this file's bytes")
+    send.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .loader import HandlerLoadError, load_handler
+    from .server import run_http_server
+
+    try:
+        limits = limits_from_args(args)
+        handler = load_handler(args.handler)
+    except (HandlerLoadError, ValueError, TypeError) as exc:
+        print(f"dataserve: error: {exc}", file=sys.stderr)
+        return 2
+
+    def banner(url: str) -> None:
+        print(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", flush=True)
+        if args.handler == EXAMPLE:
+            print(
+                f"Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' {url}/xdata",
+                flush=True,
+            )
+
+    try:
+        run_http_server(
+            args.port,
+            args.handler if args.workers > 1 else handler,
+            host=args.host,
+            limits=limits,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            banner=banner,
+        )
+    except HandlerLoadError as exc:
+        print(f"dataserve: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"dataserve: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from .client import HTTPDataClient
+    from .core.errors import DataServeError
+
+    payload: Any = None
+    if args.json is not None:
+        try:
+            payload = json.loads(args.json)
+        except ValueError as exc:
+            print(f"dataserve: error: --json is not valid JSON: {exc}", file=sys.stderr)
+            return 2
+    elif args.text is not None:
+        payload = args.text
+    elif args.file is not None:
+        payload = args.file.read_bytes()
+    url = args.url.rstrip("/")
+    try:
+        with HTTPDataClient(port="", address=url, timeout=args.timeout) as client:
+            result = client.send(args.resource, payload)
+    except DataServeError as exc:
+        print(f"dataserve: error: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(result, (bytes, bytearray)):
+        sys.stdout.buffer.write(result)
+        sys.stdout.flush()
+    elif isinstance(result, str):
+        print(result)
+    else:
+        print(json.dumps(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _send(args)

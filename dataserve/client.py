@@ -1,0 +1,168 @@
+"""HTTP clients on httpx: ``HTTPDataClient`` (blocking) and ``AsyncHTTPDataClient``.
+
+Both keep one connection pool across calls and share everything but the I/O:
+``_Exchange`` builds the request and decodes the reply, and
+``_translate`` turns httpx's exceptions into the core's exception tree, so the
+sync and async clients differ only in ``await``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from .core.codec import CodecRegistry, default_registry
+from .core.errors import (
+    ConnectError,
+    ConnectionClosed,
+    DataServeError,
+    DecodeError,
+    TimeoutError,
+    TransportError,
+    error_for_status,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPDataClient", "HTTPDataClient"]
+
+#: Connect quickly or fail; give large payloads and slow handlers time.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)
+
+
+class _Exchange:
+    """The I/O-free half of a call: request building and reply decoding."""
+
+    def __init__(self, base_url: str, codecs: CodecRegistry) -> None:
+        self.base_url = base_url
+        self.codecs = codecs
+
+    def url(self, resource: str) -> str:
+        if not resource.startswith("/"):
+            resource = "/" + resource
+        return self.base_url + resource
+
+    def request(self, resource: str, payload: Any) -> tuple[str, dict[str, str], bytes]:
+        media_type, body = self.codecs.encode(payload)
+        headers = {"content-type": media_type} if media_type else {}
+        return self.url(resource), headers, body
+
+    def reply(self, response: httpx.Response) -> Any:
+        status = response.status_code
+        if not 200 <= status < 300:
+            message = response.text.strip() or response.reason_phrase
+            raise error_for_status(status, message)
+        content_type = response.headers.get("content-type")
+        try:
+            return self.codecs.decode(content_type, response.content)
+        except DataServeError as exc:
+            raise DecodeError(
+                f"undecodable reply from {response.request.url}: {exc.message}"
+            ) from exc
+
+
+@contextlib.contextmanager
+def _translate(url: str) -> Iterator[None]:
+    """httpx's exceptions -> the core's, raised from the original."""
+    try:
+        yield
+    except httpx.ConnectError as exc:
+        raise ConnectError(f"cannot connect to {url}: {exc or 'connection refused'}") from exc
+    except httpx.TimeoutException as exc:
+        raise TimeoutError(f"no answer from {url} in time ({type(exc).__name__})") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise ConnectionClosed(f"the server at {url} broke the exchange: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise TransportError(f"request to {url} failed: {exc}") from exc
+
+
+def _base_url(port: int | str, address: str) -> str:
+    # Seed 001: the address ends in a colon and the port is appended.
+    return f"{address}{port}"
+
+
+class HTTPDataClient:
+    """Blocking client (seed 001's API): ``send(resource, payload=None)``.
+
+    ``address`` ends in a colon, as in the seed: ``'http://10.0.0.5:'``.
+    Raises ``dataserve.ResponseError`` subclasses for error statuses (e.g.
+    ``NotHandled`` for 404) and ``TransportError`` subclasses when there is no
+    answer. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        port: int | str,
+        address: str = "http://localhost:",
+        *,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
+        verify: Any = True,
+        codecs: CodecRegistry = default_registry,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._exchange = _Exchange(_base_url(port, address), codecs)
+        self._client = httpx.Client(timeout=timeout, verify=verify, headers=headers)
+
+    @property
+    def url(self) -> str:
+        return self._exchange.base_url
+
+    def send(self, resource: str, payload: Any = None) -> Any:
+        """PUT ``payload`` to ``resource`` and return the decoded answer."""
+        url, headers, body = self._exchange.request(resource, payload)
+        with _translate(url):
+            response = self._client.put(url, content=body, headers=headers)
+        return self._exchange.reply(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HTTPDataClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncHTTPDataClient:
+    """The asyncio twin of ``HTTPDataClient``: ``await client.send(...)``."""
+
+    def __init__(
+        self,
+        port: int | str,
+        address: str = "http://localhost:",
+        *,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
+        verify: Any = True,
+        codecs: CodecRegistry = default_registry,
+        headers: dict[str, str] | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._exchange = _Exchange(_base_url(port, address), codecs)
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            verify=verify,
+            headers=headers,
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    @property
+    def url(self) -> str:
+        return self._exchange.base_url
+
+    async def send(self, resource: str, payload: Any = None) -> Any:
+        """PUT ``payload`` to ``resource`` and return the decoded answer."""
+        url, headers, body = self._exchange.request(resource, payload)
+        with _translate(url):
+            response = await self._client.put(url, content=body, headers=headers)
+        return self._exchange.reply(response)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncHTTPDataClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

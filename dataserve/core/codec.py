@@ -1,0 +1,306 @@
+"""Type detection: Python values to (media type, bytes) and back.
+
+One registry serves every transport. HTTP carries the media type in
+``Content-Type``; the native TCP framing carries the codec's one-byte ``tag``.
+
+Built in, in detection order:
+
+============================  ============================  ===
+value                         media type                    tag
+============================  ============================  ===
+``None``                      (no body)                     0
+``str``                       ``text/plain``                1
+``bytes``/``bytearray``/mv    ``application/octet-stream``  2
+anything JSON-able            ``application/json``          3
+``numpy.ndarray``             ``application/x-npy``         4
+(decode only) msgpack         ``application/msgpack``       5
+============================  ============================  ===
+
+Responses carry the bare media type (``text/plain``, never with
+``; charset=...``) because dataserve 0.1 clients compare it exactly; request
+media types may carry parameters. pickle is never decoded: a ``.npy`` body is
+loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import DecodeError, EncodeError, UnsupportedMediaType
+
+__all__ = [
+    "BYTES",
+    "JSON",
+    "MSGPACK",
+    "NONE_TAG",
+    "NPY",
+    "TEXT",
+    "Codec",
+    "CodecRegistry",
+    "default_registry",
+    "parse_media_type",
+]
+
+TEXT = "text/plain"
+JSON = "application/json"
+BYTES = "application/octet-stream"
+NPY = "application/x-npy"
+MSGPACK = "application/msgpack"
+#: The native framing's tag for "no body" (``None``).
+NONE_TAG = 0
+
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """One media type: how to encode values to it and decode bodies from it.
+
+    ``matches`` says whether this codec encodes a value; codecs that only
+    decode (msgpack, by default) leave it ``None``. ``tag`` is the byte the
+    native TCP framing uses for this media type (1..255, unique).
+    """
+
+    media_type: str
+    tag: int
+    encode: Callable[[Any], bytes]
+    decode: Callable[[bytes, dict[str, str]], Any]
+    matches: Callable[[Any], bool] | None = None
+    aliases: tuple[str, ...] = field(default=())
+
+
+def parse_media_type(value: str | bytes) -> tuple[str, dict[str, str]]:
+    """``'Text/Plain; charset=UTF-8'`` -> ``('text/plain', {'charset': 'UTF-8'})``."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    base, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    if rest:
+        for part in rest.split(";"):
+            key, eq, val = part.partition("=")
+            if eq:
+                params[key.strip().lower()] = val.strip().strip('"')
+    return base.strip().lower(), params
+
+
+# --- built-in codecs ---------------------------------------------------------
+
+
+def _encode_text(value: Any) -> bytes:
+    return value.encode("utf-8")  # type: ignore[no-any-return]
+
+
+def _decode_text(body: bytes, params: dict[str, str]) -> str:
+    charset = params.get("charset", "utf-8")
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise UnsupportedMediaType(f"text/plain charset {charset!r} is not known") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            f"text/plain body is not valid {charset}: {exc.reason} at byte {exc.start}"
+        ) from None
+
+
+def _encode_bytes(value: Any) -> bytes:
+    return bytes(value) if not isinstance(value, bytes) else value
+
+
+def _decode_bytes(body: bytes, params: dict[str, str]) -> bytes:
+    return body
+
+
+def _encode_json(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=_JSON_OPTS)
+    except TypeError as exc:
+        # orjson refuses integers beyond 64 bits and a few exotic types that the
+        # standard library handles; fall back to it before giving up.
+        try:
+            return json.dumps(value).encode("utf-8")
+        except (TypeError, ValueError):
+            raise EncodeError(
+                f"a value of type {type(value).__name__} cannot be encoded: {exc}"
+            ) from None
+
+
+def _decode_json(body: bytes, params: dict[str, str]) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"malformed JSON: {exc}") from None
+
+
+def _is_ndarray(value: Any) -> bool:
+    cls = type(value)
+    return cls.__name__ == "ndarray" and cls.__module__ == "numpy"
+
+
+def _encode_npy(value: Any) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    try:
+        np.save(buf, value, allow_pickle=False)
+    except ValueError as exc:
+        raise EncodeError(f"numpy array cannot be sent without pickle: {exc}") from None
+    return buf.getvalue()
+
+
+def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
+    try:
+        import numpy as np
+    except ImportError:
+        raise UnsupportedMediaType(
+            "application/x-npy needs numpy, which is not installed on this side"
+        ) from None
+    try:
+        return np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DecodeError(f"not a valid .npy body (pickle is never loaded): {exc}") from None
+
+
+def _encode_msgpack(value: Any) -> bytes:
+    import msgpack
+
+    try:
+        return msgpack.packb(value)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode as msgpack: {exc}") from None
+
+
+def _decode_msgpack(body: bytes, params: dict[str, str]) -> Any:
+    import msgpack
+
+    try:
+        # Limits derive from len(body) in unpackb; strict_map_key and raw=False
+        # are the library's safe defaults; unknown ext types stay opaque.
+        return msgpack.unpackb(body)
+    except Exception as exc:  # msgpack documents raising beyond UnpackException
+        raise DecodeError(f"malformed msgpack: {exc}") from None
+
+
+BUILTIN_CODECS: tuple[Codec, ...] = (
+    Codec(TEXT, 1, _encode_text, _decode_text, lambda v: isinstance(v, str)),
+    Codec(
+        BYTES,
+        2,
+        _encode_bytes,
+        _decode_bytes,
+        lambda v: isinstance(v, (bytes, bytearray, memoryview)),
+    ),
+    Codec(NPY, 4, _encode_npy, _decode_npy, _is_ndarray),
+    # JSON is the catch-all for encoding, so it must stay last among encoders.
+    Codec(JSON, 3, _encode_json, _decode_json, lambda v: True),
+    Codec(MSGPACK, 5, _encode_msgpack, _decode_msgpack, None, ("application/x-msgpack",)),
+)
+
+
+class CodecRegistry:
+    """Chooses a codec for a value (encoding) or a media type (decoding).
+
+    ``register`` adds a codec ahead of the built-in JSON catch-all, so a
+    user's codec wins for the values it ``matches``.
+    """
+
+    def __init__(self, codecs: tuple[Codec, ...] = BUILTIN_CODECS) -> None:
+        self._encoders: list[Codec] = []
+        self._by_media: dict[str, Codec] = {}
+        self._by_tag: dict[int, Codec] = {}
+        # Exact-type fast path for the common values; filled lazily.
+        self._by_type: dict[type, Codec] = {}
+        for codec in codecs:
+            self.register(codec)
+
+    def register(self, codec: Codec) -> None:
+        """Add a codec. Its media type, aliases and tag must be new."""
+        if not 1 <= codec.tag <= 255:
+            raise ValueError(f"codec tag must be 1..255, not {codec.tag}")
+        names = (codec.media_type, *codec.aliases)
+        for name in names:
+            if name in self._by_media:
+                raise ValueError(f"media type {name!r} is already registered")
+        if codec.tag in self._by_tag:
+            raise ValueError(f"codec tag {codec.tag} is already registered")
+        for name in names:
+            self._by_media[name] = codec
+        self._by_tag[codec.tag] = codec
+        if codec.matches is not None:
+            # keep the JSON catch-all last
+            if self._encoders and self._encoders[-1].media_type == JSON:
+                self._encoders.insert(len(self._encoders) - 1, codec)
+            else:
+                self._encoders.append(codec)
+        self._by_type.clear()
+
+    @property
+    def media_types(self) -> list[str]:
+        return sorted(self._by_media)
+
+    def for_value(self, value: Any) -> Codec:
+        cls = type(value)
+        codec = self._by_type.get(cls)
+        if codec is not None:
+            return codec
+        for codec in self._encoders:
+            if codec.matches is not None and codec.matches(value):
+                if cls in (str, bytes, bytearray, int, float, bool, list, dict):
+                    self._by_type[cls] = codec
+                return codec
+        raise EncodeError(f"no codec encodes a value of type {cls.__name__}")
+
+    def for_media_type(self, media_type: str) -> Codec:
+        codec = self._by_media.get(media_type)
+        if codec is None:
+            raise UnsupportedMediaType(
+                f"unsupported media type {media_type!r}; "
+                f"this server decodes {', '.join(self.media_types)}"
+            )
+        return codec
+
+    def for_tag(self, tag: int) -> Codec:
+        codec = self._by_tag.get(tag)
+        if codec is None:
+            raise UnsupportedMediaType(f"unknown codec tag {tag}")
+        return codec
+
+    def encode(self, value: Any) -> tuple[str | None, bytes]:
+        """``value`` -> ``(media type, body)``; ``None`` -> ``(None, b'')``."""
+        if value is None:
+            return None, b""
+        codec = self.for_value(value)
+        return codec.media_type, codec.encode(value)
+
+    def decode(self, content_type: str | bytes | None, body: bytes) -> Any:
+        """Decode a body by its ``Content-Type`` (parameters allowed).
+
+        No content type and no body is ``None``; no content type with a body is
+        treated as ``application/octet-stream`` (RFC 9110, section 8.3).
+        """
+        if content_type is None or not content_type:
+            return body or None
+        media_type, params = parse_media_type(content_type)
+        return self.for_media_type(media_type).decode(body, params)
+
+    def decode_tag(self, tag: int, body: bytes) -> Any:
+        """Decode a native-framing body by its codec tag (0 is ``None``)."""
+        if tag == NONE_TAG:
+            return None
+        return self.for_tag(tag).decode(body, {})
+
+    def encode_tag(self, value: Any) -> tuple[int, bytes]:
+        """``value`` -> ``(tag, body)`` for the native framing."""
+        if value is None:
+            return NONE_TAG, b""
+        codec = self.for_value(value)
+        return codec.tag, codec.encode(value)
+
+
+#: The registry every server and client uses unless given another.
+default_registry = CodecRegistry()

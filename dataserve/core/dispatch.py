@@ -1,0 +1,191 @@
+"""Calling handlers from an event loop, the same way for every transport.
+
+* ``async def`` handlers run on the event loop: no thread hop.
+* ``def`` handlers run off the loop on a ``HandlerPool`` so a blocking handler
+  never stalls other connections or the accept loop. By default the pool has
+  one thread: calls are serialised like the original single-threaded servers,
+  so a handler that keeps state in globals needs no locks. ``threads=N`` lets N
+  run at once.
+* ``@inline`` marks a ``def`` handler that never blocks; it runs on the loop,
+  the fastest path.
+
+The hop to the pool is on the hot path, so it is amortised both ways: a
+worker that wakes up takes every queued call (its share, with several
+threads) and runs them back to back, and hands the results to the loop in one
+``call_soon_threadsafe`` per batch instead of one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+__all__ = ["Dispatcher", "HandlerPool", "inline", "is_inline"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INLINE_ATTR = "__dataserve_inline__"
+# A batch's results are handed back at the latest this long after the first
+# of them was ready, so one slow call cannot hold back the fast ones before it.
+_FLUSH_AFTER = 0.0005
+
+
+def inline(fn: F) -> F:
+    """Mark a ``def`` handler that never blocks: it runs on the event loop."""
+    setattr(fn, _INLINE_ATTR, True)
+    return fn
+
+
+def is_inline(fn: Callable[..., Any]) -> bool:
+    return bool(getattr(fn, _INLINE_ATTR, False))
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+_Job = tuple[
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[Any]",
+    Callable[..., Any],
+    tuple[Any, ...],
+    dict[str, Any],
+]
+_Result = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _deliver(results: list[_Result]) -> None:
+    for fut, value, exc in results:
+        if fut.done():  # cancelled while the handler ran: nobody waits
+            continue
+        if exc is None:
+            fut.set_result(value)
+        else:
+            fut.set_exception(exc)
+
+
+class HandlerPool:
+    """Runs ``def`` handlers on up to ``threads`` threads, in batches.
+
+    Threads start on demand and are daemons, so a handler that hangs forever
+    cannot keep the process alive after the server has stopped.
+    """
+
+    def __init__(self, threads: int = 1, name: str = "dataserve-handler") -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        self.threads = threads
+        self._name = name
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._cv = threading.Condition(threading.Lock())
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the handler pool is closed")
+            self._jobs.append((loop, fut, fn, args, kwargs))
+            if self._idle:
+                self._cv.notify()
+            elif len(self._workers) < self.threads:
+                t = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
+                )
+                self._workers.append(t)
+                t.start()
+        return fut
+
+    def _take(self) -> list[_Job] | None:
+        with self._cv:
+            while not self._jobs:
+                if self._closed:
+                    return None
+                self._idle += 1
+                self._cv.wait()
+                self._idle -= 1
+            # With several threads take a fair share, so others can run in parallel.
+            n = len(self._jobs)
+            share = n if self.threads == 1 else max(1, n // self.threads)
+            return [self._jobs.popleft() for _ in range(share)]
+
+    def _work(self) -> None:
+        pending: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            first_ready = 0.0
+            for loop, fut, fn, args, kwargs in batch:
+                if fut.cancelled():
+                    continue
+                try:
+                    item: _Result = (fut, fn(*args, **kwargs), None)
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    item = (fut, None, exc)
+                pending.setdefault(loop, []).append(item)
+                now = time.perf_counter()
+                if not first_ready:
+                    first_ready = now
+                elif now - first_ready > _FLUSH_AFTER:
+                    self._flush(pending)
+                    first_ready = 0.0
+            self._flush(pending)
+
+    @staticmethod
+    def _flush(pending: dict[asyncio.AbstractEventLoop, list[_Result]]) -> None:
+        for loop, results in pending.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                loop.call_soon_threadsafe(_deliver, results)
+        pending.clear()
+
+    def close(self, wait: float | None = None) -> None:
+        """Stop the threads once the queue is empty; wait up to ``wait`` seconds."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if wait:
+            deadline = time.monotonic() + wait
+            for t in self._workers:
+                t.join(max(0.0, deadline - time.monotonic()))
+
+
+class Dispatcher:
+    """Turns any handler callable into an awaitable call with the right policy."""
+
+    def __init__(self, threads: int = 1, name: str = "dataserve-handler") -> None:
+        self.pool = HandlerPool(threads, name)
+
+    def prepare(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """Return an ``async`` callable that runs ``fn`` by its policy.
+
+        Decided once per handler, not per call: ``async def`` is returned as it
+        is, ``@inline`` is wrapped to run on the loop, any other callable is
+        sent to the pool.
+        """
+        if _is_async(fn):
+            return fn
+        if is_inline(fn):
+
+            async def run_inline(*args: Any) -> Any:
+                return fn(*args)
+
+            return run_inline
+        return functools.partial(self.pool.submit, fn)
+
+    def close(self, wait: float | None = None) -> None:
+        self.pool.close(wait)

@@ -1,0 +1,115 @@
+"""Every limit and timeout, defined once.
+
+``Limits`` is the one config object shared by the HTTP server, the raw TCP
+engine and the CLI. Each field is a knob with a safe default; its metadata
+holds the help text, and ``add_arguments`` derives the command-line flags from
+the fields (``max_body_size`` -> ``--max-body-size``), so a knob is never
+spelled out twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "add_arguments", "limits_from_args", "parse_size"]
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+def _knob(default: Any, help: str, kind: str = "") -> Any:
+    return field(default=default, metadata={"help": help, "kind": kind})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits and timeouts (seconds). Defaults are safe for a loopback data server."""
+
+    # Bodies are decoded in memory, so the largest body bounds memory per request.
+    # 1 GiB fits the datasets this server is for and stays well under RAM.
+    max_body_size: int = _knob(1 * GiB, "largest request body accepted, in bytes (413)", "size")
+    # The native TCP framing and tinyproto check the announced length against
+    # this before buffering a payload.
+    max_frame_size: int = _knob(1 * GiB, "largest raw TCP frame accepted, in bytes", "size")
+    # h11's default and the de-facto standard (node, tomcat): 16 KiB of headers.
+    max_header_size: int = _knob(16 * KiB, "largest request line + headers, in bytes", "size")
+    # uvicorn's default keep-alive; an idle HTTP connection is closed after it.
+    keepalive_timeout: float = _knob(5.0, "idle HTTP keep-alive timeout")
+    # A request body that stops arriving for this long gets 408.
+    body_timeout: float = _knob(30.0, "longest wait for more of a request body (408)")
+    # Raw TCP: the handshake must complete within this.
+    handshake_timeout: float = _knob(10.0, "raw TCP handshake deadline")
+    # Raw TCP: a frame whose header arrived must be complete within this.
+    frame_timeout: float = _knob(30.0, "raw TCP deadline for the rest of a frame")
+    # Raw TCP: a connection with nothing in flight is closed after this.
+    idle_timeout: float = _knob(60.0, "raw TCP idle connection timeout")
+    # Above this many open connections, HTTP answers 503 and raw TCP refuses.
+    max_connections: int = _knob(10_000, "most connections open at once")
+    # def handlers run on this many threads; 1 serialises them like the original
+    # single-threaded servers, so handler state needs no locks.
+    handler_threads: int = _knob(1, "threads running def handlers at once")
+    # Graceful shutdown waits this long for in-flight requests.
+    shutdown_timeout: float = _knob(30.0, "seconds in-flight requests get at shutdown")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{f.name} must be a number, not {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"{f.name} must be positive, not {value}")
+
+    def replace(self, **changes: Any) -> Limits:
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULT_LIMITS = Limits()
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": 1024 * GiB}
+
+
+def parse_size(text: str) -> int:
+    """``'100M'`` / ``'1GiB'`` / ``'4096'`` -> bytes (binary units)."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (examples: 4096, 64K, 100M, 1G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per ``Limits`` field, defaulting to ``None`` (= unchanged)."""
+    group = parser.add_argument_group("limits and timeouts")
+    for f in fields(Limits):
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.metadata.get("kind", "")
+        default = f.default
+        if kind == "size":
+            conv: Any = parse_size
+            shown = f"{default} bytes"
+        else:
+            conv = type(default)
+            shown = str(default)
+        group.add_argument(
+            flag,
+            dest=f.name,
+            type=conv,
+            default=None,
+            metavar="N",
+            help=f"{f.metadata['help']} (default {shown})",
+        )
+
+
+def limits_from_args(args: argparse.Namespace, base: Limits = DEFAULT_LIMITS) -> Limits:
+    """A ``Limits`` from parsed flags; flags not given keep ``base``'s values."""
+    changes = {
+        f.name: getattr(args, f.name)
+        for f in fields(Limits)
+        if getattr(args, f.name, None) is not None
+    }
+    return base.replace(**changes)

@@ -1,0 +1,73 @@
+"""Loading a handler from ``MODULE:ATTR``, with errors that say what is wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from typing import Any
+
+from .core.limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["HandlerLoadError", "dump_limits", "handler_spec", "load_handler", "load_limits"]
+
+
+class HandlerLoadError(Exception):
+    """The handler named by ``MODULE:ATTR`` cannot be loaded; one clear line."""
+
+
+def load_handler(spec: str) -> Any:
+    """Import ``MODULE:ATTR`` and check it is something a server can serve."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise HandlerLoadError(f"handler must be given as MODULE:ATTR, not {spec!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # as `python -m` and uvicorn do: the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HandlerLoadError(f"cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:
+        raise HandlerLoadError(
+            f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise HandlerLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    from .core.routing import Router
+
+    if isinstance(obj, Router) or hasattr(obj, "handle_request") or callable(obj):
+        return obj
+    raise HandlerLoadError(
+        f"{spec} is a {type(obj).__name__}, not a handler "
+        "(an HTTPDataHandler subclass or instance, a Router or a callable)"
+    )
+
+
+def handler_spec(handler: Any) -> str:
+    """``MODULE:ATTR`` for a handler defined at a module's top level."""
+    if isinstance(handler, str):
+        return handler
+    target = handler if isinstance(handler, type) or callable(handler) else type(handler)
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        raise HandlerLoadError(
+            "several workers import the handler by name: give it as MODULE:ATTR "
+            "from an importable module (not __main__)"
+        )
+    return f"{module}:{qualname}"
+
+
+def dump_limits(limits: Limits) -> str:
+    return json.dumps(dataclasses.asdict(limits))
+
+
+def load_limits(text: str | None) -> Limits:
+    if not text:
+        return DEFAULT_LIMITS
+    return Limits(**json.loads(text))

@@ -1,0 +1,251 @@
+"""Running the app under uvicorn: in the foreground, with workers, or in the background.
+
+``run_http_server(port, handler)`` is seed 001's blocking call: it serves
+until Ctrl-C or SIGTERM and lets in-flight requests finish before it returns.
+``BackgroundServer`` runs a server on a shared background event-loop thread
+and returns once the port accepts connections: for embedding a server in a
+program that does other things (and for tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .core.limits import DEFAULT_LIMITS, Limits
+from .loader import dump_limits, handler_spec
+
+__all__ = ["BackgroundLoop", "BackgroundServer", "bind_socket", "run_http_server", "uvicorn_config"]
+
+logger = logging.getLogger("dataserve.server")
+
+
+def _http_impl() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return "h11"
+    return "httptools"
+
+
+def uvicorn_config(app: Any, limits: Limits, **kwargs: Any) -> uvicorn.Config:
+    """A ``uvicorn.Config`` whose limits come from ``Limits``, access log off."""
+    kwargs.setdefault("access_log", False)
+    kwargs.setdefault("log_level", "info")
+    kwargs.setdefault("http", _http_impl())
+    return uvicorn.Config(
+        app,
+        lifespan="on",
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=int(limits.keepalive_timeout) or 1,
+        timeout_graceful_shutdown=int(limits.shutdown_timeout) or 1,
+        h11_max_incomplete_event_size=limits.max_header_size,
+        server_header=False,
+        **kwargs,
+    )
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)``; port 0 picks a free one.
+
+    Binding here, before uvicorn starts, is what lets a caller read the real
+    port back and report "port in use" as one clear error.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted
+    # sockets only when it sees that, and without it every reply written in
+    # two parts waits 40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def run_http_server(
+    port: int,
+    data_handler: Any,
+    *,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    handler_threads: int | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+    banner: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
+
+    ``data_handler`` is an ``HTTPDataHandler`` subclass (as in seed 001), an
+    instance, a ``Router`` or a ``MODULE:ATTR`` string. The default host is
+    loopback; pass ``host="0.0.0.0"`` to serve other machines. In-flight
+    requests finish before this returns (up to ``limits.shutdown_timeout``).
+    """
+    limits = limits or DEFAULT_LIMITS
+    if handler_threads is not None:
+        limits = limits.replace(handler_threads=handler_threads)
+    sock = bind_socket(host, port, reuse_port=workers > 1)
+    url = _url(sock)
+    (banner or _default_banner)(url)
+    if workers > 1:
+        # uvicorn's supervisor forks workers that import the app by name.
+        os.environ["DATASERVE_HANDLER"] = handler_spec(data_handler)
+        os.environ["DATASERVE_LIMITS"] = dump_limits(limits)
+        config = uvicorn_config(
+            "dataserve.app:from_env",
+            limits,
+            factory=True,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+        )
+        from uvicorn.supervisors import Multiprocess
+
+        # uvicorn < 0.36 takes the worker's target; later ones build it.
+        extra: dict[str, Any] = {}
+        if "target" in inspect.signature(Multiprocess).parameters:
+            extra["target"] = uvicorn.Server(config).run
+        Multiprocess(config, sockets=[sock], **extra).run()
+        return
+    if isinstance(data_handler, str):
+        from .loader import load_handler
+
+        data_handler = load_handler(data_handler)
+    app = create_app(data_handler, limits=limits)
+    config = uvicorn_config(app, limits, log_level=log_level, access_log=access_log)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    sock.close()
+
+
+def _default_banner(url: str) -> None:
+    print(f"Serving data on {url}. Press Ctrl-C to stop.", flush=True)
+
+
+class BackgroundLoop:
+    """One daemon thread running an event loop, shared by background servers."""
+
+    _instance: BackgroundLoop | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run, name="dataserve-background-loop", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def shared(cls) -> BackgroundLoop:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run ``coro`` on the loop and wait for its result from another thread."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("BackgroundLoop.run called from the loop's own thread")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+class BackgroundServer:
+    """A uvicorn server running on the shared background loop.
+
+    ``start()`` returns once the port accepts connections; ``stop()`` lets
+    in-flight requests finish and returns once the port is released.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        log_level: str = "warning",
+        **config: Any,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.limits: Limits = limits or getattr(app, "limits", None) or DEFAULT_LIMITS
+        self._config = dict(log_level=log_level, **config)
+        self._loop = BackgroundLoop.shared()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        sock = bind_socket(self.host, self.requested_port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn_config(self.app, self.limits, **self._config)
+        server = uvicorn.Server(config)
+        self._server = server
+
+        async def launch() -> None:
+            self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                if self._task.done():
+                    self._task.result()  # raises what stopped it
+                    raise RuntimeError("the server stopped before it started")
+                await asyncio.sleep(0.005)  # uvicorn exposes no started event
+
+        try:
+            self._loop.run(launch(), timeout=30)
+        except BaseException:
+            sock.close()
+            raise
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        server, task = self._server, self._task
+        if server is None or task is None:
+            return
+
+        async def shutdown() -> None:
+            server.should_exit = True
+            await asyncio.shield(task)
+
+        self._loop.run(shutdown(), timeout=timeout)
+        self._server = self._task = None
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
