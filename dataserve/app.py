@@ -147,14 +147,29 @@ class DataEndpoint:
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type: bytes | None = None
         length: int | None = None
+        hosts = 0
+        chunked = False
         try:
             for name, value in scope["headers"]:
                 if name == b"content-type":
                     content_type = value
                 elif name == b"content-length":
                     length = int(value)  # uvicorn's parsers have validated it already
+                elif name == b"host":
+                    hosts += 1
+                    if b"@" in value or b"/" in value:
+                        hosts = 2  # userinfo or a path: as invalid as two hosts
+                elif name == b"transfer-encoding":
+                    chunked = True
         except ValueError:
             raise _Reject(400, "Content-Length is not a number", close=True) from None
+        if scope["http_version"] != "1.1":
+            if chunked:  # RFC 9112 6.1: the framing is faulty
+                raise _Reject(400, "Transfer-Encoding is not allowed in HTTP/1.0", close=True)
+        elif hosts != 1:  # RFC 9112 3.2: MUST answer 400
+            raise _Reject(
+                400, "an HTTP/1.1 request needs exactly one valid Host header", close=True
+            )
         if length is not None and length > self.limits.max_body_size:
             # Decided from the header alone: the body is never read, and the
             # connection closes so the unread bytes cannot be taken as a request.

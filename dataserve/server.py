@@ -30,12 +30,12 @@ __all__ = ["BackgroundLoop", "BackgroundServer", "bind_socket", "run_http_server
 logger = logging.getLogger("dataserve.server")
 
 
-def _http_impl() -> str:
+def _http_impl() -> Any:
     try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
-        return "h11"
-    return "httptools"
+        from ._protocol import DataServeHttpProtocol
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
+        return "h11"  # h11 bounds headers itself; it has no header deadline
+    return DataServeHttpProtocol
 
 
 def uvicorn_config(app: Any, limits: Limits, **kwargs: Any) -> uvicorn.Config:
@@ -43,16 +43,19 @@ def uvicorn_config(app: Any, limits: Limits, **kwargs: Any) -> uvicorn.Config:
     kwargs.setdefault("access_log", False)
     kwargs.setdefault("log_level", "info")
     kwargs.setdefault("http", _http_impl())
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         lifespan="on",
-        limit_concurrency=limits.max_connections,
+        # uvicorn answers 503 once this many are open, counting the new one
+        limit_concurrency=limits.max_connections + 1,
         timeout_keep_alive=int(limits.keepalive_timeout) or 1,
         timeout_graceful_shutdown=int(limits.shutdown_timeout) or 1,
         h11_max_incomplete_event_size=limits.max_header_size,
         server_header=False,
         **kwargs,
     )
+    config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
+    return config
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

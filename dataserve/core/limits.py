@@ -36,8 +36,18 @@ class Limits:
     # The native TCP framing and tinyproto check the announced length against
     # this before buffering a payload.
     max_frame_size: int = _knob(1 * GiB, "largest raw TCP frame accepted, in bytes", "size")
+    # msgpack-python's own limits derive from the buffer size (a 1 GiB frame
+    # could announce 500 million map pairs); 65536 items bounds allocation and
+    # hashing per container (BAD-INPUTS, msgpack section).
+    max_container_len: int = _knob(65_536, "most items in one msgpack array or map (tcpy)")
+    # Deep nesting costs stack and time for no legitimate message; msgspec and
+    # msgpack-java cap at 512, relay at 128, we at 64 (tcpy and pyts).
+    max_depth: int = _knob(64, "deepest nesting of arrays and maps in a tcpy or pyts message")
     # h11's default and the de-facto standard (node, tomcat): 16 KiB of headers.
     max_header_size: int = _knob(16 * KiB, "largest request line + headers, in bytes", "size")
+    # An absolute deadline for a request's line and headers, from its first
+    # byte, never reset per byte (slowloris). HAProxy uses 5 s, CIS advises 10 s.
+    header_timeout: float = _knob(10.0, "deadline for a request's headers, in seconds (408)")
     # uvicorn's default keep-alive; an idle HTTP connection is closed after it.
     keepalive_timeout: float = _knob(5.0, "idle HTTP keep-alive timeout")
     # A request body that stops arriving for this long gets 408.

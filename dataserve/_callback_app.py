@@ -1,0 +1,182 @@
+"""The ASGI app behind the callback API: one callback, every path, every method.
+
+==========================================  =======================================
+request                                     answer
+==========================================  =======================================
+callback returns a valid response dict      its status, headers and message
+callback returns an invalid one             500 naming the problem (logged)
+callback raises                             500 (logged with its traceback)
+``Content-Length`` above ``max_body_size``  413 at once, callback not called, closed
+body read past ``max_body_size``            413, connection closed
+body stalls past ``body_timeout``           408, connection closed
+client leaves mid-body                      nothing (nobody to answer)
+==========================================  =======================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from ._callback_messages import InvalidResponse, build_reply, parse_query, request_headers
+from ._callback_stream import DataStream
+from .app import send_error
+from .core.dispatch import Dispatcher
+from .core.limits import Limits
+
+__all__ = ["CallbackApp", "CallbackEndpoint"]
+
+logger = logging.getLogger("dataserve.callback")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class CallbackEndpoint:
+    """ASGI endpoint: build the request dict, call the callback, send its answer.
+
+    Each endpoint has its own ``Dispatcher``, so a slow ``def`` callback only
+    ever holds up its own server's requests, never another server's.
+    """
+
+    def __init__(self, cbfunc: Callable[..., Any], *, httpdid: int, limits: Limits) -> None:
+        self.cbfunc = cbfunc
+        self.httpdid = httpdid
+        self.limits = limits
+        self._open_dispatcher()
+
+    def _open_dispatcher(self) -> None:
+        self.dispatcher = Dispatcher(
+            self.limits.handler_threads, name=f"dataserve-callback-{self.httpdid}"
+        )
+        self._call = self.dispatcher.prepare(self.cbfunc)
+
+    async def aclose(self) -> None:
+        """Let the callback threads finish, then get ready to be served again."""
+        # In a thread: waiting for a hung callback must not stall the loop,
+        # which other servers share.
+        await asyncio.to_thread(self.dispatcher.close, self.limits.shutdown_timeout)
+        self._open_dispatcher()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        length = _content_length(scope)
+        limit = self.limits.max_body_size
+        if length is not None and length > limit:
+            # Decided from the header alone: the body is never read, and the
+            # connection closes so the unread bytes cannot be taken as a request.
+            await send_error(
+                send,
+                413,
+                f"request body of {length} bytes is over the limit of {limit} bytes",
+                close=True,
+            )
+            return
+        stream = DataStream(
+            receive,
+            asyncio.get_running_loop(),
+            max_size=limit,
+            timeout=self.limits.body_timeout,
+        )
+        request = self._request(scope, stream)
+        where = f"{request['verb']} {request['path']}"
+        response: Any = None
+        try:
+            response = await self._call(request)
+        except Exception as exc:
+            if stream.error is None:
+                logger.exception("callback %d raised for %s", self.httpdid, where)
+                await send_error(
+                    send,
+                    500,
+                    f"the callback raised {type(exc).__name__} for {where} (see the server log)",
+                )
+                return
+        finally:
+            stream.close()
+        if stream.error is not None:
+            # The body could not be read to its end: that answer wins over
+            # whatever the callback made of it.
+            logger.info("callback %d, %s: %s", self.httpdid, where, stream.error.message)
+            if not stream.disconnected:
+                await send_error(send, stream.error.status, stream.error.message, close=True)
+            return
+        try:
+            reply = build_reply(response, head=request["verb"] == "HEAD")
+        except InvalidResponse as exc:
+            logger.error(
+                "callback %d answered %s with an invalid response: %s", self.httpdid, where, exc
+            )
+            await send_error(send, 500, f"invalid response from the callback: {exc}")
+            return
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    def _request(self, scope: Scope, stream: DataStream) -> dict[str, Any]:
+        query = scope.get("query_string", b"").decode("latin-1")
+        client = scope.get("client") or ("", 0)
+        return {
+            "verb": scope["method"],
+            "path": scope["path"],
+            "querystr": query,
+            "querydict": parse_query(query),
+            "version": scope.get("http_version", "1.1"),
+            "datastream": stream,
+            "headers": request_headers(scope["headers"]),
+            "httpdid": self.httpdid,
+            "remoteipstr": client[0],
+            "remoteportnum": client[1],
+        }
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # uvicorn's parsers refuse these before the app is called
+    return None
+
+
+class CallbackApp(Starlette):
+    """A Starlette application serving one callback on every path and method.
+
+    ``httpdid`` is the id the callback sees in every request dict. Add
+    Starlette middleware as usual; without any, requests go straight to the
+    endpoint.
+    """
+
+    def __init__(
+        self, cbfunc: Callable[..., Any], *, httpdid: int, limits: Limits, debug: bool = False
+    ) -> None:
+        self.limits = limits
+        self.httpdid = httpdid
+        self.endpoint = CallbackEndpoint(cbfunc, httpdid=httpdid, limits=limits)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
+            # uvicorn has let in-flight requests finish before lifespan ends.
+            await self.endpoint.aclose()
+
+        super().__init__(
+            debug=debug,
+            routes=[Route("/{path:path}", self.endpoint, methods=None)],
+            lifespan=lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.user_middleware:
+            await self.endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

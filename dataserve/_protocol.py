@@ -1,0 +1,128 @@
+"""uvicorn's httptools protocol with the two limits it lacks.
+
+uvicorn bounds request headers only in its h11 implementation; with
+httptools a client can send headers without end. Its keep-alive timer also
+restarts on every byte, so a client trickling header bytes holds a
+connection forever (slowloris). This subclass adds, per request:
+
+* a size cap on the request line and headers (``max_header_size``): 431;
+* an absolute deadline for them (``header_timeout``), counted from the
+  request's first byte (or from connect), not reset per byte: 408.
+
+Both are answered with ``connection: close``; nothing reaches the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["DataServeHttpProtocol"]
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+class DataServeHttpProtocol(HttpToolsProtocol):
+    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._max_header_size: int = config.h11_max_incomplete_event_size or 16 * 1024
+        self._header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
+        self._in_headers = True
+        self._header_bytes = 0  # raw bytes received while headers are incomplete
+        self._parsed_bytes = 0  # request line and headers parsed so far
+        self._oversize = False
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            if self._deadline is None:
+                self._start_deadline()
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._in_headers
+            and self._header_bytes > self._max_header_size
+            and not self.transport.is_closing()
+        ):
+            self._refuse_oversize()
+
+    def _count(self, n: int) -> None:
+        self._parsed_bytes += n
+        if self._parsed_bytes > self._max_header_size:
+            # Raising from a parser callback makes httptools fail the feed;
+            # uvicorn then calls send_400_response, which answers 431 instead.
+            self._oversize = True
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if self._oversize:
+            self._refuse_oversize()
+        else:
+            super().send_400_response(msg)
+
+    def _refuse_oversize(self) -> None:
+        self._refuse(431, f"request headers are over the limit of {self._max_header_size} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._header_bytes = 0
+        self._parsed_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def _start_deadline(self) -> None:
+        self._deadline = self.loop.call_later(self._header_timeout, self._on_deadline)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        if not self._in_headers or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A response is still being produced for an earlier request on
+            # this connection; judge the pipelined one once that is done.
+            self._start_deadline()
+            return
+        if self._header_bytes == 0 and self.cycle is None:
+            self.transport.close()  # connected, never sent a byte
+            return
+        self._refuse(408, f"request headers not received within {self._header_timeout:g} s")
+
+    def _refuse(self, status: int, message: str) -> None:
+        body = message.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
+        )
+        self.transport.close()
+        self._cancel_deadline()

@@ -1,0 +1,434 @@
+"""pyts' wire protocol, sans-IO: bytes in, events out, ``send(event) -> bytes``.
+
+The wire (pyts, "Python Transfer System", byte for byte): one connection
+carries one exchange. The client sends one UTF-8 JSON document and the server
+answers with one; there is no length prefix and no delimiter::
+
+    {"headers": {"VERSION": "PYTS/1.0.0", "type": "REQUEST",
+                 "REQUEST-URL": "pytf://HOST:PORT/ENDPOINT",
+                 "HOST": "HOST", "PORT": PORT, "ENDPOINT": "/ENDPOINT", ...},
+     "body": ...}
+
+    {"headers": {"VERSION": "PYTS/1.0.0", "type": "RESPONSE",
+                 "STATUS-TEXT": "OK", "STATUS-CODE": 200, "STATUS": "200 OK", ...},
+     "body": ...}
+
+Documents are written as Python's ``json.dumps`` writes them (``", "`` and
+``": "`` separators, ASCII escapes, headers in the order they were set), which
+is what the original sends, so its peers see the same bytes.
+
+A document is complete when its top-level object closes. The original reads a
+single ``recv(1024)``; here a small scanner follows strings and brackets as
+bytes arrive, so a document of any size (up to ``Limits.max_body_size``, 413)
+is recognised the moment its last byte arrives, and is parsed once.
+``Limits.max_depth`` bounds nesting before anything is parsed. Bytes after the
+document are ignored: the exchange is over (the original ignores them too).
+
+Decoding uses the standard library's ``json``, not the shared codec's orjson,
+because pyts peers are Python programs using ``json``: integers beyond 64 bits
+stay integers, and Python's 4300-digit limit on integer parsing applies. The
+non-standard ``NaN``/``Infinity`` constants are refused.
+
+Events (frozen, slotted dataclasses)::
+
+    Request(headers, body)    what a client sends and a server receives
+    Response(headers, body)   what a server sends and a client receives
+
+``RemoteProtocolError.status`` is the hint for the answer: 400 (not JSON, not a
+pyts document, required headers missing) or 413 (too large). A server answers
+it with ``error_response(status, message)``. A server sends exactly one
+``Response``; a second ``send`` raises ``LocalProtocolError``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "NEED_DATA",
+    "REQUIRED_REQUEST_HEADERS",
+    "STATUS_TEXTS",
+    "VERSION",
+    "Connection",
+    "DocumentScanner",
+    "Event",
+    "Request",
+    "Response",
+    "Role",
+    "error_response",
+    "not_found",
+    "request_headers",
+    "response_headers",
+]
+
+VERSION = "PYTS/1.0.0"
+#: The headers a request needs: the original server reads all three.
+REQUIRED_REQUEST_HEADERS = ("HOST", "PORT", "ENDPOINT")
+#: Status texts for the answers this side makes up itself.
+STATUS_TEXTS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A pyts request document: ``headers`` (a dict) and a JSON-able ``body``."""
+
+    headers: dict[str, Any]
+    body: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, dict):
+            raise LocalProtocolError(f"headers are a dict, not {type(self.headers).__name__}")
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.headers.get("ENDPOINT", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A pyts response document: ``headers`` (a dict) and a JSON-able ``body``."""
+
+    headers: dict[str, Any]
+    body: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.headers, dict):
+            raise LocalProtocolError(f"headers are a dict, not {type(self.headers).__name__}")
+
+    @property
+    def status_code(self) -> int:
+        code = self.headers.get("STATUS-CODE", 0)
+        return code if isinstance(code, int) else 0
+
+    @property
+    def status_text(self) -> str:
+        return str(self.headers.get("STATUS-TEXT", ""))
+
+
+Event = Request | Response
+
+
+# --- headers, as the original sets them -----------------------------------------
+
+
+def request_headers(host: str, port: int, endpoint: str) -> dict[str, Any]:
+    """A request's headers in the original's order (``REQUEST-URL`` is ``pytf://``)."""
+    return {
+        "VERSION": VERSION,
+        "type": "REQUEST",
+        "REQUEST-URL": f"pytf://{host}:{port}{endpoint}",
+        "HOST": host,
+        "PORT": port,
+        "ENDPOINT": endpoint,
+    }
+
+
+def response_headers(status: int | None = None, text: str | None = None) -> dict[str, Any]:
+    """A response's headers; with a status, as ``Response.setStatus`` adds them."""
+    headers: dict[str, Any] = {"VERSION": VERSION, "type": "RESPONSE"}
+    if status is not None:
+        set_status(headers, status, STATUS_TEXTS.get(status, "") if text is None else text)
+    return headers
+
+
+def set_status(headers: dict[str, Any], status: Any, text: Any) -> None:
+    """Set the three status headers in the original's order."""
+    headers["STATUS-TEXT"] = text
+    headers["STATUS-CODE"] = status
+    headers["STATUS"] = f"{status} {text}"
+
+
+def error_response(status: int, message: str) -> Response:
+    """The document this side answers an error with: the status and a message body."""
+    return Response(response_headers(status), message)
+
+
+def not_found(endpoint: str) -> Response:
+    """The original's answer for an endpoint without a handler."""
+    return Response(
+        response_headers(404, "Not Found"),
+        f"{endpoint} was not found on this server. (404 Not Found)",
+    )
+
+
+# --- finding the end of a document ------------------------------------------------
+
+_WHITESPACE = b" \t\r\n"
+_STRUCTURE = re.compile(rb'[{}\[\]"]')
+_IN_STRING = re.compile(rb'["\\]')
+_OPEN = frozenset(b"{[")
+
+
+class DocumentScanner:
+    """Finds where a JSON object ends, as its bytes arrive, in linear time.
+
+    It follows strings (and their escapes) and brackets only; it does not
+    validate: the complete document is parsed once afterwards. Nesting deeper
+    than ``max_depth`` is refused as soon as it is seen.
+    """
+
+    __slots__ = ("_depth", "_escape", "_in_string", "_max_depth", "_pos", "_started", "end")
+
+    def __init__(self, max_depth: int) -> None:
+        self._max_depth = max_depth
+        self._pos = 0
+        self._depth = 0
+        self._in_string = False
+        self._escape = False
+        self._started = False
+        #: Index just past the document's closing brace, once found.
+        self.end: int | None = None
+
+    @property
+    def started(self) -> bool:
+        """The document's opening brace has been seen."""
+        return self._started
+
+    def feed(self, buf: bytes | bytearray) -> int | None:
+        """Scan what was added to ``buf`` since the last call; the end index or ``None``."""
+        if self.end is not None:
+            return self.end
+        pos, n = self._pos, len(buf)
+        if not self._started:
+            while pos < n and buf[pos] in _WHITESPACE:
+                pos += 1
+            if pos == n:
+                self._pos = pos
+                return None
+            if buf[pos] != 0x7B:  # "{"
+                raise RemoteProtocolError(
+                    "not a pyts document: a document is a JSON object "
+                    f"and starts with '{{', not {bytes(buf[pos : pos + 1])!r}",
+                    400,
+                )
+            self._started = True
+        depth, in_string = self._depth, self._in_string
+        if self._escape:
+            if pos >= n:
+                return None
+            pos += 1
+            self._escape = False
+        while pos < n:
+            if in_string:
+                m = _IN_STRING.search(buf, pos)
+                if m is None:
+                    pos = n
+                    break
+                pos = m.end()
+                if buf[m.start()] == 0x5C:  # backslash: skip the escaped byte
+                    if pos >= n:
+                        self._escape = True
+                        break
+                    pos += 1
+                else:
+                    in_string = False
+                continue
+            m = _STRUCTURE.search(buf, pos)
+            if m is None:
+                pos = n
+                break
+            pos = m.end()
+            char = buf[m.start()]
+            if char == 0x22:  # '"'
+                in_string = True
+            elif char in _OPEN:
+                depth += 1
+                if depth > self._max_depth:
+                    raise RemoteProtocolError(
+                        f"the document nests deeper than {self._max_depth} levels", 400
+                    )
+            else:
+                depth -= 1
+                if depth == 0:
+                    self.end = pos
+                    break
+        self._pos, self._depth, self._in_string = pos, depth, in_string
+        return self.end
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_document(data: bytes) -> dict[str, Any]:
+    """Parse a complete document (``RemoteProtocolError`` 400 if it is not JSON)."""
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(
+            f"not a pyts document: invalid UTF-8 at byte {exc.start}", 400
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"not a pyts document: invalid JSON: {exc}", 400) from None
+    if not isinstance(value, dict):  # the scanner saw "{", so this cannot happen
+        raise RemoteProtocolError("not a pyts document: not a JSON object", 400)
+    return value
+
+
+def encode_document(headers: dict[str, Any], body: Any) -> bytes:
+    """A document as the original writes it: ``json.dumps`` of headers then body."""
+    try:
+        text = json.dumps({"headers": headers, "body": body})
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise LocalProtocolError(f"cannot send this document as JSON: {exc}") from None
+    return text.encode("utf-8")
+
+
+def _validate(doc: dict[str, Any], role: Role) -> Event:
+    headers = doc.get("headers")
+    if not isinstance(headers, dict):
+        raise RemoteProtocolError('not a pyts document: "headers" must be a JSON object', 400)
+    if "body" not in doc:
+        raise RemoteProtocolError('not a pyts document: it has no "body"', 400)
+    if role is Role.CLIENT:
+        return Response(headers, doc["body"])
+    missing = [name for name in REQUIRED_REQUEST_HEADERS if name not in headers]
+    if missing:
+        raise RemoteProtocolError(
+            f"the request is missing the header{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}",
+            400,
+        )
+    if not isinstance(headers["ENDPOINT"], str):
+        raise RemoteProtocolError("the ENDPOINT header must be a string", 400)
+    return Request(headers, doc["body"])
+
+
+# --- the connection -----------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    RECEIVING = "receiving"  # the peer's document is not complete yet
+    RECEIVED = "received"  # it is (server: now answer; client: exchange over)
+    ERROR = "error"
+    DONE = "done"  # the server has answered
+
+
+class Connection:
+    """One side of a pyts exchange (one connection, one document each way).
+
+    A client ``send``\\ s its ``Request`` first, then feeds the answer to
+    ``receive_data`` and reads a ``Response`` from ``next_event``. A server
+    feeds the request, reads a ``Request``, and ``send``\\ s one ``Response``
+    (also after a ``RemoteProtocolError``, to answer it).
+    """
+
+    def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.role = role
+        self.limits = limits
+        self._buffer = bytearray()
+        self._scanner = DocumentScanner(limits.max_depth)
+        self._eof = False
+        self._state = _State.RECEIVING
+        self._error: RemoteProtocolError | None = None
+        self._sent = False
+        self._event: Event | None = None
+
+    @property
+    def receiving(self) -> bool:
+        """Part of the peer's document has arrived and the rest has not."""
+        return self._state is _State.RECEIVING and self._scanner.started
+
+    @property
+    def complete(self) -> bool:
+        """The peer's document has been received whole."""
+        return self._state is not _State.RECEIVING and self._event is not None
+
+    @property
+    def response_sent(self) -> bool:
+        return self._sent
+
+    def receive_data(self, data: bytes | None) -> None:
+        """Feed bytes read from the socket; ``None`` or ``b""`` means EOF."""
+        if not data:
+            self._eof = True
+            return
+        if self._state is not _State.RECEIVING or self._eof:
+            return  # the document is complete: what follows is not part of it
+        if len(self._buffer) + len(data) > self.limits.max_body_size:
+            self._fail(
+                RemoteProtocolError(
+                    f"the document exceeds the limit of {self.limits.max_body_size} bytes",
+                    413,
+                )
+            )
+            return
+        self._buffer += data
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        self._error = exc
+        self._state = _State.ERROR
+        self._buffer = bytearray()
+
+    def next_event(self) -> Event | _NeedData | None:
+        """The peer's document once it is whole; ``NEED_DATA`` before; ``None`` after."""
+        if self._error is not None:
+            raise self._error
+        if self._state is not _State.RECEIVING:
+            return None
+        try:
+            end = self._scanner.feed(self._buffer)
+            if end is None:
+                if self._eof:
+                    raise RemoteProtocolError(
+                        "connection closed before the document was complete"
+                        if self._buffer.strip()
+                        else "connection closed without a document",
+                        400,
+                    )
+                return NEED_DATA
+            event = _validate(decode_document(bytes(self._buffer[:end])), self.role)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            raise
+        self._buffer = bytearray()
+        self._state = _State.RECEIVED
+        self._event = event
+        return event
+
+    def send(self, event: Event) -> bytes:
+        """The bytes of ``event``; each side sends exactly one document."""
+        if self._sent:
+            raise LocalProtocolError(
+                "the response was already sent; a pyts connection carries one"
+                if self.role is Role.SERVER
+                else "the request was already sent; a pyts connection carries one"
+            )
+        expected = Response if self.role is Role.SERVER else Request
+        if not isinstance(event, expected):
+            raise LocalProtocolError(f"a {self.role.value} sends a {expected.__name__}")
+        data = encode_document(event.headers, event.body)
+        self._sent = True
+        if self.role is Role.SERVER:
+            self._state = _State.DONE
+        return data

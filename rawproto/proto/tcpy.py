@@ -1,0 +1,400 @@
+"""tcpy's wire protocol, sans-IO: bytes in, events out, ``send(event) -> bytes``.
+
+The wire (tcpy 0.0.x, byte for byte): every message is a 4-byte big-endian
+length followed by that many bytes of one msgpack value. A request is a map
+``{"cmd": NAME, **params}``; the reply is the handler's map, such as
+``{"success": true, "solution": 3}`` or ``{"error": true, "message": "..."}``.
+While a handler runs, both sides may exchange further maps on the same
+connection (``TCPHandler.send``/``recv``); the reply ends the exchange. The
+original client opens one connection per request; this server also takes any
+number of requests, one after the other, on one connection.
+
+tcpy also carries naive ``datetime`` values as ``{"__datetime__": true,
+"as_str": "%Y-%m-%dT%H:%M:%S.%f"}``; both directions convert them, as the
+original does. msgpack's own timestamp extension decodes to an aware
+``datetime``; any other extension type is refused.
+
+Events (frozen, slotted dataclasses)::
+
+    Request(command, params)   a request map (server receives, client sends)
+    InvalidRequest(reason)     a map that is not a request: no or bad "cmd"
+    Message(data)              any other message: a reply (client side) or a
+                               mid-exchange message (either side)
+    Reply(data)                the server's answer, which ends an exchange
+    ConnectionClosed()         the peer closed between messages
+
+A ``Connection`` never reads ahead: ``next_event`` interprets the next buffered
+message by the state it is called in, so a frame that arrives while a handler
+runs is a ``Message`` only if the handler asks for one; otherwise it is the
+next ``Request`` once the reply is sent (``buffered`` lets the I/O shell stop
+reading while a handler runs).
+
+Limits (``dataserve.core.limits.Limits``) are checked from the announced length
+before the payload is buffered (``max_frame_size``, 413), and the unpacker runs
+with ``max_container_len`` for arrays and maps, ``max_depth`` nesting,
+``strict_map_key``, ``raw=False`` and no trailing bytes. A violation raises
+``RemoteProtocolError`` whose ``status`` is the hint for the error reply
+(``error_reply(exc)``); the connection is then unusable: one ``Reply`` may
+still be sent, then it must be closed. A request that is a map but names no
+command is not a protocol error: it becomes ``InvalidRequest`` and the
+connection stays usable.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "DEFAULT_PORT",
+    "NEED_DATA",
+    "Connection",
+    "ConnectionClosed",
+    "Event",
+    "InvalidRequest",
+    "Message",
+    "Reply",
+    "Request",
+    "Role",
+    "error_reply",
+]
+
+#: tcpy's default port.
+DEFAULT_PORT = 7272
+
+_HEADER = struct.Struct(">I")
+_MAX_WIRE_LENGTH = 0xFFFFFFFF  # what 4 bytes can announce
+_DATETIME_KEY = "__datetime__"
+_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+class _NeedData:
+    """``next_event`` found no complete message in the buffer yet."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+
+
+class Role(enum.Enum):
+    CLIENT = "client"
+    SERVER = "server"
+
+
+# --- events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request: run ``command`` with ``params`` (keyword arguments)."""
+
+    command: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, str) or not self.command:
+            raise LocalProtocolError(f"a command is a non-empty string, not {self.command!r}")
+        for name in self.params:
+            if not isinstance(name, str):
+                raise LocalProtocolError(f"parameter names are strings, not {name!r}")
+        if "cmd" in self.params:
+            raise LocalProtocolError('"cmd" is the command; it cannot also be a parameter')
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRequest:
+    """A well-formed map that is not a request; ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message that is not a request: any msgpack value (tcpy sends maps)."""
+
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The server's answer to a request: the handler's map."""
+
+    data: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, dict):
+            raise LocalProtocolError(
+                f"a tcpy reply is a dict, not {type(self.data).__name__}: "
+                "return self.success(...) or self.error(...)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the connection between messages."""
+
+
+Event = Request | InvalidRequest | Message | Reply | ConnectionClosed
+
+
+def error_reply(exc: BaseException) -> Reply:
+    """tcpy's error reply for an exception: ``{"error": True, "message": ...}``."""
+    message = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+    return Reply({"error": True, "message": message})
+
+
+# --- msgpack with limits -----------------------------------------------------------
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack extension type {code} is not accepted")
+
+
+def _datetime_hook(obj: dict[Any, Any]) -> Any:
+    if _DATETIME_KEY in obj and isinstance(obj.get("as_str"), str):
+        return datetime.datetime.strptime(obj["as_str"], _DATETIME_FORMAT)
+    return obj
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return {_DATETIME_KEY: True, "as_str": value.strftime(_DATETIME_FORMAT)}
+    raise TypeError(f"a value of type {type(value).__name__} cannot be sent in msgpack")
+
+
+def _depth_exceeds(value: Any, max_depth: int) -> bool:
+    """Whether arrays/maps nest deeper than ``max_depth``; visits containers only."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any]) -> Any:
+    if not payload:
+        raise RemoteProtocolError("malformed msgpack: the message is empty", 400)
+    try:
+        # unpackb bounds its buffer by len(payload), itself under max_frame_size.
+        value = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=limits.max_container_len,
+            max_map_len=limits.max_container_len,
+            ext_hook=_refuse_ext,
+            timestamp=3,
+            object_hook=hook,
+        )
+    except msgpack.ExtraData:
+        raise RemoteProtocolError(
+            "malformed msgpack: bytes left over after the message (one value per message)",
+            400,
+        ) from None
+    except msgpack.StackError:
+        raise RemoteProtocolError(
+            f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
+        ) from None
+    except Exception as exc:  # msgpack documents raising beyond UnpackException
+        raise RemoteProtocolError(f"malformed msgpack: {exc}", 400) from None
+    if _depth_exceeds(value, limits.max_depth):
+        raise RemoteProtocolError(
+            f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
+        )
+    return value
+
+
+def _pack(value: Any) -> bytes:
+    try:
+        payload: bytes = msgpack.packb(value, default=_default)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot send this message: {exc}") from None
+    if len(payload) > _MAX_WIRE_LENGTH:
+        raise LocalProtocolError(f"a message of {len(payload)} bytes does not fit tcpy's framing")
+    return _HEADER.pack(len(payload)) + payload
+
+
+# --- the connection -----------------------------------------------------------------
+
+
+class _State(enum.Enum):
+    IDLE = "idle"  # server: waiting for a request; client: always
+    BUSY = "busy"  # server: a request is being handled
+    ERROR = "error"  # the peer broke the protocol: one reply, then close
+    MUST_CLOSE = "must-close"
+
+
+class Connection:
+    """One side of a tcpy connection.
+
+    ``receive_data(bytes)`` buffers what the socket read (``None`` or ``b""``
+    is EOF); ``next_event()`` returns the next event or ``NEED_DATA``;
+    ``send(event)`` returns the bytes to write.
+    """
+
+    def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.role = role
+        self.limits = limits
+        self._buffer = bytearray()
+        self._eof = False
+        self._state = _State.IDLE
+        self._error: RemoteProtocolError | None = None
+        self._hook = _datetime_hook
+
+    # -- state seen from outside -----------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Server side: a request was received and its reply not yet sent."""
+        return self._state is _State.BUSY
+
+    @property
+    def must_close(self) -> bool:
+        """The connection cannot carry another message: close it."""
+        return self._state is _State.MUST_CLOSE or (
+            self._state is _State.ERROR and self.role is Role.CLIENT
+        )
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer sent EOF (buffered messages may still be pending)."""
+        return self._eof
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events."""
+        return len(self._buffer)
+
+    # -- input -----------------------------------------------------------------
+
+    def receive_data(self, data: bytes | None) -> None:
+        """Feed bytes read from the socket; ``None`` or ``b""`` means EOF."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after EOF")
+        self._buffer += data
+
+    def next_event(self) -> Event | _NeedData:
+        """The next event, or ``NEED_DATA`` if the buffer holds no whole message."""
+        if self._error is not None:
+            raise self._error
+        if self._state is _State.MUST_CLOSE:
+            raise LocalProtocolError("the connection is closed; no more events")
+        try:
+            return self._next_event()
+        except RemoteProtocolError as exc:
+            self._error = exc
+            self._state = _State.ERROR
+            raise
+
+    def _next_event(self) -> Event | _NeedData:
+        buf = self._buffer
+        if len(buf) < 4:
+            if not self._eof:
+                return NEED_DATA
+            if buf:
+                raise RemoteProtocolError(
+                    f"connection closed after {len(buf)} of a message's 4 length bytes", 400
+                )
+            return ConnectionClosed()
+        (length,) = _HEADER.unpack_from(buf)
+        if length > self.limits.max_frame_size:
+            # Checked before a byte of the payload is buffered; the stream
+            # cannot be resynchronised past it, so the connection ends.
+            raise RemoteProtocolError(
+                f"a message of {length} bytes exceeds the limit of "
+                f"{self.limits.max_frame_size} bytes",
+                413,
+            )
+        end = 4 + length
+        if len(buf) < end:
+            if self._eof:
+                raise RemoteProtocolError(
+                    f"connection closed after {len(buf) - 4} of a message's {length} bytes",
+                    400,
+                )
+            return NEED_DATA
+        payload = bytes(buf[4:end])
+        del buf[:end]
+        value = _unpack(payload, self.limits, self._hook)
+        if self.role is Role.SERVER and self._state is _State.IDLE:
+            self._state = _State.BUSY
+            return _as_request(value)
+        return Message(value)
+
+    # -- output ------------------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        """The bytes that carry ``event``; raises ``LocalProtocolError`` if not allowed now."""
+        if self._state is _State.MUST_CLOSE:
+            raise LocalProtocolError("the connection must be closed; nothing more can be sent")
+        if self.role is Role.SERVER:
+            return self._send_server(event)
+        if self._state is _State.ERROR:
+            raise LocalProtocolError("the server broke the protocol; close the connection")
+        if isinstance(event, Request):
+            return _pack({"cmd": event.command, **event.params})
+        if isinstance(event, Message):
+            return _pack(event.data)
+        raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+
+    def _send_server(self, event: Event) -> bytes:
+        if isinstance(event, Reply):
+            if self._state is _State.IDLE:
+                raise LocalProtocolError("there is no request to reply to")
+            data = _pack(event.data)
+            self._state = _State.MUST_CLOSE if self._state is _State.ERROR else _State.IDLE
+            return data
+        if isinstance(event, Message):
+            if self._state is not _State.BUSY:
+                raise LocalProtocolError("a message can only be sent while handling a request")
+            return _pack(event.data)
+        raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
+
+
+def _as_request(value: Any) -> Request | InvalidRequest:
+    if not isinstance(value, dict):
+        # tcpy cannot tell where a request of another shape begins or ends
+        # its parameters: the message is refused and the connection ends.
+        raise RemoteProtocolError(f"a tcpy request is a msgpack map, not {_kind(value)}", 400)
+    params = dict(value)
+    command = params.pop("cmd", None)
+    if command is None:
+        return InvalidRequest('the request has no "cmd"')
+    if not isinstance(command, str) or not command:
+        return InvalidRequest(f'"cmd" must be a non-empty string, not {command!r}')
+    bad = [name for name in params if not isinstance(name, str)]
+    if bad:
+        return InvalidRequest(f"parameter names must be strings, not {bad[0]!r}")
+    return Request(command, params)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if value is None:
+        return "nil"
+    return f"a {type(value).__name__}"

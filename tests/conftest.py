@@ -1,0 +1,147 @@
+"""Shared fixtures: real servers on ephemeral loopback ports, original libraries.
+
+Servers bind port 0 and the test reads the port back; nothing sleeps to
+synchronise: in-process servers return from ``start()`` once they accept
+connections, and subprocess servers print their address when they listen.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dataserve.server import BackgroundServer
+
+ROOT = Path(__file__).resolve().parent.parent
+INTEROP_DIR = ROOT / ".interop"
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(app) -> BackgroundServer`` started on 127.0.0.1:0; stopped after the test."""
+    started: list[BackgroundServer] = []
+
+    def start(app: Any, **kwargs: Any) -> BackgroundServer:
+        server = BackgroundServer(app, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(timeout=30)
+
+
+def interop_target(name: str, *requirements: str) -> Path:
+    """``pip install --target`` the original libraries once; reuse the folder after.
+
+    Each original lives in its own folder and runs in a subprocess with
+    ``PYTHONPATH`` set to it, so it never shadows this project's packages.
+    """
+    target = INTEROP_DIR / name
+    marker = target / ".installed"
+    if not marker.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                str(target),
+                *requirements,
+            ],
+            check=True,
+        )
+        marker.write_text("\n".join(requirements))
+    return target
+
+
+def run_python(
+    code: str,
+    *,
+    pythonpath: Path | None = None,
+    timeout: float = 60,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (from a clean cwd), output captured."""
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    else:
+        env.pop("PYTHONPATH", None)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=input,
+        cwd=str(pythonpath or ROOT),
+    )
+
+
+class ServerProcess:
+    """A server in a subprocess; ``url``/``port`` come from its first output line."""
+
+    ADDRESS = re.compile(r"(?:http://)?(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]|localhost):(\d+)")
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=str(cwd or ROOT),
+        )
+        self.lines: list[str] = []
+        self.port = 0
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            m = self.ADDRESS.search(line)
+            if m:
+                self.port = int(m.group(2))
+                break
+        if not self.port:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"server did not start: {''.join(self.lines)}{err}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+@pytest.fixture
+def server_process() -> Iterator[Any]:
+    """``server_process([argv...]) -> ServerProcess``; terminated after the test."""
+    procs: list[ServerProcess] = []
+
+    def start(args: list[str], **kwargs: Any) -> ServerProcess:
+        proc = ServerProcess(args, **kwargs)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
