@@ -252,14 +252,14 @@ def _headers(given: object) -> tuple[list[tuple[bytes, bytes]], int | None, bool
     has_connection = False
     for name, value in given.items():
         if not isinstance(name, str):
-            raise InvalidResponse(f"header name {name!r} is a {_describe(name)}, not a str")
+            raise InvalidResponse(f"header name {name!r} must be a str, not {_describe(name)}")
         if not _TOKEN.fullmatch(name):
             raise InvalidResponse(
                 f"header name {name!r} is not a valid field name "
                 f"(no spaces, colons, line breaks or control characters)"
             )
         if not isinstance(value, str):
-            raise InvalidResponse(f"header {name!r} has a {_describe(value)} value, not a str")
+            raise InvalidResponse(f"header {name!r} value must be a str, not {_describe(value)}")
         if _BAD_VALUE.search(value):
             raise InvalidResponse(
                 f"header {name!r} value {value!r} contains a line break or control character"

@@ -20,7 +20,9 @@ body stalls past ``body_timeout``           408, connection closed
 
 Data requests take a fast path straight to the endpoint (no middleware stack,
 no router scan) unless the user adds Starlette middleware, in which case the
-whole Starlette stack runs as usual.
+whole Starlette stack runs as usual. Paths under the operations prefix
+(``/_dataserve``: health, ready, metrics; see ``dataserve.ops``) go to the
+router instead and never reach the handler.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from ._ops.config import DEFAULT_OPS, OpsConfig
+from ._ops.metrics import process_exiting
+from ._ops.observe import observed
+from ._ops.readiness import Readiness
+from ._ops.routes import ops_routes
 from .core.codec import Codec, CodecRegistry, default_registry, parse_media_type
 from .core.dispatch import Dispatcher
 from .core.errors import CodecError, DataServeError
@@ -284,27 +291,52 @@ class DataServeApp(Starlette):
         limits: Limits = DEFAULT_LIMITS,
         codecs: CodecRegistry = default_registry,
         debug: bool = False,
+        ops: OpsConfig = DEFAULT_OPS,
     ) -> None:
         self.limits = limits
+        self.ops = ops
         self.endpoint = DataEndpoint(handler, limits=limits, codecs=codecs)
+        # Request ids, metrics and access lines around the endpoint: decided
+        # here, once; with all of them off this is the endpoint itself.
+        self.data = observed(self.endpoint, ops)
+        #: Ready once the lifespan has started, draining from SIGTERM on.
+        self.readiness = Readiness()
+        self.readiness.hold("startup")
+        # No path starts with NUL: with the routes off, nothing leaves the fast path.
+        self._ops_prefix = ops.prefix or "\0"
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            yield
-            # uvicorn has let in-flight requests finish before lifespan ends.
-            self.endpoint.dispatcher.close(wait=limits.shutdown_timeout)
+            undo = self.readiness.watch_signals(ops.drain_delay)
+            self.readiness.release("startup")
+            try:
+                yield
+            finally:
+                self.readiness.drain()
+                undo()
+                # uvicorn has let in-flight requests finish before lifespan ends.
+                self.endpoint.dispatcher.close(wait=limits.shutdown_timeout)
+                process_exiting()
 
         super().__init__(
             debug=debug,
-            routes=[Route("/{resource:path}", self.endpoint, methods=None)],
+            routes=[
+                *ops_routes(ops, self.readiness),
+                Route("/{resource:path}", self.data, methods=None),
+            ],
             lifespan=lifespan,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The fast path: data requests go straight to the endpoint unless the
-        # user added middleware, which then must see every request.
-        if scope["type"] == "http" and not self.user_middleware:
-            await self.endpoint(scope, receive, send)
+        # user added middleware, which then must see every request, or the
+        # path is under the operations prefix, which the router answers.
+        if (
+            scope["type"] == "http"
+            and not self.user_middleware
+            and not scope["path"].startswith(self._ops_prefix)
+        ):
+            await self.data(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -315,25 +347,37 @@ def create_app(
     limits: Limits | None = None,
     codecs: CodecRegistry | None = None,
     handler_threads: int | None = None,
+    ops: OpsConfig | None = None,
 ) -> DataServeApp:
     """The ASGI app for ``handler``: an ``HTTPDataHandler`` subclass or
     instance, a ``Router``, or a ``fn(resource, payload)``.
 
+    ``ops`` sets the operations routes, metrics, request ids and access log
+    (``dataserve.ops.OpsConfig``; by default: routes under ``/_dataserve``,
+    metrics and request ids on, access log off).
     Serve it with ``uvicorn module:app`` or gunicorn's uvicorn worker.
     """
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
-    return DataServeApp(handler, limits=limits, codecs=codecs or default_registry)
+    return DataServeApp(
+        handler, limits=limits, codecs=codecs or default_registry, ops=ops or DEFAULT_OPS
+    )
 
 
 def from_env() -> DataServeApp:
     """App factory for ``uvicorn --factory dataserve.app:from_env``.
 
-    Reads the handler from ``DATASERVE_HANDLER`` (``MODULE:ATTR``) and the
-    limits from ``DATASERVE_LIMITS`` (JSON written by ``dataserve serve``).
+    Reads the handler from ``DATASERVE_HANDLER`` (``MODULE:ATTR``), the
+    limits from ``DATASERVE_LIMITS`` and the operations settings from
+    ``DATASERVE_OPS`` (JSON written by ``dataserve serve``).
     """
+    from ._ops.config import load_ops
     from .loader import load_handler, load_limits
 
     spec = os.environ.get("DATASERVE_HANDLER", "dataserve.example:ExampleHandler")
-    return create_app(load_handler(spec), limits=load_limits(os.environ.get("DATASERVE_LIMITS")))
+    return create_app(
+        load_handler(spec),
+        limits=load_limits(os.environ.get("DATASERVE_LIMITS")),
+        ops=load_ops(os.environ.get("DATASERVE_OPS")),
+    )

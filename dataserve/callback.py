@@ -134,8 +134,9 @@ def _on_shared_loop() -> bool:
 
 
 def _limits(limits: Limits | None, threads: int | None) -> Limits:
-    limits = limits or DEFAULT_LIMITS
-    if not isinstance(limits, Limits):
+    if limits is None:
+        limits = DEFAULT_LIMITS
+    elif not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, not {type(limits).__name__}")
     if threads is not None:
         limits = limits.replace(handler_threads=check_threads(threads))

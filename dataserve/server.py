@@ -14,9 +14,10 @@ import contextlib
 import inspect
 import logging
 import os
+import signal
 import socket
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -132,7 +133,8 @@ def run_http_server(
         extra: dict[str, Any] = {}
         if "target" in inspect.signature(Multiprocess).parameters:
             extra["target"] = uvicorn.Server(config).run
-        Multiprocess(config, sockets=[sock], **extra).run()
+        with _exit_quietly_on_signals():
+            Multiprocess(config, sockets=[sock], **extra).run()
         return
     if isinstance(data_handler, str):
         from .loader import load_handler
@@ -141,9 +143,36 @@ def run_http_server(
     app = create_app(data_handler, limits=limits)
     config = uvicorn_config(app, limits, log_level=log_level, access_log=access_log)
     server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
+    with _exit_quietly_on_signals():
         server.run(sockets=[sock])
     sock.close()
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _exit_quietly_on_signals() -> Iterator[None]:
+    """Return normally after a graceful shutdown on Ctrl-C or SIGTERM.
+
+    uvicorn drains, restores the previous handlers and then re-raises the
+    signal it caught; SIGTERM's default action would kill the process with
+    status -15 after a clean shutdown. Handled here, the caller exits 0.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    try:
+        yield
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _default_banner(url: str) -> None:

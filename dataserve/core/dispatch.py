@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import functools
 import inspect
 import threading
@@ -57,6 +58,7 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 _Job = tuple[
     asyncio.AbstractEventLoop,
     "asyncio.Future[Any]",
+    contextvars.Context,
     Callable[..., Any],
     tuple[Any, ...],
     dict[str, Any],
@@ -96,10 +98,13 @@ class HandlerPool:
         """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        # The caller's context goes along (as asyncio.to_thread does), so
+        # context variables such as the request id reach the handler.
+        context = contextvars.copy_context()
         with self._cv:
             if self._closed:
                 raise RuntimeError("the handler pool is closed")
-            self._jobs.append((loop, fut, fn, args, kwargs))
+            self._jobs.append((loop, fut, context, fn, args, kwargs))
             if self._idle:
                 self._cv.notify()
             elif len(self._workers) < self.threads:
@@ -130,11 +135,11 @@ class HandlerPool:
             if batch is None:
                 return
             first_ready = 0.0
-            for loop, fut, fn, args, kwargs in batch:
+            for loop, fut, context, fn, args, kwargs in batch:
                 if fut.cancelled():
                     continue
                 try:
-                    item: _Result = (fut, fn(*args, **kwargs), None)
+                    item: _Result = (fut, context.run(fn, *args, **kwargs), None)
                 except BaseException as exc:  # handed to the awaiting coroutine
                     item = (fut, None, exc)
                 pending.setdefault(loop, []).append(item)

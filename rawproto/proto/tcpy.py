@@ -14,10 +14,9 @@ tcpy also carries naive ``datetime`` values as ``{"__datetime__": true,
 original does. msgpack's own timestamp extension decodes to an aware
 ``datetime``; any other extension type is refused.
 
-Events (frozen, slotted dataclasses)::
+Events (frozen, slotted dataclasses, ``rawproto.proto.base.Event``)::
 
     Request(command, params)   a request map (server receives, client sends)
-    InvalidRequest(reason)     a map that is not a request: no or bad "cmd"
     Message(data)              any other message: a reply (client side) or a
                                mid-exchange message (either side)
     Reply(data)                the server's answer, which ends an exchange
@@ -33,11 +32,11 @@ Limits (``dataserve.core.limits.Limits``) are checked from the announced length
 before the payload is buffered (``max_frame_size``, 413), and the unpacker runs
 with ``max_container_len`` for arrays and maps, ``max_depth`` nesting,
 ``strict_map_key``, ``raw=False`` and no trailing bytes. A violation raises
-``RemoteProtocolError`` whose ``status`` is the hint for the error reply
-(``error_reply(exc)``); the connection is then unusable: one ``Reply`` may
-still be sent, then it must be closed. A request that is a map but names no
-command is not a protocol error: it becomes ``InvalidRequest`` and the
-connection stays usable.
+``FrameError`` (a ``RemoteProtocolError``) whose ``status`` is the hint for the
+answer and whose bytes ``error_reply(error)`` gives: tcpy's error map. A
+message that is not msgpack, or a request that is not a map, is ``fatal``: the
+connection closes after the answer. A map without a usable ``"cmd"`` is not
+fatal: after the error reply the next request is read as usual.
 """
 
 from __future__ import annotations
@@ -51,21 +50,22 @@ from typing import Any
 
 import msgpack
 
-from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
+from dataserve.core.errors import LocalProtocolError, ProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, ReceiveBuffer, Role
 
 __all__ = [
     "DEFAULT_PORT",
     "NEED_DATA",
     "Connection",
     "ConnectionClosed",
-    "Event",
-    "InvalidRequest",
+    "FrameError",
     "Message",
     "Reply",
     "Request",
     "Role",
-    "error_reply",
+    "error_map",
 ]
 
 #: tcpy's default port.
@@ -77,28 +77,11 @@ _DATETIME_KEY = "__datetime__"
 _DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
-class _NeedData:
-    """``next_event`` found no complete message in the buffer yet."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-
-
-class Role(enum.Enum):
-    CLIENT = "client"
-    SERVER = "server"
-
-
 # --- events --------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class Request(Event):
     """A request: run ``command`` with ``params`` (keyword arguments)."""
 
     command: str
@@ -115,21 +98,14 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class InvalidRequest:
-    """A well-formed map that is not a request; ``reason`` says why."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(Event):
     """One message that is not a request: any msgpack value (tcpy sends maps)."""
 
     data: Any
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(Event):
     """The server's answer to a request: the handler's map."""
 
     data: dict[str, Any]
@@ -142,18 +118,10 @@ class Reply:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """The peer closed the connection between messages."""
-
-
-Event = Request | InvalidRequest | Message | Reply | ConnectionClosed
-
-
-def error_reply(exc: BaseException) -> Reply:
+def error_map(exc: BaseException) -> dict[str, Any]:
     """tcpy's error reply for an exception: ``{"error": True, "message": ...}``."""
     message = getattr(exc, "message", "") or str(exc) or type(exc).__name__
-    return Reply({"error": True, "message": message})
+    return {"error": True, "message": message}
 
 
 # --- msgpack with limits -----------------------------------------------------------
@@ -194,7 +162,7 @@ def _depth_exceeds(value: Any, max_depth: int) -> bool:
 
 def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any]) -> Any:
     if not payload:
-        raise RemoteProtocolError("malformed msgpack: the message is empty", 400)
+        raise FrameError("malformed msgpack: the message is empty", 400)
     try:
         # unpackb bounds its buffer by len(payload), itself under max_frame_size.
         value = msgpack.unpackb(
@@ -208,20 +176,18 @@ def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any
             object_hook=hook,
         )
     except msgpack.ExtraData:
-        raise RemoteProtocolError(
+        raise FrameError(
             "malformed msgpack: bytes left over after the message (one value per message)",
             400,
         ) from None
     except msgpack.StackError:
-        raise RemoteProtocolError(
+        raise FrameError(
             f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
         ) from None
     except Exception as exc:  # msgpack documents raising beyond UnpackException
-        raise RemoteProtocolError(f"malformed msgpack: {exc}", 400) from None
+        raise FrameError(f"malformed msgpack: {exc}", 400) from None
     if _depth_exceeds(value, limits.max_depth):
-        raise RemoteProtocolError(
-            f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
-        )
+        raise FrameError(f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400)
     return value
 
 
@@ -241,26 +207,27 @@ def _pack(value: Any) -> bytes:
 class _State(enum.Enum):
     IDLE = "idle"  # server: waiting for a request; client: always
     BUSY = "busy"  # server: a request is being handled
-    ERROR = "error"  # the peer broke the protocol: one reply, then close
-    MUST_CLOSE = "must-close"
+    BROKEN = "broken"  # a fatal error: answer it, then close
 
 
 class Connection:
-    """One side of a tcpy connection.
+    """One side of a tcpy connection (``rawproto.proto.base.ProtocolConnection``).
 
-    ``receive_data(bytes)`` buffers what the socket read (``None`` or ``b""``
-    is EOF); ``next_event()`` returns the next event or ``NEED_DATA``;
-    ``send(event)`` returns the bytes to write.
+    ``receive_data(bytes)`` buffers what the socket read (``None`` is EOF);
+    ``next_event()`` returns the next event or ``NEED_DATA``; ``send(event)``
+    returns the bytes to write; ``error_reply(error)`` the bytes that answer
+    a ``FrameError``.
     """
+
+    handshake_complete = True  # tcpy has no handshake
 
     def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
         self.role = role
         self.limits = limits
-        self._buffer = bytearray()
+        self._buffer = ReceiveBuffer()
         self._eof = False
         self._state = _State.IDLE
-        self._error: RemoteProtocolError | None = None
-        self._hook = _datetime_hook
+        self._error: FrameError | None = None
 
     # -- state seen from outside -----------------------------------------------
 
@@ -271,10 +238,8 @@ class Connection:
 
     @property
     def must_close(self) -> bool:
-        """The connection cannot carry another message: close it."""
-        return self._state is _State.MUST_CLOSE or (
-            self._state is _State.ERROR and self.role is Role.CLIENT
-        )
+        """A fatal error happened: answer it and close the connection."""
+        return self._state is _State.BROKEN
 
     @property
     def peer_closed(self) -> bool:
@@ -286,109 +251,128 @@ class Connection:
         """Bytes received and not yet turned into events."""
         return len(self._buffer)
 
+    @property
+    def mid_frame(self) -> bool:
+        """Part of a message has arrived and the rest has not."""
+        have = len(self._buffer)
+        if have == 0:
+            return False
+        if have < 4:
+            return True
+        length: int = _HEADER.unpack(self._buffer.peek(4))[0]
+        return have < 4 + length
+
+    def initiate(self) -> bytes:
+        return b""
+
     # -- input -----------------------------------------------------------------
 
-    def receive_data(self, data: bytes | None) -> None:
-        """Feed bytes read from the socket; ``None`` or ``b""`` means EOF."""
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes read from the socket; ``None`` (or ``b""``) means EOF."""
         if not data:
             self._eof = True
             return
         if self._eof:
-            raise RuntimeError("received data after EOF")
-        self._buffer += data
+            raise LocalProtocolError("received data after EOF")
+        self._buffer.append(data)
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA`` if the buffer holds no whole message."""
         if self._error is not None:
             raise self._error
-        if self._state is _State.MUST_CLOSE:
-            raise LocalProtocolError("the connection is closed; no more events")
         try:
             return self._next_event()
-        except RemoteProtocolError as exc:
-            self._error = exc
-            self._state = _State.ERROR
+        except FrameError as exc:
+            if exc.fatal:
+                self._error = exc
+                self._state = _State.BROKEN
             raise
 
-    def _next_event(self) -> Event | _NeedData:
+    def _next_event(self) -> Event | NeedData:
         buf = self._buffer
-        if len(buf) < 4:
+        have = len(buf)
+        if have < 4:
             if not self._eof:
                 return NEED_DATA
-            if buf:
-                raise RemoteProtocolError(
-                    f"connection closed after {len(buf)} of a message's 4 length bytes", 400
+            if have:
+                raise FrameError(
+                    f"connection closed after {have} of a message's 4 length bytes", 400
                 )
             return ConnectionClosed()
-        (length,) = _HEADER.unpack_from(buf)
+        length: int = _HEADER.unpack(buf.peek(4))[0]
         if length > self.limits.max_frame_size:
             # Checked before a byte of the payload is buffered; the stream
             # cannot be resynchronised past it, so the connection ends.
-            raise RemoteProtocolError(
+            raise FrameError(
                 f"a message of {length} bytes exceeds the limit of "
                 f"{self.limits.max_frame_size} bytes",
                 413,
             )
-        end = 4 + length
-        if len(buf) < end:
+        if have < 4 + length:
             if self._eof:
-                raise RemoteProtocolError(
-                    f"connection closed after {len(buf) - 4} of a message's {length} bytes",
-                    400,
+                raise FrameError(
+                    f"connection closed after {have - 4} of a message's {length} bytes", 400
                 )
             return NEED_DATA
-        payload = bytes(buf[4:end])
-        del buf[:end]
-        value = _unpack(payload, self.limits, self._hook)
+        buf.skip(4)
+        value = _unpack(buf.take(length), self.limits, _datetime_hook)
         if self.role is Role.SERVER and self._state is _State.IDLE:
+            request = _as_request(value)
             self._state = _State.BUSY
-            return _as_request(value)
+            return request
         return Message(value)
 
     # -- output ------------------------------------------------------------------
 
     def send(self, event: Event) -> bytes:
         """The bytes that carry ``event``; raises ``LocalProtocolError`` if not allowed now."""
-        if self._state is _State.MUST_CLOSE:
-            raise LocalProtocolError("the connection must be closed; nothing more can be sent")
+        if self._state is _State.BROKEN:
+            raise LocalProtocolError("the peer broke the protocol: send error_reply(), then close")
         if self.role is Role.SERVER:
-            return self._send_server(event)
-        if self._state is _State.ERROR:
-            raise LocalProtocolError("the server broke the protocol; close the connection")
+            if isinstance(event, Reply):
+                if self._state is not _State.BUSY:
+                    raise LocalProtocolError("there is no request to reply to")
+                data = _pack(event.data)
+                self._state = _State.IDLE
+                return data
+            if isinstance(event, Message):
+                if self._state is not _State.BUSY:
+                    raise LocalProtocolError("a message can only be sent while handling a request")
+                return _pack(event.data)
+            raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
         if isinstance(event, Request):
             return _pack({"cmd": event.command, **event.params})
         if isinstance(event, Message):
             return _pack(event.data)
         raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
 
-    def _send_server(self, event: Event) -> bytes:
-        if isinstance(event, Reply):
-            if self._state is _State.IDLE:
-                raise LocalProtocolError("there is no request to reply to")
-            data = _pack(event.data)
-            self._state = _State.MUST_CLOSE if self._state is _State.ERROR else _State.IDLE
-            return data
-        if isinstance(event, Message):
-            if self._state is not _State.BUSY:
-                raise LocalProtocolError("a message can only be sent while handling a request")
-            return _pack(event.data)
-        raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
+    def error_reply(self, error: ProtocolError) -> bytes:
+        """tcpy's error map for ``error`` (a server's answer; a client sends none).
+
+        It also ends the exchange of the request it answers, if any.
+        """
+        if self.role is Role.CLIENT:
+            return b""
+        if self._state is _State.BUSY:
+            self._state = _State.IDLE
+        return _pack(error_map(error))
 
 
-def _as_request(value: Any) -> Request | InvalidRequest:
+def _as_request(value: Any) -> Request:
     if not isinstance(value, dict):
         # tcpy cannot tell where a request of another shape begins or ends
         # its parameters: the message is refused and the connection ends.
-        raise RemoteProtocolError(f"a tcpy request is a msgpack map, not {_kind(value)}", 400)
+        raise FrameError(f"a tcpy request is a msgpack map, not {_kind(value)}", 400)
     params = dict(value)
     command = params.pop("cmd", None)
+    # The message itself was well formed: answer it and read the next one.
     if command is None:
-        return InvalidRequest('the request has no "cmd"')
+        raise FrameError('the request has no "cmd"', 400, fatal=False)
     if not isinstance(command, str) or not command:
-        return InvalidRequest(f'"cmd" must be a non-empty string, not {command!r}')
+        raise FrameError(f'"cmd" must be a non-empty string, not {command!r}', 400, fatal=False)
     bad = [name for name in params if not isinstance(name, str)]
     if bad:
-        return InvalidRequest(f"parameter names must be strings, not {bad[0]!r}")
+        raise FrameError(f"parameter names must be strings, not {bad[0]!r}", 400, fatal=False)
     return Request(command, params)
 
 

@@ -4,7 +4,13 @@ import argparse
 
 import pytest
 
-from dataserve.core.limits import DEFAULT_LIMITS, Limits, add_arguments, limits_from_args, parse_size
+from dataserve.core.limits import (
+    DEFAULT_LIMITS,
+    Limits,
+    add_arguments,
+    limits_from_args,
+    parse_size,
+)
 
 
 def test_every_limit_is_a_flag_with_its_default_in_the_help() -> None:

@@ -283,7 +283,9 @@ def test_h34_over_the_connection_limit_gets_503(serve: Any) -> None:
     holder = threading.Thread(target=lambda: httpx.put(server.url + "/x", timeout=30))
     holder.start()
     assert entered.wait(10)
-    reply, closed = exchange(server.port, b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    reply, closed = exchange(
+        server.port, b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    )
     assert status_of(reply) == 503 and closed
     release.set()
     holder.join(20)

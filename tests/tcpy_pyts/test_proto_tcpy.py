@@ -67,6 +67,8 @@ def feed_all(data: bytes, chunks: list[int] | None = None, eof: bool = True) -> 
     else:
         pos = 0
         for size in chunks:
+            if pos >= len(data):
+                break
             conn.receive_data(data[pos : pos + size])
             pos += size
             out += events(conn)

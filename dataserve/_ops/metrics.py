@@ -1,0 +1,294 @@
+"""Prometheus metrics for every transport, correct with several worker processes.
+
+One ``Metrics`` per process (``metrics()``), registered in prometheus-client's
+default registry, so metrics a handler defines itself are exposed alongside.
+Each transport records through a ``TransportMetrics`` (``metrics().transport
+("http")``): the HTTP app does, and so can any raw TCP listener.
+
+Several workers: ``dataserve serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR``
+to a fresh directory before the workers start, each worker writes its values
+there, and whichever worker answers a scrape adds them all up
+(prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = [
+    "OTHER",
+    "Metrics",
+    "TransportMetrics",
+    "exposition",
+    "metrics",
+    "multiprocess_dir",
+    "prepare_multiprocess",
+    "process_exiting",
+]
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+#: The resource label for every resource that has no label of its own.
+OTHER = "other"
+
+# Data requests take from well under a millisecond (inline handlers on
+# loopback) to seconds (large bodies): the client's default buckets start at
+# 5 ms and would put most requests in the first one.
+BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    float("inf"),
+)
+
+# A longer path is not a name anyone charts; it shares "other".
+_MAX_LABEL_LEN = 200
+
+
+class TransportMetrics:
+    """What one transport (``"http"``, ``"native"``, ``"tinyproto"``...) records.
+
+    Call ``connection_opened()``/``connection_closed()`` once per connection
+    and ``observe(...)`` once per answered request. Cheap enough for the hot
+    path: label children are looked up once per (resource, status) and cached.
+    """
+
+    def __init__(self, owner: Metrics, transport: str) -> None:
+        self._owner = owner
+        self.transport = transport
+        self._open = owner.open_connections.labels(transport)
+        self._accepted = owner.connections.labels(transport)
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+
+    def connection_opened(self) -> None:
+        self._accepted.inc()
+        self._open.inc()
+
+    def connection_closed(self) -> None:
+        self._open.dec()
+
+    def observe(
+        self, resource: str, status: int, duration: float, bytes_in: int, bytes_out: int
+    ) -> None:
+        """One request to ``resource`` answered with ``status`` (HTTP-like code)
+        after ``duration`` seconds, ``bytes_in`` payload bytes received and
+        ``bytes_out`` sent."""
+        label = self._owner.resource_label(resource, status)
+        children = self._children.get((label, status))
+        if children is None:
+            children = self._children[(label, status)] = self._owner.children(
+                self.transport, label, status
+            )
+        requests, latency, received, sent = children
+        requests.inc()
+        latency.observe(duration)
+        if bytes_in:
+            received.inc(bytes_in)
+        if bytes_out:
+            sent.inc(bytes_out)
+
+
+class Metrics:
+    """The process's dataserve metrics (use ``metrics()`` to get it)."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, max_resource_labels: int = 100
+    ) -> None:
+        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+        registry = REGISTRY if registry is None else registry
+        self.max_resource_labels = max_resource_labels
+        self._known: set[str] = set()
+        self._transports: dict[str, TransportMetrics] = {}
+        self._lock = threading.Lock()
+        self.requests = Counter(
+            "dataserve_requests",
+            "Requests answered, by transport, resource and status.",
+            ["transport", "resource", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "dataserve_request_duration_seconds",
+            "Time from a request's start to the end of its answer.",
+            ["transport", "resource"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.received = Counter(
+            "dataserve_request_bytes",
+            "Request payload bytes received.",
+            ["transport", "resource"],
+            registry=registry,
+        )
+        self.sent = Counter(
+            "dataserve_response_bytes",
+            "Response payload bytes sent.",
+            ["transport", "resource"],
+            registry=registry,
+        )
+        self.connections = Counter(
+            "dataserve_connections",
+            "Connections accepted.",
+            ["transport"],
+            registry=registry,
+        )
+        self.open_connections = Gauge(
+            "dataserve_open_connections",
+            "Connections open now.",
+            ["transport"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def transport(self, name: str) -> TransportMetrics:
+        """The recorder for transport ``name`` (one per name, shared)."""
+        found = self._transports.get(name)
+        if found is None:
+            with self._lock:
+                found = self._transports.setdefault(name, TransportMetrics(self, name))
+        return found
+
+    def resource_label(self, resource: str, status: int) -> str:
+        """``resource`` itself once the handler has answered it (status 200),
+        up to ``max_resource_labels`` of them; ``"other"`` for the rest.
+
+        Clients choose paths; labelling each would let any client grow the
+        metrics (and the memory holding them) without end.
+        """
+        if resource in self._known:
+            return resource
+        if (
+            status == 200
+            and len(self._known) < self.max_resource_labels
+            and len(resource) <= _MAX_LABEL_LEN
+        ):
+            self._known.add(resource)
+            return resource
+        return OTHER
+
+    def children(self, transport: str, resource: str, status: int) -> tuple[Any, Any, Any, Any]:
+        return (
+            self.requests.labels(transport, resource, str(status)),
+            self.duration.labels(transport, resource),
+            self.received.labels(transport, resource),
+            self.sent.labels(transport, resource),
+        )
+
+
+_metrics: Metrics | None = None
+_metrics_lock = threading.Lock()
+
+
+def metrics(max_resource_labels: int | None = None) -> Metrics:
+    """The process's ``Metrics``, created on first use.
+
+    ``max_resource_labels`` (when given) sets the cap on resource labels.
+    """
+    global _metrics
+    if _metrics is None:
+        with _metrics_lock:
+            if _metrics is None:
+                _metrics = Metrics()
+    if max_resource_labels is not None:
+        _metrics.max_resource_labels = max_resource_labels
+    return _metrics
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(ENV) or None
+
+
+def prepare_multiprocess() -> Callable[[], None]:
+    """Before starting workers: give them a fresh shared metrics directory.
+
+    Returns the clean-up to run once they have all exited. A directory the
+    user chose (``PROMETHEUS_MULTIPROC_DIR`` already set) is theirs: it is
+    used as it is and left in place.
+    """
+    if multiprocess_dir():
+        return _nothing
+    path = tempfile.mkdtemp(prefix="dataserve-metrics-")
+    os.environ[ENV] = path
+
+    def clean_up() -> None:
+        if os.environ.get(ENV) == path:
+            del os.environ[ENV]
+        shutil.rmtree(path, ignore_errors=True)
+
+    return clean_up
+
+
+def _nothing() -> None:
+    return None
+
+
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+
+
+def _forget_dead_processes(path: str) -> None:
+    # A worker that crashed never said it was gone: its open-connection
+    # gauge would count forever. Its counters stay (they must not go down).
+    from prometheus_client import multiprocess
+
+    for file in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        m = _LIVE_FILE.match(os.path.basename(file))
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, path)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
+def process_exiting() -> None:
+    """A worker that stops cleanly removes its live gauges at once."""
+    path = multiprocess_dir()
+    if path:
+        from prometheus_client import multiprocess
+
+        with contextlib.suppress(OSError):
+            multiprocess.mark_process_dead(os.getpid(), path)
+
+
+def exposition(accept: str | None) -> tuple[bytes, str]:
+    """The metrics in the format ``accept`` asks for: ``(body, content type)``."""
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
+
+    metrics()  # a scrape before any request still lists the metrics
+    encoder, content_type = choose_encoder(accept or "")
+    path = multiprocess_dir()
+    if path:
+        from prometheus_client import multiprocess
+
+        _forget_dead_processes(path)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path)
+        return encoder(registry), content_type
+    return encoder(REGISTRY), content_type

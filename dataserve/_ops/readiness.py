@@ -1,0 +1,110 @@
+"""Readiness: starting, ready, draining.
+
+A server is *live* (``/health`` answers 200) as long as it answers at all;
+it is *ready* (``/ready`` answers 200) when nothing holds it back: it has
+finished starting (every ``hold`` was released) and has not begun to drain.
+On SIGTERM or SIGINT it drains: ``/ready`` answers 503 at once, so a load
+balancer or orchestrator that probes it stops sending new work, while the
+server finishes what it has (and, with a drain delay, keeps accepting for
+that long before it stops listening).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+__all__ = ["Readiness"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Readiness:
+    """Whether a server should be sent new work; shared by its listeners.
+
+    ``hold(reason)`` keeps it *starting* until ``release(reason)``; a raw TCP
+    listener holds it until it listens, a handler may hold it while it
+    warms up. ``drain()`` makes it *draining* for good.
+    """
+
+    def __init__(self) -> None:
+        self._holds: set[str] = set()
+        self._draining = False
+
+    def hold(self, reason: str) -> None:
+        """Not ready until ``release(reason)``."""
+        self._holds.add(reason)
+
+    def release(self, reason: str) -> None:
+        self._holds.discard(reason)
+
+    def drain(self) -> None:
+        """Not ready any more: the server is stopping."""
+        self._draining = True
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def ready(self) -> bool:
+        return not self._draining and not self._holds
+
+    @property
+    def state(self) -> str:
+        """``'ready'``, ``'starting: <reasons>'`` or ``'draining'``."""
+        if self._draining:
+            return "draining"
+        if self._holds:
+            return "starting: " + ", ".join(sorted(self._holds))
+        return "ready"
+
+    def watch_signals(self, delay: float = 0.0) -> Callable[[], None]:
+        """Drain on SIGTERM/SIGINT, then pass the signal on; returns an undo.
+
+        The server (uvicorn) has installed its own handlers by the time the
+        app starts; this wraps them, so the server still shuts down as it
+        does, only ``delay`` seconds later on the first signal (a second
+        signal goes through at once). Only the main thread can set signal
+        handlers: elsewhere (a background server) this does nothing.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return _nothing
+        loop = asyncio.get_running_loop()
+        installed: dict[int, Any] = {}
+
+        def wrap(previous: Callable[[int, FrameType | None], Any]) -> Any:
+            def on_signal(sig: int, frame: FrameType | None) -> None:
+                first = not self._draining
+                self.drain()
+                if first and delay > 0:
+                    # call_soon_threadsafe is the loop's signal-safe entry.
+                    loop.call_soon_threadsafe(loop.call_later, delay, previous, sig, None)
+                else:
+                    previous(sig, frame)
+
+            return on_signal
+
+        for sig in _SIGNALS:
+            previous = signal.getsignal(sig)
+            if callable(previous):  # SIG_DFL / SIG_IGN: nobody to pass it on to
+                installed[sig] = (previous, wrap(previous))
+                signal.signal(sig, installed[sig][1])
+
+        def undo() -> None:
+            for sig, (previous, ours) in installed.items():
+                # Only if still ours: the server may have restored its own.
+                if signal.getsignal(sig) is ours:
+                    with contextlib.suppress(ValueError):
+                        signal.signal(sig, previous)
+
+        return undo
+
+
+def _nothing() -> None:
+    return None

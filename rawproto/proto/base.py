@@ -1,0 +1,219 @@
+"""What every sans-IO protocol in ``rawproto.proto`` shares.
+
+A protocol connection is an object fed with bytes that yields events, in the
+manner of h11 and wsproto; it never touches a socket, a thread or a clock::
+
+    conn.receive_data(data)        # bytes from the peer; None means EOF
+    event = conn.next_event()      # an Event, or NEED_DATA
+    data = conn.send(event)        # the bytes for an event of ours
+
+``ProtocolConnection`` spells out the full interface the I/O engine
+(``rawproto.engine``) drives. Replies a protocol requires (an acknowledgement
+byte, an error frame) are never sent behind the caller's back: the caller
+sends them, and a peer's violation raises ``FrameError``, a
+``RemoteProtocolError`` that carries the hint for the answer (``status``, the
+HTTP-like code; ``request_id`` where the protocol has one; ``fatal`` when the
+stream cannot be resynchronised) and which ``error_reply`` turns into this
+protocol's bytes.
+
+``ReceiveBuffer`` is the one buffer a parser reads from: appends are
+amortised O(1), consumption moves an offset, and the consumed front is
+dropped only occasionally, so parsing many frames out of one large read is
+linear, never quadratic.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol, final, runtime_checkable
+
+from dataserve.core.errors import ProtocolError, RemoteProtocolError
+
+__all__ = [
+    "NEED_DATA",
+    "ConnectionClosed",
+    "Event",
+    "FrameError",
+    "NeedData",
+    "ProtocolConnection",
+    "ReceiveBuffer",
+    "Role",
+]
+
+
+@final
+class NeedData:
+    """The type of ``NEED_DATA``: no complete event is buffered yet."""
+
+    _instance: NeedData | None = None
+
+    def __new__(cls) -> NeedData:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+    def __reduce__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by ``next_event()`` when more bytes are needed for the next event.
+NEED_DATA = NeedData()
+
+
+class Role(enum.Enum):
+    """Which end of the connection a protocol object speaks for."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of every protocol event (frozen, slotted dataclasses)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The peer closed its side at a frame boundary: nothing was cut short."""
+
+
+class FrameError(RemoteProtocolError):
+    """The peer broke the wire protocol.
+
+    ``status`` is the HTTP-like code of the answer (413 frame too large, 400
+    malformed, 408 too slow, 503 over the connection limit); ``request_id``
+    names the request it concerns when the protocol can tell (0 otherwise);
+    ``fatal`` says the byte stream cannot be resynchronised, so the
+    connection must close once the answer is sent. After a non-fatal error
+    the protocol object is ready for the next frame.
+    """
+
+    def __init__(
+        self, message: str, status: int = 400, *, fatal: bool = True, request_id: int = 0
+    ) -> None:
+        super().__init__(message, status)
+        self.fatal = fatal
+        self.request_id = request_id
+
+
+@runtime_checkable
+class ProtocolConnection(Protocol):
+    """The interface ``rawproto.engine`` drives (structural: no base class needed).
+
+    ``handshake_complete`` is true once the peer's opening bytes (if the
+    protocol has any) have arrived; the engine applies the handshake timeout
+    until then. ``mid_frame`` is true while a frame has started but is not
+    complete, or while we wait for the peer's answer to something we sent
+    (tinyproto's acknowledgement byte); the engine applies the frame
+    deadline then, and the idle timeout otherwise.
+    """
+
+    @property
+    def handshake_complete(self) -> bool: ...
+
+    @property
+    def mid_frame(self) -> bool: ...
+
+    def initiate(self) -> bytes:
+        """The bytes to send as soon as the connection opens (b"" if none)."""
+        ...
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Buffer bytes from the peer; ``None`` means the peer closed (EOF)."""
+        ...
+
+    def next_event(self) -> Event | NeedData:
+        """The next complete event, or ``NEED_DATA``; raises ``FrameError``."""
+        ...
+
+    def send(self, event: Event) -> bytes:
+        """The bytes for ``event``; raises ``LocalProtocolError`` if not allowed now."""
+        ...
+
+    def error_reply(self, error: ProtocolError) -> bytes:
+        """This protocol's answer to ``error`` (refusal byte, error frame), or b""."""
+        ...
+
+
+class ReceiveBuffer:
+    """Bytes received and not yet parsed, read from the front by offset.
+
+    ``take`` copies exactly the bytes of one field or payload out once;
+    nothing else is copied. The consumed front is released when the buffer
+    empties (the common case between frames) or when it outgrows what is
+    left, so a stream of small frames in one large read costs O(n).
+    """
+
+    __slots__ = ("_data", "_start")
+
+    # Below this many consumed bytes the front is kept: moving it costs more
+    # than it saves.
+    _COMPACT_AT = 64 * 1024
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._start = 0
+
+    def __len__(self) -> int:
+        return len(self._data) - self._start
+
+    def __bool__(self) -> bool:
+        return len(self._data) > self._start
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        self._data += data
+
+    def peek(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the front, not consumed."""
+        return bytes(self._data[self._start : self._start + n])
+
+    def byte(self, index: int = 0) -> int:
+        """The byte at ``index`` from the front (it must be buffered)."""
+        return self._data[self._start + index]
+
+    def unpack_from(self, fmt: _Unpacker) -> tuple[int, ...]:
+        """``fmt.unpack_from`` at the front, consuming ``fmt.size`` bytes."""
+        values = fmt.unpack_from(self._data, self._start)
+        self._consume(fmt.size)
+        return values
+
+    def take(self, n: int) -> bytes:
+        """Consume ``n`` buffered bytes and return them as ``bytes`` (one copy)."""
+        start = self._start
+        with memoryview(self._data) as view:
+            out = bytes(view[start : start + n])
+        self._consume(n)
+        return out
+
+    def take_bytearray(self, n: int) -> bytearray:
+        """Consume ``n`` buffered bytes and return them as a ``bytearray`` (one copy)."""
+        start = self._start
+        out = self._data[start : start + n]
+        self._consume(n)
+        return out
+
+    def skip(self, n: int) -> int:
+        """Discard up to ``n`` bytes; return how many were discarded."""
+        n = min(n, len(self))
+        self._consume(n)
+        return n
+
+    def _consume(self, n: int) -> None:
+        self._start += n
+        size = len(self._data)
+        if self._start >= size:
+            self._data.clear()
+            self._start = 0
+        elif self._start >= self._COMPACT_AT and self._start * 2 >= size:
+            del self._data[: self._start]
+            self._start = 0
+
+
+class _Unpacker(Protocol):
+    size: int
+
+    def unpack_from(self, buffer: bytearray, offset: int = 0, /) -> tuple[int, ...]: ...

@@ -1,0 +1,23 @@
+"""Handlers that subprocess servers import by name (``tests.http.handlers:Echo``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dataserve import HTTPDataHandler
+
+
+class Echo(HTTPDataHandler):
+    def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/pid":
+            return os.getpid()
+        if resource == "/peak-rss":
+            with open(f"/proc/{os.getpid()}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        return payload
+
+
+not_a_handler = [1, 2, 3]
