@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from ._ops.config import add_arguments as add_ops_arguments
+from ._ops.config import ops_from_args
 from .core.limits import add_arguments, limits_from_args
 
 __all__ = ["main"]
@@ -29,9 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "handler",
         nargs="?",
-        default=EXAMPLE,
+        default=os.environ.get("DATASERVE_HANDLER") or EXAMPLE,
         help=f"MODULE:ATTR of an HTTPDataHandler subclass, instance or Router "
-        f"(default: the seed example, {EXAMPLE})",
+        f"(default: $DATASERVE_HANDLER, else the seed example, {EXAMPLE})",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=5001, help="port (default 5001; 0 picks one)")
@@ -45,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--access-log", action="store_true", help="log one line per request (default off)"
     )
+    add_ops_arguments(serve)
     add_arguments(serve)
 
     send = sub.add_parser("send", help="send a payload and print the decoded answer")
@@ -64,17 +68,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         limits = limits_from_args(args)
+        ops = ops_from_args(args)
         handler = load_handler(args.handler)
     except (HandlerLoadError, ValueError, TypeError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
 
     def banner(url: str) -> None:
-        print(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", flush=True)
+        from ._ops.logs import announce
+
+        announce(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", ops.log_format, url=url)
         if args.handler == EXAMPLE:
-            print(
+            announce(
                 f"Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' {url}/xdata",
-                flush=True,
+                ops.log_format,
             )
 
     try:
@@ -87,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             banner=banner,
+            ops=ops,
         )
     except HandlerLoadError as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)

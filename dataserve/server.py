@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import os
@@ -22,6 +23,8 @@ from typing import Any
 
 import uvicorn
 
+from ._ops.config import DEFAULT_OPS, OpsConfig, dump_ops
+from ._ops.logs import announce, log_config
 from .app import create_app
 from .core.limits import DEFAULT_LIMITS, Limits
 from .loader import dump_limits, handler_spec
@@ -44,6 +47,9 @@ def uvicorn_config(app: Any, limits: Limits, **kwargs: Any) -> uvicorn.Config:
     kwargs.setdefault("access_log", False)
     kwargs.setdefault("log_level", "info")
     kwargs.setdefault("http", _http_impl())
+    from ._ops.connections import http_protocol
+
+    kwargs["http"] = http_protocol(kwargs["http"], app)  # counts connections if metrics are on
     config = uvicorn.Config(
         app,
         lifespan="on",
@@ -101,6 +107,7 @@ def run_http_server(
     log_level: str = "info",
     access_log: bool = False,
     banner: Callable[[str], None] | None = None,
+    ops: OpsConfig | None = None,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -108,24 +115,35 @@ def run_http_server(
     instance, a ``Router`` or a ``MODULE:ATTR`` string. The default host is
     loopback; pass ``host="0.0.0.0"`` to serve other machines. In-flight
     requests finish before this returns (up to ``limits.shutdown_timeout``).
+    ``ops`` sets the health/ready/metrics routes, request ids and logs
+    (``dataserve.ops.OpsConfig``); ``access_log=True`` turns its access log on.
     """
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
+    ops = ops or DEFAULT_OPS
+    if access_log:
+        ops = ops.replace(access_log=True)
+    # dataserve's access lines replace uvicorn's; the config applies in each worker.
+    logging_kwargs: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": False,
+        "log_config": log_config(ops.log_format, log_level),
+    }
     sock = bind_socket(host, port, reuse_port=workers > 1)
     url = _url(sock)
-    (banner or _default_banner)(url)
+    (banner or functools.partial(_default_banner, log_format=ops.log_format))(url)
     if workers > 1:
         # uvicorn's supervisor forks workers that import the app by name.
         os.environ["DATASERVE_HANDLER"] = handler_spec(data_handler)
         os.environ["DATASERVE_LIMITS"] = dump_limits(limits)
+        os.environ["DATASERVE_OPS"] = dump_ops(ops)
+        from ._ops.metrics import prepare_multiprocess
+
+        # Before the workers start: each writes its metrics to a shared directory.
+        clean_up = prepare_multiprocess() if ops.metrics else _nothing
         config = uvicorn_config(
-            "dataserve.app:from_env",
-            limits,
-            factory=True,
-            workers=workers,
-            log_level=log_level,
-            access_log=access_log,
+            "dataserve.app:from_env", limits, factory=True, workers=workers, **logging_kwargs
         )
         from uvicorn.supervisors import Multiprocess
 
@@ -133,15 +151,18 @@ def run_http_server(
         extra: dict[str, Any] = {}
         if "target" in inspect.signature(Multiprocess).parameters:
             extra["target"] = uvicorn.Server(config).run
-        with _exit_quietly_on_signals():
-            Multiprocess(config, sockets=[sock], **extra).run()
+        try:
+            with _exit_quietly_on_signals():
+                Multiprocess(config, sockets=[sock], **extra).run()
+        finally:
+            clean_up()
         return
     if isinstance(data_handler, str):
         from .loader import load_handler
 
         data_handler = load_handler(data_handler)
-    app = create_app(data_handler, limits=limits)
-    config = uvicorn_config(app, limits, log_level=log_level, access_log=access_log)
+    app = create_app(data_handler, limits=limits, ops=ops)
+    config = uvicorn_config(app, limits, **logging_kwargs)
     server = uvicorn.Server(config)
     with _exit_quietly_on_signals():
         server.run(sockets=[sock])
@@ -175,8 +196,12 @@ def _exit_quietly_on_signals() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _default_banner(url: str) -> None:
-    print(f"Serving data on {url}. Press Ctrl-C to stop.", flush=True)
+def _default_banner(url: str, log_format: str = "text") -> None:
+    announce(f"Serving data on {url}. Press Ctrl-C to stop.", log_format, url=url)
+
+
+def _nothing() -> None:
+    return None
 
 
 class BackgroundLoop:

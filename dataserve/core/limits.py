@@ -60,6 +60,9 @@ class Limits:
     idle_timeout: float = _knob(60.0, "raw TCP idle connection timeout")
     # Above this many open connections, HTTP answers 503 and raw TCP refuses.
     max_connections: int = _knob(10_000, "most connections open at once")
+    # Raw TCP: a client pipelining more requests than this on one connection
+    # is not read from until some finish, which bounds the work one peer queues.
+    max_pipelined: int = _knob(256, "raw TCP requests in progress per connection")
     # def handlers run on this many threads; 1 serialises them like the original
     # single-threaded servers, so handler state needs no locks.
     handler_threads: int = _knob(1, "threads running def handlers at once")

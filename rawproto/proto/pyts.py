@@ -29,15 +29,18 @@ because pyts peers are Python programs using ``json``: integers beyond 64 bits
 stay integers, and Python's 4300-digit limit on integer parsing applies. The
 non-standard ``NaN``/``Infinity`` constants are refused.
 
-Events (frozen, slotted dataclasses)::
+Events (frozen, slotted dataclasses, ``rawproto.proto.base.Event``)::
 
     Request(headers, body)    what a client sends and a server receives
     Response(headers, body)   what a server sends and a client receives
+    ConnectionClosed()        the peer closed before sending a byte
 
-``RemoteProtocolError.status`` is the hint for the answer: 400 (not JSON, not a
-pyts document, required headers missing) or 413 (too large). A server answers
-it with ``error_response(status, message)``. A server sends exactly one
-``Response``; a second ``send`` raises ``LocalProtocolError``.
+A peer's violation raises ``FrameError`` (a ``RemoteProtocolError``, always
+fatal: the connection carries one exchange) whose ``status`` is the hint for
+the answer: 400 (not JSON, not a pyts document, required headers missing) or
+413 (too large); ``error_reply(error)`` is the server's answer document. A
+server sends exactly one ``Response``; a second ``send`` raises
+``LocalProtocolError``.
 """
 
 from __future__ import annotations
@@ -48,8 +51,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
+from dataserve.core.errors import LocalProtocolError, ProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, Role
 
 __all__ = [
     "NEED_DATA",
@@ -57,8 +62,9 @@ __all__ = [
     "STATUS_TEXTS",
     "VERSION",
     "Connection",
+    "ConnectionClosed",
     "DocumentScanner",
-    "Event",
+    "FrameError",
     "Request",
     "Response",
     "Role",
@@ -83,23 +89,8 @@ STATUS_TEXTS = {
 }
 
 
-class _NeedData:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-
-
-class Role(enum.Enum):
-    CLIENT = "client"
-    SERVER = "server"
-
-
 @dataclass(frozen=True, slots=True)
-class Request:
+class Request(Event):
     """A pyts request document: ``headers`` (a dict) and a JSON-able ``body``."""
 
     headers: dict[str, Any]
@@ -115,7 +106,7 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Response:
+class Response(Event):
     """A pyts response document: ``headers`` (a dict) and a JSON-able ``body``."""
 
     headers: dict[str, Any]
@@ -133,9 +124,6 @@ class Response:
     @property
     def status_text(self) -> str:
         return str(self.headers.get("STATUS-TEXT", ""))
-
-
-Event = Request | Response
 
 
 # --- headers, as the original sets them -----------------------------------------
@@ -226,7 +214,7 @@ class DocumentScanner:
                 self._pos = pos
                 return None
             if buf[pos] != 0x7B:  # "{"
-                raise RemoteProtocolError(
+                raise FrameError(
                     "not a pyts document: a document is a JSON object "
                     f"and starts with '{{', not {bytes(buf[pos : pos + 1])!r}",
                     400,
@@ -264,7 +252,7 @@ class DocumentScanner:
             elif char in _OPEN:
                 depth += 1
                 if depth > self._max_depth:
-                    raise RemoteProtocolError(
+                    raise FrameError(
                         f"the document nests deeper than {self._max_depth} levels", 400
                     )
             else:
@@ -281,17 +269,15 @@ def _refuse_constant(name: str) -> Any:
 
 
 def decode_document(data: bytes) -> dict[str, Any]:
-    """Parse a complete document (``RemoteProtocolError`` 400 if it is not JSON)."""
+    """Parse a complete document (``FrameError`` 400 if it is not JSON)."""
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(
-            f"not a pyts document: invalid UTF-8 at byte {exc.start}", 400
-        ) from None
+        raise FrameError(f"not a pyts document: invalid UTF-8 at byte {exc.start}", 400) from None
     except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(f"not a pyts document: invalid JSON: {exc}", 400) from None
+        raise FrameError(f"not a pyts document: invalid JSON: {exc}", 400) from None
     if not isinstance(value, dict):  # the scanner saw "{", so this cannot happen
-        raise RemoteProtocolError("not a pyts document: not a JSON object", 400)
+        raise FrameError("not a pyts document: not a JSON object", 400)
     return value
 
 
@@ -304,23 +290,23 @@ def encode_document(headers: dict[str, Any], body: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def _validate(doc: dict[str, Any], role: Role) -> Event:
+def _validate(doc: dict[str, Any], role: Role) -> Request | Response:
     headers = doc.get("headers")
     if not isinstance(headers, dict):
-        raise RemoteProtocolError('not a pyts document: "headers" must be a JSON object', 400)
+        raise FrameError('not a pyts document: "headers" must be a JSON object', 400)
     if "body" not in doc:
-        raise RemoteProtocolError('not a pyts document: it has no "body"', 400)
+        raise FrameError('not a pyts document: it has no "body"', 400)
     if role is Role.CLIENT:
         return Response(headers, doc["body"])
     missing = [name for name in REQUIRED_REQUEST_HEADERS if name not in headers]
     if missing:
-        raise RemoteProtocolError(
+        raise FrameError(
             f"the request is missing the header{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)}",
             400,
         )
     if not isinstance(headers["ENDPOINT"], str):
-        raise RemoteProtocolError("the ENDPOINT header must be a string", 400)
+        raise FrameError("the ENDPOINT header must be a string", 400)
     return Request(headers, doc["body"])
 
 
@@ -329,19 +315,22 @@ def _validate(doc: dict[str, Any], role: Role) -> Event:
 
 class _State(enum.Enum):
     RECEIVING = "receiving"  # the peer's document is not complete yet
-    RECEIVED = "received"  # it is (server: now answer; client: exchange over)
-    ERROR = "error"
-    DONE = "done"  # the server has answered
+    RECEIVED = "received"  # it is: a server answers, a client is done
+    BROKEN = "broken"  # the peer broke the protocol
 
 
 class Connection:
-    """One side of a pyts exchange (one connection, one document each way).
+    """One side of a pyts exchange (``rawproto.proto.base.ProtocolConnection``).
 
     A client ``send``\\ s its ``Request`` first, then feeds the answer to
     ``receive_data`` and reads a ``Response`` from ``next_event``. A server
-    feeds the request, reads a ``Request``, and ``send``\\ s one ``Response``
-    (also after a ``RemoteProtocolError``, to answer it).
+    feeds the request, reads a ``Request``, and ``send``\\ s one ``Response``,
+    or answers a ``FrameError`` with ``error_reply``. After the peer's
+    document, ``next_event`` returns ``NEED_DATA``, even at EOF: a client may
+    shut down its sending side and still wait for the answer.
     """
+
+    handshake_complete = True  # pyts has no handshake
 
     def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
         self.role = role
@@ -350,85 +339,94 @@ class Connection:
         self._scanner = DocumentScanner(limits.max_depth)
         self._eof = False
         self._state = _State.RECEIVING
-        self._error: RemoteProtocolError | None = None
+        self._error: FrameError | None = None
         self._sent = False
-        self._event: Event | None = None
 
     @property
-    def receiving(self) -> bool:
+    def mid_frame(self) -> bool:
         """Part of the peer's document has arrived and the rest has not."""
-        return self._state is _State.RECEIVING and self._scanner.started
+        return self._state is _State.RECEIVING and bool(self._buffer.strip())
 
     @property
     def complete(self) -> bool:
         """The peer's document has been received whole."""
-        return self._state is not _State.RECEIVING and self._event is not None
+        return self._state is _State.RECEIVED
 
     @property
     def response_sent(self) -> bool:
+        """This side's document has been sent (or an error answered)."""
         return self._sent
 
-    def receive_data(self, data: bytes | None) -> None:
-        """Feed bytes read from the socket; ``None`` or ``b""`` means EOF."""
+    def initiate(self) -> bytes:
+        return b""
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes read from the socket; ``None`` (or ``b""``) means EOF."""
         if not data:
             self._eof = True
             return
-        if self._state is not _State.RECEIVING or self._eof:
+        if self._state is not _State.RECEIVING:
             return  # the document is complete: what follows is not part of it
         if len(self._buffer) + len(data) > self.limits.max_body_size:
             self._fail(
-                RemoteProtocolError(
-                    f"the document exceeds the limit of {self.limits.max_body_size} bytes",
-                    413,
+                FrameError(
+                    f"the document exceeds the limit of {self.limits.max_body_size} bytes", 413
                 )
             )
             return
         self._buffer += data
 
-    def _fail(self, exc: RemoteProtocolError) -> None:
+    def _fail(self, exc: FrameError) -> None:
         self._error = exc
-        self._state = _State.ERROR
+        self._state = _State.BROKEN
         self._buffer = bytearray()
 
-    def next_event(self) -> Event | _NeedData | None:
-        """The peer's document once it is whole; ``NEED_DATA`` before; ``None`` after."""
+    def next_event(self) -> Event | NeedData:
+        """The peer's document once it is whole; ``NEED_DATA`` before and after it."""
         if self._error is not None:
             raise self._error
         if self._state is not _State.RECEIVING:
-            return None
+            return NEED_DATA
         try:
             end = self._scanner.feed(self._buffer)
             if end is None:
-                if self._eof:
-                    raise RemoteProtocolError(
-                        "connection closed before the document was complete"
-                        if self._buffer.strip()
-                        else "connection closed without a document",
-                        400,
-                    )
-                return NEED_DATA
+                if not self._eof:
+                    return NEED_DATA
+                if not self._buffer.strip():
+                    # Connected and left without a word: nothing to answer.
+                    self._state = _State.BROKEN
+                    return ConnectionClosed()
+                raise FrameError("connection closed before the document was complete", 400)
             event = _validate(decode_document(bytes(self._buffer[:end])), self.role)
-        except RemoteProtocolError as exc:
+        except FrameError as exc:
             self._fail(exc)
             raise
         self._buffer = bytearray()
         self._state = _State.RECEIVED
-        self._event = event
         return event
 
     def send(self, event: Event) -> bytes:
         """The bytes of ``event``; each side sends exactly one document."""
         if self._sent:
             raise LocalProtocolError(
-                "the response was already sent; a pyts connection carries one"
-                if self.role is Role.SERVER
-                else "the request was already sent; a pyts connection carries one"
+                f"the {'response' if self.role is Role.SERVER else 'request'} was already "
+                "sent; a pyts connection carries one"
             )
-        expected = Response if self.role is Role.SERVER else Request
-        if not isinstance(event, expected):
-            raise LocalProtocolError(f"a {self.role.value} sends a {expected.__name__}")
+        if self.role is Role.SERVER:
+            if not isinstance(event, Response):
+                raise LocalProtocolError(f"a server sends a Response, not {type(event).__name__}")
+        elif not isinstance(event, Request):
+            raise LocalProtocolError(f"a client sends a Request, not {type(event).__name__}")
         data = encode_document(event.headers, event.body)
         self._sent = True
-        if self.role is Role.SERVER:
-            self._state = _State.DONE
         return data
+
+    def error_reply(self, error: ProtocolError) -> bytes:
+        """The server's answer to ``error``: a document with its status and message.
+
+        Empty if the answer was already sent (there is one per connection)
+        and on the client side.
+        """
+        if self.role is Role.CLIENT or self._sent:
+            return b""
+        return self.send(error_response(error.status, error.message))

@@ -14,16 +14,17 @@ from hypothesis import strategies as st
 
 from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
 from dataserve.core.limits import Limits
+from rawproto.proto.base import ProtocolConnection
 from rawproto.proto.tcpy import (
     NEED_DATA,
     Connection,
     ConnectionClosed,
-    InvalidRequest,
+    FrameError,
     Message,
     Reply,
     Request,
     Role,
-    error_reply,
+    error_map,
 )
 
 # {"cmd": "add", "x": 1, "y": 2} written out by hand from the msgpack spec.
@@ -52,7 +53,7 @@ def events(conn: Connection) -> list[Any]:
         out.append(event)
         if isinstance(event, ConnectionClosed):
             return out
-        if isinstance(event, (Request, InvalidRequest)) and conn.role is Role.SERVER:
+        if isinstance(event, Request) and conn.role is Role.SERVER:
             # a server answers before the next request is interpreted
             conn.send(Reply({"ok": True}))
 
@@ -160,6 +161,20 @@ def test_msgpack_timestamps_decode_to_aware_datetimes() -> None:
     )
 
 
+def test_it_is_a_protocol_connection() -> None:
+    conn = Connection(Role.SERVER)
+    assert isinstance(conn, ProtocolConnection)
+    assert conn.handshake_complete
+    assert conn.initiate() == b""
+    assert not conn.mid_frame
+    conn.receive_data(ADD_REQUEST[:3])
+    assert conn.mid_frame
+    conn.receive_data(ADD_REQUEST[3:-1])
+    assert conn.mid_frame
+    conn.receive_data(ADD_REQUEST[-1:])
+    assert not conn.mid_frame
+
+
 # --- requests that are maps but not requests: the connection stays usable --------------
 
 
@@ -172,11 +187,17 @@ def test_msgpack_timestamps_decode_to_aware_datetimes() -> None:
         ({"cmd": "a", b"k": 1}, "parameter names must be strings"),
     ],
 )
-def test_a_map_without_a_command_is_an_invalid_request(data: Any, reason: str) -> None:
-    out = feed_all(frame(msgpack.packb(data)) + ADD_REQUEST)
-    assert isinstance(out[0], InvalidRequest)
-    assert reason in out[0].reason
-    assert out[1] == Request("add", {"x": 1, "y": 2})
+def test_a_map_without_a_command_is_a_non_fatal_error(data: Any, reason: str) -> None:
+    server = Connection(Role.SERVER)
+    server.receive_data(frame(msgpack.packb(data)) + ADD_REQUEST)
+    with pytest.raises(FrameError) as info:
+        server.next_event()
+    assert not info.value.fatal
+    assert reason in info.value.message
+    answer = server.error_reply(info.value)
+    assert msgpack.unpackb(answer[4:]) == {"error": True, "message": info.value.message}
+    assert not server.must_close
+    assert server.next_event() == Request("add", {"x": 1, "y": 2})
 
 
 # --- bad input: RemoteProtocolError with a status hint, one reply, then close ---------
@@ -202,18 +223,20 @@ BAD_PAYLOADS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_PAYLOADS))
-def test_bad_payloads_are_remote_protocol_errors(name: str) -> None:
+def test_bad_payloads_are_fatal_frame_errors(name: str) -> None:
     server = Connection(Role.SERVER)
     server.receive_data(frame(BAD_PAYLOADS[name]) + ADD_REQUEST)
-    with pytest.raises(RemoteProtocolError) as info:
+    with pytest.raises(FrameError) as info:
         server.next_event()
+    assert isinstance(info.value, RemoteProtocolError)
     assert info.value.status == 400
-    # the error sticks; one error reply may be sent, then the connection must close
-    with pytest.raises(RemoteProtocolError):
-        server.next_event()
-    reply = server.send(error_reply(info.value))
-    assert msgpack.unpackb(reply[4:]) == {"error": True, "message": info.value.message}
+    assert info.value.fatal
     assert server.must_close
+    # the error sticks: answer it, then close
+    with pytest.raises(FrameError):
+        server.next_event()
+    reply = server.error_reply(info.value)
+    assert msgpack.unpackb(reply[4:]) == {"error": True, "message": info.value.message}
     with pytest.raises(LocalProtocolError):
         server.send(Reply({"again": 1}))
 
@@ -289,9 +312,19 @@ def test_a_client_sees_every_frame_as_a_message() -> None:
     assert client.next_event() == ConnectionClosed()
 
 
-def test_error_reply_uses_the_message() -> None:
-    assert error_reply(ValueError("boom")).data == {"error": True, "message": "boom"}
-    assert error_reply(KeyError()).data == {"error": True, "message": "KeyError"}
+def test_error_map_uses_the_message() -> None:
+    assert error_map(ValueError("boom")) == {"error": True, "message": "boom"}
+    assert error_map(KeyError()) == {"error": True, "message": "KeyError"}
+    assert Connection(Role.CLIENT).error_reply(FrameError("x")) == b""
+
+
+def test_an_error_reply_ends_the_exchange_it_answers() -> None:
+    server = Connection(Role.SERVER)
+    server.receive_data(ADD_REQUEST * 2)
+    server.next_event()
+    server.error_reply(FrameError("unknown command", fatal=False))
+    assert not server.busy
+    assert server.next_event() == Request("add", {"x": 1, "y": 2})
 
 
 # --- fuzzing -----------------------------------------------------------------------
@@ -334,7 +367,7 @@ def test_random_bytes_give_events_or_a_protocol_error_only(
 ) -> None:
     try:
         feed_all(junk, sizes)
-    except RemoteProtocolError as exc:
+    except FrameError as exc:
         assert exc.status in (400, 413)
         assert exc.message
 
@@ -344,5 +377,5 @@ def test_random_bytes_give_events_or_a_protocol_error_only(
 def test_random_payloads_in_valid_frames_never_raise_anything_else(payload: bytes) -> None:
     try:
         feed_all(frame(payload), eof=False)
-    except RemoteProtocolError as exc:
+    except FrameError as exc:
         assert exc.status == 400

@@ -1,0 +1,827 @@
+"""The one asyncio engine that runs every raw TCP framing.
+
+The engine moves bytes between sockets and sans-IO protocol objects and owns
+everything about connections that is not protocol: accepting, the connection
+limit, the handshake, frame and idle timeouts, flow control, coalesced
+writes, tracking requests in flight and graceful shutdown. What the bytes
+mean is decided by two small objects a protocol provides:
+
+``Service``
+    One per server. ``service.session(conn)`` makes the ``Session`` for each
+    new connection; ``await service.aclose()`` runs once the server has
+    stopped (to close a handler pool, say).
+
+``Session``
+    One per connection: the glue between the engine and one sans-IO protocol
+    object (``session.proto``, see ``rawproto.proto.base.ProtocolConnection``).
+    The engine feeds received bytes to the protocol and hands each event to
+    ``session.handle(event)``; the session answers with ``conn.send(event)``
+    or ``conn.write(data)``. When ``handle`` returns an awaitable (a
+    coroutine or a future: a request being served), the engine counts it as
+    in flight until it completes. With ``concurrent = False`` (the default)
+    the engine stops taking events from the connection while one is in
+    flight, so replies go out in request order (tcpy); with
+    ``concurrent = True`` they overlap (the native framing pipelines).
+
+Writing a framing on the engine therefore takes: a sans-IO protocol, a
+``Session`` subclass overriding ``handle`` (and ``closing``/``closed`` if it
+needs them), and a ``Service`` whose ``session()`` builds it::
+
+    class EchoSession(Session):
+        concurrent = True
+
+        def handle(self, event):
+            if isinstance(event, Request):
+                return self.answer(event)   # in flight until it completes
+            return None
+
+        async def answer(self, event):
+            self.conn.send(Reply(event.request_id, event.body))
+
+    class EchoService:
+        def session(self, conn):
+            return EchoSession(conn, MyProtocol(Role.SERVER))
+
+        async def aclose(self):
+            pass
+
+    server = await RawServer(EchoService(), port=0).start()
+    ... server.port ...
+    await server.stop()
+
+Behaviour (every number comes from ``dataserve.core.limits.Limits``):
+
+* **Handshake.** ``session.opened()`` sends ``proto.initiate()``; a peer whose
+  ``proto.handshake_complete`` is still false after ``handshake_timeout`` gets
+  ``proto.error_reply`` for a 408 ``FrameError`` and is closed.
+* **Frame deadline.** While ``proto.mid_frame`` is true the frame must be
+  complete within ``frame_timeout`` of its start: an absolute deadline, not
+  reset by each byte, so a trickling peer cannot hold a connection.
+* **Idle timeout.** A connection with nothing in flight and no partial frame
+  is closed after ``idle_timeout`` (408 reply first).
+* **Connection limit.** Above ``max_connections`` a new connection gets
+  ``proto.error_reply`` for a 503 ``FrameError`` (tinyproto's 0xfe, a native
+  error frame) and is closed; everyone else is unaffected.
+* **Protocol errors.** A ``RemoteProtocolError`` from the protocol goes to
+  ``session.failed(exc)``: by default ``proto.error_reply(exc)`` is sent, and
+  the connection closes if the error is fatal (``FrameError.fatal``, true for
+  any other ``RemoteProtocolError``). Closing after an error is a lingering
+  close: our side is shut for writing and the peer's further bytes are
+  discarded for a moment, so the answer is not lost to a reset.
+* **Flow control.** Writes made while handling one batch of received bytes,
+  or within one loop iteration, are coalesced into one ``writelines``.
+  While the transport's write buffer is above its high-water mark the
+  engine stops reading (``conn.drain()`` waits for it to fall); a peer that
+  does not read for ``frame_timeout`` is closed. Reading also pauses while
+  ``max_pipelined`` requests of one connection are in flight.
+* **TCP_NODELAY** on every connection; ``reuse_port=True`` sets
+  ``SO_REUSEPORT`` on the listener so several processes can share a port.
+* **Graceful shutdown.** ``stop()`` closes the listener, calls
+  ``session.closing()`` on every connection (the native framing answers new
+  requests with 503 from then on), lets requests in flight finish and their
+  replies drain, closes each connection once it is quiet, and aborts what is
+  left after ``shutdown_timeout``.
+* **EOF.** A peer that shuts its sending side still gets the replies to
+  everything it sent; the connection closes once they are written.
+
+``def`` handlers are the sessions' business: the built-in services call them
+through ``dataserve.core.dispatch.Dispatcher`` (a thread pool for ``def``,
+inline for ``async def``), so nothing here blocks the loop.
+
+Client side: ``open_connection(factory, host, port)`` runs a ``Session`` on
+an outgoing connection with the same machinery (timeouts, flow control,
+coalescing). The blocking clients do not use the engine at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
+
+from dataserve.core.errors import RemoteProtocolError
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+from .proto.base import NEED_DATA, ConnectionClosed, FrameError, ProtocolConnection
+
+__all__ = [
+    "Connection",
+    "RawServer",
+    "Service",
+    "Session",
+    "bind_socket",
+    "open_connection",
+]
+
+logger = logging.getLogger("rawproto.engine")
+
+# Write buffer marks: above HIGH the engine stops reading from the peer;
+# drain() waits for LOW. Large enough for a few replies of a pipelined burst.
+WRITE_HIGH_WATER = 512 * 1024
+WRITE_LOW_WATER = 128 * 1024
+# How long a closing connection keeps discarding the peer's bytes so that an
+# error answer is read before the connection resets.
+LINGER_SECONDS = 2.0
+
+
+class Session:
+    """Per-connection glue between the engine and one sans-IO protocol object.
+
+    Subclass it and override ``handle``. ``self.conn`` is the engine's
+    ``Connection`` (``send``, ``write``, ``close``, ``drain``...),
+    ``self.proto`` the protocol object.
+
+    ``poll`` is how the engine takes events from the protocol; the default
+    calls ``proto.next_event()`` and treats ``NEED_DATA`` (from
+    ``rawproto.proto.base``) or ``None`` as "no event yet". Override it for a
+    protocol with another sentinel.
+    """
+
+    #: True: awaitables returned by ``handle`` run concurrently (pipelining).
+    #: False: the engine takes no further event while one is in flight.
+    concurrent: ClassVar[bool] = False
+
+    def __init__(self, conn: Connection, proto: ProtocolConnection) -> None:
+        self.conn = conn
+        self.proto = proto
+
+    # --- protocol access (the engine's side) ---------------------------------
+
+    def opened(self) -> None:
+        """The connection is up: send the protocol's opening bytes, if any."""
+        data = self.proto.initiate()
+        if data:
+            self.conn.write(data)
+
+    def poll(self) -> object | None:
+        """The next event from the protocol, or ``None`` if it needs more data."""
+        event = self.proto.next_event()
+        if event is NEED_DATA:
+            return None
+        return event
+
+    # --- application (yours) ---------------------------------------------------
+
+    def handle(self, event: object) -> Awaitable[Any] | None:
+        """Act on one event; return an awaitable for work that continues.
+
+        The engine counts the awaitable as in flight until it completes and
+        logs (and closes the connection on) any exception it raises. The
+        default ignores every event.
+        """
+        return None
+
+    def failed(self, exc: RemoteProtocolError) -> None:
+        """The peer broke the protocol, or a deadline passed.
+
+        Default: send ``proto.error_reply(exc)``; close unless the error is a
+        non-fatal ``FrameError``.
+        """
+        reply = self.proto.error_reply(exc)
+        if reply:
+            self.conn.write(reply)
+        if getattr(exc, "fatal", True):
+            self.conn.close()
+
+    def closing(self) -> None:
+        """Graceful shutdown began: requests in flight may finish, take no new ones."""
+
+    def closed(self, exc: BaseException | None) -> None:
+        """The connection is gone (``exc`` is the OS error, if any)."""
+
+
+class Service(Protocol):
+    """What a ``RawServer`` serves: a factory of sessions and a closing hook."""
+
+    def session(self, conn: Connection) -> Session:
+        """The ``Session`` for a new connection (cheap; called on every accept)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Called once after the server stopped and every connection closed."""
+        ...
+
+
+SessionFactory = Callable[["Connection"], Session]
+
+
+class _Registry:
+    """The open connections of one server (or of one client's outgoing ones)."""
+
+    def __init__(self, limits: Limits, max_connections: int | None = None) -> None:
+        self.limits = limits
+        self.max_connections = max_connections
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self.all_closed: asyncio.Event | None = None
+
+    def removed(self) -> None:
+        if not self.connections and self.all_closed is not None:
+            self.all_closed.set()
+
+
+class Connection(asyncio.Protocol):
+    """One TCP connection driven by the engine (an ``asyncio.Protocol``).
+
+    Public API for sessions: ``send(event)``, ``write(data)``, ``drain()``,
+    ``close()``, ``abort()``, ``closing`` (graceful shutdown began),
+    ``is_closed``, ``peername``, ``sockname``, ``socket``, ``in_flight``,
+    ``limits``, ``loop``.
+    """
+
+    def __init__(self, factory: SessionFactory, registry: _Registry) -> None:
+        self._factory = factory
+        self._registry = registry
+        self.limits = registry.limits
+        self.loop = asyncio.get_running_loop()
+        self.session: Session | None = None
+        self.proto: ProtocolConnection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.peername: Any = None
+        self.sockname: Any = None
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._in_pump = False
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._blocked = False  # an in-order session has a request in flight
+        self._read_paused = False
+        self._write_paused = False
+        self._write_paused_at = 0.0
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._eof = False
+        self._closing = False  # close() called: flushing, then closing
+        self._lingering = False
+        self._closed = False
+        self._opened_at = 0.0
+        self._last_active = 0.0
+        self._frame_started: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._counted = False
+        self.closed_future: asyncio.Future[None] = self.loop.create_future()
+
+    # --- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peername = transport.get_extra_info("peername")
+        self.sockname = transport.get_extra_info("sockname")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self._opened_at = self._last_active = self.loop.time()
+        registry = self._registry
+        try:
+            session = self.session = self._factory(self)
+        except Exception:
+            logger.exception("cannot create a session for %s", self.peername)
+            transport.abort()
+            return
+        self.proto = session.proto
+        limit = registry.max_connections
+        if registry.closing or (limit is not None and len(registry.connections) >= limit):
+            self._refuse()
+            return
+        registry.connections.add(self)
+        self._counted = True
+        try:
+            session.opened()
+        except Exception:
+            logger.exception("session.opened() failed for %s", self.peername)
+            self.abort()
+            return
+        self._flush()
+        self._update_timer(progress=False)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering or self._closed:
+            return  # a closing connection discards what the peer still sends
+        self._last_active = self.loop.time()
+        proto = self.proto
+        assert proto is not None
+        proto.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        if self._lingering or self._closed:
+            return False
+        self._eof = True
+        proto = self.proto
+        assert proto is not None
+        proto.receive_data(None)
+        self._pump()
+        if self._closed or self._closing:
+            return False
+        if not self._tasks:
+            self.close()
+            return True
+        # Keep the transport open: replies to what the peer sent still go out.
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in list(self._tasks):
+            # A handler already running keeps running (its result is dropped);
+            # one still waiting for the loop is cancelled.
+            task.cancel()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("connection closed"))
+        self._drain_waiters.clear()
+        if self._counted:
+            self._registry.connections.discard(self)
+            self._counted = False
+            self._registry.removed()
+        if self.session is not None:
+            try:
+                self.session.closed(exc)
+            except Exception:
+                logger.exception("session.closed() failed for %s", self.peername)
+        if not self.closed_future.done():
+            self.closed_future.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._write_paused_at = self.loop.time()
+        self._update_reading()
+        self._update_timer(progress=False)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        self._update_reading()
+        self._update_timer(progress=False)
+
+    # --- the session's API ------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """Graceful shutdown began: finish what is in flight, start nothing new."""
+        return self._registry.closing
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed or self._closing
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def socket(self) -> Any:
+        """The transport's socket (a ``TransportSocket``: getpeername() etc.)."""
+        return self.transport.get_extra_info("socket") if self.transport else None
+
+    def send(self, event: Any) -> None:
+        """Write ``proto.send(event)`` (coalesced with other writes)."""
+        proto = self.proto
+        assert proto is not None
+        self.write(proto.send(event))
+        if proto.mid_frame and self._frame_started is None:
+            # we now wait for the peer's answer (tinyproto's acknowledgement)
+            self._update_timer(progress=False)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes; they go out together at the end of this loop iteration."""
+        if self._closed or self._closing or not data:
+            return
+        self._out.append(data)  # type: ignore[arg-type]
+        if not self._flush_scheduled and not self._in_pump:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    async def drain(self) -> None:
+        """Flush queued bytes and wait until the write buffer is below its low mark."""
+        self._flush()
+        if self._closed:
+            raise ConnectionResetError("connection closed")
+        if not self._write_paused:
+            return
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def close(self) -> None:
+        """Send what is queued, then close (lingering: see the module docstring)."""
+        if self._closing or self._closed:
+            return
+        self._closing = True
+        self._flush()
+        transport = self.transport
+        if transport is None:
+            return
+        self._drain_waiters_fail()
+        if self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        # Lingering close: FIN our side, discard what the peer still sends, and
+        # close on its EOF or after LINGER_SECONDS, so a reply sent just before
+        # is not destroyed by the reset that closing with unread data causes.
+        self._lingering = True
+        with contextlib.suppress(OSError, RuntimeError):
+            transport.write_eof()
+        if self._read_paused:
+            self._read_paused = False
+            with contextlib.suppress(RuntimeError):
+                transport.resume_reading()
+        self._set_timer(self.loop.time() + LINGER_SECONDS)
+
+    def abort(self) -> None:
+        """Close at once, dropping anything not yet written."""
+        self._closing = True
+        self._out.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def fail(self, exc: RemoteProtocolError) -> None:
+        """Hand a protocol error to the session (as the engine does itself)."""
+        session = self.session
+        if session is None:
+            self.abort()
+            return
+        try:
+            session.failed(exc)
+        except Exception:
+            logger.exception("session.failed() raised for %s", self.peername)
+            self.abort()
+        self._flush()
+
+    def _begin_shutdown(self) -> None:
+        """Graceful shutdown: tell the session, close now if quiet, else when done."""
+        if self._closed or self._closing:
+            return
+        session = self.session
+        if session is not None:
+            try:
+                session.closing()
+            except Exception:
+                logger.exception("session.closing() raised for %s", self.peername)
+        self._flush()
+        proto = self.proto
+        if not self._tasks and (proto is None or not proto.mid_frame):
+            self.close()
+        else:
+            self._pump()
+
+    # --- internals --------------------------------------------------------------
+
+    def _drain_waiters_fail(self) -> None:
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("connection closing"))
+        self._drain_waiters.clear()
+
+    def _refuse(self) -> None:
+        """Over the connection limit (or shutting down): answer and close."""
+        proto = self.proto
+        assert proto is not None and self.transport is not None
+        limit = self._registry.max_connections
+        reason = (
+            "the server is shutting down"
+            if self._registry.closing
+            else f"the server is at its limit of {limit} connections"
+        )
+        with contextlib.suppress(Exception):
+            reply = proto.error_reply(FrameError(reason, 503))
+            if reply:
+                self.transport.write(reply)
+        self._closing = True
+        self.transport.close()
+
+    def _pump(self) -> None:
+        """Take events from the protocol and hand them to the session."""
+        session = self.session
+        if session is None or self._in_pump:
+            return
+        self._in_pump = True
+        progress = False
+        try:
+            while not self._blocked and not self._closing and not self._closed:
+                try:
+                    event = session.poll()
+                except RemoteProtocolError as exc:
+                    progress = True
+                    self.fail(exc)
+                    continue
+                if event is None:
+                    break
+                progress = True
+                if isinstance(event, ConnectionClosed):
+                    continue  # EOF is handled by eof_received
+                try:
+                    result = session.handle(event)
+                except Exception:
+                    logger.exception("session.handle() raised for %s", self.peername)
+                    self.abort()
+                    break
+                if result is not None:
+                    self._track(result)
+        finally:
+            self._in_pump = False
+        self._flush()
+        self._update_reading()
+        self._update_timer(progress)
+
+    def _track(self, work: Awaitable[Any]) -> None:
+        future = asyncio.ensure_future(work)
+        if future.done():
+            self._finished(future, resume=False)
+            return
+        self._tasks.add(future)
+        if self.session is not None and not self.session.concurrent:
+            self._blocked = True
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: asyncio.Future[Any], resume: bool = True) -> None:
+        self._tasks.discard(future)
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None:
+                logger.error(
+                    "a request on %s failed: %r", self.peername, exc, exc_info=exc
+                )
+                self.abort()
+                return
+        if self._closed:
+            return
+        self._last_active = self.loop.time()
+        if self._blocked and not self._tasks:
+            self._blocked = False
+        if resume:
+            self._pump()  # events held back while the request ran
+        if not self._tasks and not self._closing:
+            proto = self.proto
+            if self._eof or (self._registry.closing and proto is not None and not proto.mid_frame):
+                self.close()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out or self.transport is None:
+            return
+        self._out = []
+        try:
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)
+        except RuntimeError:  # the transport closed under us
+            pass
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closed or self._lingering:
+            return
+        pause = (
+            self._write_paused
+            or self._blocked
+            or len(self._tasks) >= self.limits.max_pipelined
+        )
+        if pause and not self._read_paused:
+            self._read_paused = True
+            with contextlib.suppress(RuntimeError):
+                transport.pause_reading()
+        elif not pause and self._read_paused:
+            self._read_paused = False
+            with contextlib.suppress(RuntimeError):
+                transport.resume_reading()
+
+    # Timers: one per connection, armed for the earliest relevant deadline and
+    # re-checked when it fires, so received bytes never reschedule a timer.
+
+    def _deadline(self) -> tuple[float, str]:
+        proto = self.proto
+        limits = self.limits
+        if proto is None:
+            return math.inf, ""
+        if not proto.handshake_complete:
+            when, why = self._opened_at + limits.handshake_timeout, "handshake"
+        elif proto.mid_frame:
+            start = self._frame_started if self._frame_started is not None else self.loop.time()
+            when, why = start + limits.frame_timeout, "frame"
+        elif self._tasks:
+            when, why = math.inf, ""
+        else:
+            when, why = self._last_active + limits.idle_timeout, "idle"
+        if self._write_paused:
+            stall = self._write_paused_at + limits.frame_timeout
+            if stall < when:
+                when, why = stall, "write"
+        return when, why
+
+    def _update_timer(self, progress: bool) -> None:
+        if self._closed or self._closing:
+            return
+        proto = self.proto
+        if proto is not None:
+            if not proto.mid_frame:
+                self._frame_started = None
+            elif progress or self._frame_started is None:
+                # a new frame began in the bytes just handled
+                self._frame_started = self.loop.time()
+        when, _ = self._deadline()
+        if when < self._timer_at:
+            self._set_timer(when)
+
+    def _set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when != math.inf:
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        if self._closed:
+            return
+        if self._lingering or self._closing:
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        when, why = self._deadline()
+        if when > self.loop.time():
+            self._set_timer(when)
+            return
+        limits = self.limits
+        message = {
+            "handshake": f"no handshake within {limits.handshake_timeout:g} s",
+            "frame": f"frame not complete within {limits.frame_timeout:g} s",
+            "idle": f"idle for {limits.idle_timeout:g} s",
+            "write": f"peer read nothing for {limits.frame_timeout:g} s",
+        }[why]
+        logger.debug("closing %s: %s", self.peername, message)
+        if why == "write":
+            self.abort()  # the peer does not read: an answer would not get through
+            return
+        self.fail(FrameError(message, 408))
+        if not self._closing:
+            self.close()
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``(host, port)``; port 0 picks a free one.
+
+    ``proto=IPPROTO_TCP`` lets asyncio recognise the socket as TCP (it then
+    sets TCP_NODELAY on accepted connections too).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(4096)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class RawServer:
+    """An asyncio TCP server running ``service`` on the engine.
+
+    ``await start()`` binds (port 0 picks a free port: read ``port`` back) and
+    returns once connections are accepted; ``await stop()`` shuts down
+    gracefully (see the module docstring). ``sock`` serves an already bound
+    listening socket instead. Usable as ``async with RawServer(...) as s``.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+        max_connections: int | None = None,
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.requested_port = port
+        self.limits = limits or DEFAULT_LIMITS
+        self.reuse_port = reuse_port
+        self.max_connections = (
+            self.limits.max_connections if max_connections is None else max_connections
+        )
+        self._sock = sock
+        self._server: asyncio.base_events.Server | None = None
+        self._registry: _Registry | None = None
+        self._stopped: asyncio.Event | None = None
+        self.port = 0
+
+    @property
+    def connections(self) -> int:
+        """How many connections are open now."""
+        return len(self._registry.connections) if self._registry else 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    async def start(self) -> RawServer:
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        sock = self._sock or bind_socket(self.host, self.requested_port, reuse_port=self.reuse_port)
+        self.port = sock.getsockname()[1]
+        self._registry = _Registry(self.limits, self.max_connections)
+        self._stopped = asyncio.Event()
+        registry, factory = self._registry, self.service.session
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                lambda: Connection(factory, registry), sock=sock, backlog=4096
+            )
+        except BaseException:
+            if self._sock is None:
+                sock.close()
+            raise
+        return self
+
+    async def serve_forever(self) -> None:
+        """Wait until ``stop()`` has completed."""
+        if self._stopped is None:
+            await self.start()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let requests in flight finish, close every connection.
+
+        Connections still open after ``timeout`` (default
+        ``limits.shutdown_timeout``) are aborted. Then ``service.aclose()``.
+        """
+        server, registry = self._server, self._registry
+        if server is None or registry is None:
+            return
+        self._server = None
+        timeout = self.limits.shutdown_timeout if timeout is None else timeout
+        server.close()
+        registry.closing = True
+        registry.all_closed = asyncio.Event()
+        for conn in list(registry.connections):
+            conn._begin_shutdown()
+        registry.removed()
+        try:
+            await asyncio.wait_for(registry.all_closed.wait(), timeout)
+        except asyncio.TimeoutError:
+            for conn in list(registry.connections):
+                conn.abort()
+            logger.warning("aborted %d connections at shutdown", len(registry.connections))
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+        try:
+            await self.service.aclose()
+        finally:
+            assert self._stopped is not None
+            self._stopped.set()
+
+    async def __aenter__(self) -> RawServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def open_connection(
+    factory: SessionFactory,
+    host: str,
+    port: int,
+    *,
+    limits: Limits | None = None,
+    timeout: float | None = None,
+) -> Connection:
+    """Connect to ``host:port`` and run ``factory(conn)``'s session on it.
+
+    Returns once the TCP connection is up (the session's ``opened()`` has
+    sent its opening bytes); ``conn.closed_future`` completes when it closes.
+    Raises ``OSError`` (``ConnectionRefusedError``...) or
+    ``asyncio.TimeoutError`` as ``loop.create_connection`` does.
+    """
+    loop = asyncio.get_running_loop()
+    registry = _Registry(limits or DEFAULT_LIMITS)
+    connect = loop.create_connection(lambda: Connection(factory, registry), host, port)
+    if timeout is not None:
+        _, conn = await asyncio.wait_for(connect, timeout)
+    else:
+        _, conn = await connect
+    return conn
+
