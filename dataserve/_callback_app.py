@@ -60,10 +60,12 @@ class CallbackEndpoint:
         self._call = self.dispatcher.prepare(self.cbfunc)
 
     async def aclose(self) -> None:
-        """Let the callback threads finish, then get ready to be served again."""
-        # In a thread: waiting for a hung callback must not stall the loop,
-        # which other servers share.
-        await asyncio.to_thread(self.dispatcher.close, self.limits.shutdown_timeout)
+        """End the callback threads, then get ready to be served again."""
+        # The server has already given in-flight calls shutdown_timeout to
+        # finish, so idle threads only need a moment to exit; a callback still
+        # running now is hung, and its daemon thread is left behind. In a
+        # thread, because the loop is shared with other servers.
+        await asyncio.to_thread(self.dispatcher.close, min(1.0, self.limits.shutdown_timeout))
         self._open_dispatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,7 +88,7 @@ class CallbackEndpoint:
             timeout=self.limits.body_timeout,
         )
         request = self._request(scope, stream)
-        where = f"{request['verb']} {request['path']}"
+        where = f"{request['verb']} {_printable(request['path'])}"
         response: Any = None
         try:
             response = await self._call(request)
@@ -136,6 +138,11 @@ class CallbackEndpoint:
             "remoteipstr": client[0],
             "remoteportnum": client[1],
         }
+
+
+def _printable(text: str) -> str:
+    # A path may hold decoded CR/LF (%0d%0a): never let it forge a log line.
+    return text if text.isprintable() else repr(text)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -48,6 +48,7 @@ from .core.dispatch import Dispatcher
 from .core.errors import CodecError, DataServeError
 from .core.handler import make_caller
 from .core.limits import DEFAULT_LIMITS, Limits
+from .core.security import bearer_token, token_from_env, token_matches
 
 __all__ = ["DataEndpoint", "DataServeApp", "create_app", "from_env"]
 
@@ -60,6 +61,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _ALLOW = [(b"allow", b"PUT, POST")]
 _CLOSE = [(b"connection", b"close")]
+_CHALLENGE = [(b"www-authenticate", b'Bearer realm="dataserve"')]
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
@@ -126,15 +128,26 @@ class DataEndpoint:
         limits: Limits = DEFAULT_LIMITS,
         codecs: CodecRegistry = default_registry,
         dispatcher: Dispatcher | None = None,
+        token: str | None = None,
     ) -> None:
         self.limits = limits
         self.codecs = codecs
+        #: The bearer token every request must present; ``None``: no auth.
+        self._token = token.encode() if token else None
         self.dispatcher = dispatcher or Dispatcher(limits.handler_threads)
         self._call = make_caller(handler, self.dispatcher)
         self._media_cache: dict[bytes | None, tuple[Codec | None, dict[str, str]]] = {}
         self._media_bytes: dict[str | None, bytes] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._token is not None and not self._authorized(scope):
+            await send_error(
+                send,
+                401,
+                "missing or wrong token: send Authorization: Bearer <token>",
+                headers=_CHALLENGE,
+            )
+            return
         method = scope["method"]
         if method != "PUT" and method != "POST":
             await send_error(
@@ -199,7 +212,16 @@ class DataEndpoint:
         if root and resource.startswith(root):
             resource = resource[len(root) :] or "/"
         try:
-            result = await self._call(resource, payload)
+            async with _timeout(self.limits.handler_timeout):
+                result = await self._call(resource, payload)
+        except TimeoutError:
+            logger.error(
+                "handler for %s did not answer in %g s", resource, self.limits.handler_timeout
+            )
+            raise _Reject(
+                504,
+                f"the handler did not answer within {self.limits.handler_timeout:g} s",
+            ) from None
         except Exception as exc:
             logger.exception("handler raised for %s", resource)
             raise _Reject(
@@ -225,6 +247,16 @@ class DataEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": data})
+
+    def _authorized(self, scope: Scope) -> bool:
+        assert self._token is not None
+        presented = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if presented is not None:
+                    return False  # two Authorization headers: ambiguous, refused
+                presented = bearer_token(value)
+        return token_matches(self._token, presented)
 
     def _codec_for(self, content_type: bytes | None) -> tuple[Codec | None, dict[str, str]]:
         cached = self._media_cache.get(content_type)
@@ -292,10 +324,11 @@ class DataServeApp(Starlette):
         codecs: CodecRegistry = default_registry,
         debug: bool = False,
         ops: OpsConfig = DEFAULT_OPS,
+        token: str | None = None,
     ) -> None:
         self.limits = limits
         self.ops = ops
-        self.endpoint = DataEndpoint(handler, limits=limits, codecs=codecs)
+        self.endpoint = DataEndpoint(handler, limits=limits, codecs=codecs, token=token)
         # Request ids, metrics and access lines around the endpoint: decided
         # here, once; with all of them off this is the endpoint itself.
         self.data = observed(self.endpoint, ops)
@@ -348,20 +381,26 @@ def create_app(
     codecs: CodecRegistry | None = None,
     handler_threads: int | None = None,
     ops: OpsConfig | None = None,
+    token: str | None = None,
 ) -> DataServeApp:
     """The ASGI app for ``handler``: an ``HTTPDataHandler`` subclass or
     instance, a ``Router``, or a ``fn(resource, payload)``.
 
     ``ops`` sets the operations routes, metrics, request ids and access log
     (``dataserve.ops.OpsConfig``; by default: routes under ``/_dataserve``,
-    metrics and request ids on, access log off).
+    metrics and request ids on, access log off). ``token`` makes every data
+    request present ``Authorization: Bearer <token>`` (401 otherwise).
     Serve it with ``uvicorn module:app`` or gunicorn's uvicorn worker.
     """
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
     return DataServeApp(
-        handler, limits=limits, codecs=codecs or default_registry, ops=ops or DEFAULT_OPS
+        handler,
+        limits=limits,
+        codecs=codecs or default_registry,
+        ops=ops or DEFAULT_OPS,
+        token=token,
     )
 
 
@@ -380,4 +419,5 @@ def from_env() -> DataServeApp:
         load_handler(spec),
         limits=load_limits(os.environ.get("DATASERVE_LIMITS")),
         ops=load_ops(os.environ.get("DATASERVE_OPS")),
+        token=token_from_env(),
     )

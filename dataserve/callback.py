@@ -86,6 +86,7 @@ def httpserver_registercallback(
     """
     host, port = check_address(addresstuple)
     check_callback(cbfunc)
+    _refuse_on_shared_loop("httpserver_registercallback")
     app = callback_app(cbfunc, threads=threads, limits=limits)
     server = BackgroundServer(app, host=host, port=port, limits=app.limits)
     try:
@@ -109,11 +110,7 @@ def httpserver_stopcallback(callbackid: int) -> None:
     Returns once the port is released. Raises ``KeyError`` for an id that is
     not a running server's: unknown, already stopped, or not an int.
     """
-    if _on_shared_loop():
-        raise RuntimeError(
-            "httpserver_stopcallback waits for the server to stop and cannot run on its "
-            "event loop: call it from another thread (await asyncio.to_thread(...))"
-        )
+    _refuse_on_shared_loop("httpserver_stopcallback")
     with _lock:
         # True == 1 and 1.0 == 1 as dict keys: only a real int can name a server.
         server = None
@@ -125,12 +122,17 @@ def httpserver_stopcallback(callbackid: int) -> None:
     logger.info("callback %d stopped", callbackid)
 
 
-def _on_shared_loop() -> bool:
+def _refuse_on_shared_loop(name: str) -> None:
+    """Waiting for the servers' loop from the loop itself would never end."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return loop is BackgroundLoop.shared().loop
+        return
+    if loop is BackgroundLoop.shared().loop:
+        raise RuntimeError(
+            f"{name} waits for the servers' event loop, so it cannot run on it: "
+            f"call it from another thread (await asyncio.to_thread({name}, ...))"
+        )
 
 
 def _limits(limits: Limits | None, threads: int | None) -> Limits:

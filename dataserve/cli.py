@@ -16,6 +16,8 @@ from typing import Any
 from ._ops.config import add_arguments as add_ops_arguments
 from ._ops.config import ops_from_args
 from .core.limits import add_arguments, limits_from_args
+from .core.security import TOKEN_ENV, tls_from_args
+from .core.security import add_arguments as add_security_arguments
 
 __all__ = ["main"]
 
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_ops_arguments(serve)
     add_arguments(serve)
+    add_security_arguments(serve)
 
     send = sub.add_parser("send", help="send a payload and print the decoded answer")
     send.add_argument("url", help="server URL, e.g. http://127.0.0.1:5001")
@@ -59,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     body.add_argument("--text", help="send this string as text/plain")
     body.add_argument("--file", type=Path, help="send this file's bytes")
     send.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    send.add_argument("--token", help=f"bearer token (default: ${TOKEN_ENV})")
+    send.add_argument("--ca-file", metavar="FILE", help="trust this CA for https")
+    send.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's certificate"
+    )
     return parser
 
 
@@ -69,8 +77,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         limits = limits_from_args(args)
         ops = ops_from_args(args)
+        tls = tls_from_args(args)
         handler = load_handler(args.handler)
-    except (HandlerLoadError, ValueError, TypeError) as exc:
+    except (HandlerLoadError, ValueError, TypeError, OSError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
 
@@ -95,6 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=args.access_log,
             banner=banner,
             ops=ops,
+            token=args.token,
+            tls=tls,
         )
     except HandlerLoadError as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
@@ -125,7 +136,15 @@ def _send(args: argparse.Namespace) -> int:
         payload = args.file.read_bytes()
     url = args.url.rstrip("/")
     try:
-        with HTTPDataClient(port="", address=url, timeout=args.timeout) as client:
+        client = HTTPDataClient(
+            port="",
+            address=url,
+            timeout=args.timeout,
+            token=args.token,
+            ca_file=args.ca_file,
+            verify=not args.insecure,
+        )
+        with client:
             result = client.send(args.resource, payload)
     except DataServeError as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)

@@ -24,6 +24,7 @@ from .core.errors import (
     TransportError,
     error_for_status,
 )
+from .core.security import client_ssl_context, token_from_env
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncHTTPDataClient", "HTTPDataClient"]
 
@@ -82,10 +83,31 @@ def _base_url(port: int | str, address: str) -> str:
     return f"{address}{port}"
 
 
+def _client_options(
+    timeout: httpx.Timeout | float | None,
+    verify: bool,
+    ca_file: str | None,
+    cert: tuple[str, str] | None,
+    token: str | None,
+    headers: dict[str, str] | None,
+) -> dict[str, Any]:
+    """httpx options shared by both clients: TLS, the token, headers, timeout."""
+    headers = dict(headers or {})
+    token = token_from_env(token)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    context = client_ssl_context(verify, ca_file, cert)
+    return {"timeout": timeout, "verify": context, "headers": headers}
+
+
 class HTTPDataClient:
     """Blocking client (seed 001's API): ``send(resource, payload=None)``.
 
-    ``address`` ends in a colon, as in the seed: ``'http://10.0.0.5:'``.
+    ``address`` ends in a colon, as in the seed: ``'http://10.0.0.5:'`` (or
+    ``'https://...:'``: the server's certificate is verified unless
+    ``verify=False`` is given; ``ca_file`` trusts a private CA, ``cert`` is a
+    ``(certfile, keyfile)`` pair for mutual TLS). ``token`` (default:
+    ``$DATASERVE_TOKEN``) is sent as ``Authorization: Bearer``.
     Raises ``dataserve.ResponseError`` subclasses for error statuses (e.g.
     ``NotHandled`` for 404) and ``TransportError`` subclasses when there is no
     answer. Use it as a context manager, or call ``close()``.
@@ -97,12 +119,17 @@ class HTTPDataClient:
         address: str = "http://localhost:",
         *,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
-        verify: Any = True,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+        token: str | None = None,
         codecs: CodecRegistry = default_registry,
         headers: dict[str, str] | None = None,
     ) -> None:
         self._exchange = _Exchange(_base_url(port, address), codecs)
-        self._client = httpx.Client(timeout=timeout, verify=verify, headers=headers)
+        self._client = httpx.Client(
+            **_client_options(timeout, verify, ca_file, cert, token, headers)
+        )
 
     @property
     def url(self) -> str:
@@ -134,17 +161,18 @@ class AsyncHTTPDataClient:
         address: str = "http://localhost:",
         *,
         timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
-        verify: Any = True,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+        token: str | None = None,
         codecs: CodecRegistry = default_registry,
         headers: dict[str, str] | None = None,
         max_connections: int = 100,
     ) -> None:
         self._exchange = _Exchange(_base_url(port, address), codecs)
         self._client = httpx.AsyncClient(
-            timeout=timeout,
-            verify=verify,
-            headers=headers,
             limits=httpx.Limits(max_connections=max_connections),
+            **_client_options(timeout, verify, ca_file, cert, token, headers),
         )
 
     @property

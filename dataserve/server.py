@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -27,6 +28,7 @@ from ._ops.config import DEFAULT_OPS, OpsConfig, dump_ops
 from ._ops.logs import announce, log_config
 from .app import create_app
 from .core.limits import DEFAULT_LIMITS, Limits
+from .core.security import TOKEN_ENV, TLSConfig, token_from_env
 from .loader import dump_limits, handler_spec
 
 __all__ = ["BackgroundLoop", "BackgroundServer", "bind_socket", "run_http_server", "uvicorn_config"]
@@ -42,8 +44,14 @@ def _http_impl() -> Any:
     return DataServeHttpProtocol
 
 
-def uvicorn_config(app: Any, limits: Limits, **kwargs: Any) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, limits: Limits, *, tls: TLSConfig | None = None, **kwargs: Any
+) -> uvicorn.Config:
     """A ``uvicorn.Config`` whose limits come from ``Limits``, access log off."""
+    if tls is not None:
+        kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
+        if tls.client_ca:
+            kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     kwargs.setdefault("access_log", False)
     kwargs.setdefault("log_level", "info")
     kwargs.setdefault("http", _http_impl())
@@ -89,11 +97,11 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     return sock
 
 
-def _url(sock: socket.socket) -> str:
+def _url(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 def run_http_server(
@@ -108,6 +116,8 @@ def run_http_server(
     access_log: bool = False,
     banner: Callable[[str], None] | None = None,
     ops: OpsConfig | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -117,7 +127,10 @@ def run_http_server(
     requests finish before this returns (up to ``limits.shutdown_timeout``).
     ``ops`` sets the health/ready/metrics routes, request ids and logs
     (``dataserve.ops.OpsConfig``); ``access_log=True`` turns its access log on.
+    ``token`` (default: ``$DATASERVE_TOKEN``) requires ``Authorization: Bearer``
+    on every request; ``tls`` serves HTTPS (``TLSConfig(cert, key, client_ca)``).
     """
+    token = token_from_env(token)
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
@@ -131,19 +144,26 @@ def run_http_server(
         "log_config": log_config(ops.log_format, log_level),
     }
     sock = bind_socket(host, port, reuse_port=workers > 1)
-    url = _url(sock)
+    url = _url(sock, tls is not None)
     (banner or functools.partial(_default_banner, log_format=ops.log_format))(url)
     if workers > 1:
         # uvicorn's supervisor forks workers that import the app by name.
         os.environ["DATASERVE_HANDLER"] = handler_spec(data_handler)
         os.environ["DATASERVE_LIMITS"] = dump_limits(limits)
         os.environ["DATASERVE_OPS"] = dump_ops(ops)
+        if token:
+            os.environ[TOKEN_ENV] = token
         from ._ops.metrics import prepare_multiprocess
 
         # Before the workers start: each writes its metrics to a shared directory.
         clean_up = prepare_multiprocess() if ops.metrics else _nothing
         config = uvicorn_config(
-            "dataserve.app:from_env", limits, factory=True, workers=workers, **logging_kwargs
+            "dataserve.app:from_env",
+            limits,
+            tls=tls,
+            factory=True,
+            workers=workers,
+            **logging_kwargs,
         )
         from uvicorn.supervisors import Multiprocess
 
@@ -161,8 +181,8 @@ def run_http_server(
         from .loader import load_handler
 
         data_handler = load_handler(data_handler)
-    app = create_app(data_handler, limits=limits, ops=ops)
-    config = uvicorn_config(app, limits, **logging_kwargs)
+    app = create_app(data_handler, limits=limits, ops=ops, token=token)
+    config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
     server = uvicorn.Server(config)
     with _exit_quietly_on_signals():
         server.run(sockets=[sock])
@@ -265,7 +285,8 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._config.get("tls") else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> BackgroundServer:
         sock = bind_socket(self.host, self.requested_port)

@@ -101,7 +101,7 @@ import logging
 import math
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from dataserve.core.errors import RemoteProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
@@ -187,6 +187,22 @@ class Session:
         if getattr(exc, "fatal", True):
             self.conn.close()
 
+    @property
+    def hold_reading(self) -> bool:
+        """True to stop reading from the peer (the session's consumer is behind).
+
+        Call ``conn.update_flow()`` when it turns false again.
+        """
+        return False
+
+    @property
+    def busy(self) -> bool:
+        """True while the session waits for something the engine does not track.
+
+        A client waiting for replies is not idle: no idle timeout applies.
+        """
+        return False
+
     def closing(self) -> None:
         """Graceful shutdown began: requests in flight may finish, take no new ones."""
 
@@ -267,8 +283,8 @@ class Connection(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        transport = self.transport = cast(asyncio.Transport, transport)
         self.peername = transport.get_extra_info("peername")
         self.sockname = transport.get_extra_info("sockname")
         sock = transport.get_extra_info("socket")
@@ -403,16 +419,41 @@ class Connection(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
-    async def drain(self) -> None:
-        """Flush queued bytes and wait until the write buffer is below its low mark."""
+    async def drain(self, *, empty: bool = False) -> None:
+        """Flush queued bytes and wait until the write buffer is below its low mark.
+
+        ``empty=True`` waits until every byte has been handed to the kernel
+        (a blocking ``send`` returns then too): what a thread-style API needs
+        before it reports a message as sent.
+        """
         self._flush()
-        if self._closed:
+        if self._closed or self._closing:
             raise ConnectionResetError("connection closed")
-        if not self._write_paused:
+        transport = self.transport
+        assert transport is not None
+        if empty and transport.get_write_buffer_size():
+            # A low mark of 0 makes the transport report an empty buffer.
+            transport.set_write_buffer_limits(high=0, low=0)
+            try:
+                if self._write_paused:
+                    await self._drain_waiter()
+            finally:
+                if not self._closed:
+                    transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
             return
-        waiter = self.loop.create_future()
+        if self._write_paused:
+            await self._drain_waiter()
+
+    def _drain_waiter(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self.loop.create_future()
         self._drain_waiters.append(waiter)
-        await waiter
+        return waiter
+
+    def update_flow(self) -> None:
+        """Re-check whether to read from the peer (after ``session.hold_reading`` changed)."""
+        self._update_reading()
+        if not self._read_paused and self.proto is not None:
+            self._pump()
 
     def close(self) -> None:
         """Send what is queued, then close (lingering: see the module docstring)."""
@@ -589,6 +630,7 @@ class Connection(asyncio.Protocol):
             self._write_paused
             or self._blocked
             or len(self._tasks) >= self.limits.max_pipelined
+            or (self.session is not None and self.session.hold_reading)
         )
         if pause and not self._read_paused:
             self._read_paused = True
@@ -612,7 +654,7 @@ class Connection(asyncio.Protocol):
         elif proto.mid_frame:
             start = self._frame_started if self._frame_started is not None else self.loop.time()
             when, why = start + limits.frame_timeout, "frame"
-        elif self._tasks:
+        elif self._tasks or (self.session is not None and self.session.busy):
             when, why = math.inf, ""
         else:
             when, why = self._last_active + limits.idle_timeout, "idle"

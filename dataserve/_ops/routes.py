@@ -6,9 +6,12 @@ none of them ever reaches the data handler.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from .config import OpsConfig
 from .metrics import exposition
@@ -39,20 +42,22 @@ def ops_routes(ops: OpsConfig, readiness: Readiness) -> list[BaseRoute]:
         body, content_type = exposition(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    async def unknown(request: Request) -> Response:
-        name = request.scope["path"][len(prefix) + 1 :]
+    async def unknown(scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path"][len(prefix) + 1 :]
         if name in known:  # a known route, another method than GET/HEAD
-            return PlainTextResponse(
-                f"method {request.method} is not allowed on {prefix}/{name}: use GET\n",
+            response = PlainTextResponse(
+                f"method {scope['method']} is not allowed on {prefix}/{name}: use GET\n",
                 status_code=405,
                 headers={"allow": "GET, HEAD"},
             )
-        return PlainTextResponse(
-            f"{request.url.path} is not an operations route; these are: "
-            + ", ".join(f"{prefix}/{name}" for name in known)
-            + "\n",
-            status_code=404,
-        )
+        else:
+            response = PlainTextResponse(
+                f"{scope['path']} is not an operations route; these are: "
+                + ", ".join(f"{prefix}/{name}" for name in known)
+                + "\n",
+                status_code=404,
+            )
+        await response(scope, receive, send)
 
     routes: list[BaseRoute] = [
         Route(f"{prefix}/health", health, methods=["GET"]),
@@ -60,8 +65,19 @@ def ops_routes(ops: OpsConfig, readiness: Readiness) -> list[BaseRoute]:
     ]
     if ops.metrics:
         routes.append(Route(f"{prefix}/metrics", metrics_view, methods=["GET"]))
-    routes += [
-        Route(prefix, unknown, methods=None),
-        Route(prefix + "/{rest:path}", unknown, methods=None),
-    ]
+    # An ASGI endpoint (not a request function) answers every method, so
+    # no request under the prefix falls through to the data route.
+    catch_all = _ASGI(unknown)
+    routes += [Route(prefix, catch_all), Route(prefix + "/{rest:path}", catch_all)]
     return routes
+
+
+class _ASGI:
+    """An ASGI callable as an object, which Starlette's ``Route`` serves for
+    every method (a plain function would be taken for GET only)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -58,6 +58,10 @@ class Limits:
     frame_timeout: float = _knob(30.0, "raw TCP deadline for the rest of a frame")
     # Raw TCP: a connection with nothing in flight is closed after this.
     idle_timeout: float = _knob(60.0, "raw TCP idle connection timeout")
+    # A handler that has not answered in this long gets 504 (HTTP) or an
+    # error frame (TCP). A def handler's thread cannot be stopped: it runs on,
+    # its answer is dropped.
+    handler_timeout: float = _knob(300.0, "longest a handler may take, in seconds (504)")
     # Above this many open connections, HTTP answers 503 and raw TCP refuses.
     max_connections: int = _knob(10_000, "most connections open at once")
     # Raw TCP: a client pipelining more requests than this on one connection

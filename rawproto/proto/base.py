@@ -25,8 +25,9 @@ linear, never quadratic.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
-from typing import Protocol, final, runtime_checkable
+from typing import Any, Protocol, final, runtime_checkable
 
 from dataserve.core.errors import ProtocolError, RemoteProtocolError
 
@@ -175,7 +176,7 @@ class ReceiveBuffer:
         """The byte at ``index`` from the front (it must be buffered)."""
         return self._data[self._start + index]
 
-    def unpack_from(self, fmt: _Unpacker) -> tuple[int, ...]:
+    def unpack_from(self, fmt: struct.Struct) -> tuple[Any, ...]:
         """``fmt.unpack_from`` at the front, consuming ``fmt.size`` bytes."""
         values = fmt.unpack_from(self._data, self._start)
         self._consume(fmt.size)
@@ -211,9 +212,3 @@ class ReceiveBuffer:
         elif self._start >= self._COMPACT_AT and self._start * 2 >= size:
             del self._data[: self._start]
             self._start = 0
-
-
-class _Unpacker(Protocol):
-    size: int
-
-    def unpack_from(self, buffer: bytearray, offset: int = 0, /) -> tuple[int, ...]: ...

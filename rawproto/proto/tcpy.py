@@ -20,7 +20,7 @@ Events (frozen, slotted dataclasses, ``rawproto.proto.base.Event``)::
     Message(data)              any other message: a reply (client side) or a
                                mid-exchange message (either side)
     Reply(data)                the server's answer, which ends an exchange
-    ConnectionClosed()         the peer closed between messages
+    ConnectionClosed()         the peer closed between messages (reported once)
 
 A ``Connection`` never reads ahead: ``next_event`` interprets the next buffered
 message by the state it is called in, so a frame that arrives while a handler
@@ -226,6 +226,7 @@ class Connection:
         self.limits = limits
         self._buffer = ReceiveBuffer()
         self._eof = False
+        self._eof_reported = False
         self._state = _State.IDLE
         self._error: FrameError | None = None
 
@@ -298,6 +299,9 @@ class Connection:
                 raise FrameError(
                     f"connection closed after {have} of a message's 4 length bytes", 400
                 )
+            if self._eof_reported:
+                return NEED_DATA
+            self._eof_reported = True
             return ConnectionClosed()
         length: int = _HEADER.unpack(buf.peek(4))[0]
         if length > self.limits.max_frame_size:

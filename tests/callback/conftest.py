@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import queue
 import socket
@@ -69,7 +70,5 @@ def register() -> Iterator[Register]:
 
     yield start
     for httpdid in ids:
-        try:
+        with contextlib.suppress(KeyError):  # the test stopped it itself
             httpserver_stopcallback(httpdid)
-        except KeyError:
-            pass  # the test stopped it itself

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from dataserve.core.errors import DataServeError, LimitExceeded, RemoteProtocolError
-from dataserve.core.limits import MiB, Limits
+from dataserve.core.limits import Limits, MiB
 
 from .conftest import Recorder, Register, ok
 
@@ -186,7 +186,17 @@ def test_read_sizes(register: Register, n: int) -> None:
 
     _, port = register(callback)
     r = httpx.post(f"http://127.0.0.1:{port}/", content=b"0123456789")
-    expected = b"0123456789" if n < 0 else b"|".join(
-        b"0123456789"[i : i + n] for i in range(0, 10, n)
+    expected = (
+        b"0123456789" if n < 0 else b"|".join(b"0123456789"[i : i + n] for i in range(0, 10, n))
     )
     assert r.content == expected
+
+
+def test_a_body_the_callback_ignores_is_discarded(register: Register) -> None:
+    _, port = register(lambda request: ok(request["path"]))
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        first = client.post("/first", content=CHUNK * 80)  # 5 MiB, never read
+        second = client.post("/second", content=b"small")
+        assert (first.text, second.text) == ("/first", "/second")
+        # one keep-alive connection carried both
+        assert first.extensions["network_stream"] is second.extensions["network_stream"]

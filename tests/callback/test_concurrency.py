@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from dataserve.callback import httpserver_registercallback, httpserver_stopcallback
+from dataserve.core.limits import Limits
 
 from .conftest import Register, ok, register_on_free_port
 
@@ -174,19 +175,54 @@ def test_several_servers_share_one_event_loop_thread(register: Register) -> None
     assert loop_thread.name == "dataserve-background-loop"
 
 
-def test_stop_from_an_async_callback_is_refused(register: Register) -> None:
+def test_register_and_stop_from_an_async_callback_are_refused(register: Register) -> None:
     errors: list[str] = []
     httpdids: list[int] = []
 
     async def callback(request: dict[str, Any]) -> dict[str, Any]:
-        try:
-            httpserver_stopcallback(httpdids[0])
-        except RuntimeError as exc:
-            errors.append(str(exc))
+        for call in (
+            lambda: httpserver_stopcallback(httpdids[0]),
+            lambda: httpserver_registercallback(("127.0.0.1", 1), callback),
+        ):
+            try:
+                call()
+            except RuntimeError as exc:
+                errors.append(str(exc))
         return ok()
 
     httpdid, port = register(callback)
     httpdids.append(httpdid)
     assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
-    assert "call it from another thread" in errors[0]
+    assert errors == [
+        "httpserver_stopcallback waits for the servers' event loop, so it cannot run on it: "
+        "call it from another thread (await asyncio.to_thread(httpserver_stopcallback, ...))",
+        "httpserver_registercallback waits for the servers' event loop, so it cannot run on "
+        "it: call it from another thread "
+        "(await asyncio.to_thread(httpserver_registercallback, ...))",
+    ]
     assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200  # still registered
+
+
+def test_stop_gives_up_on_a_hung_callback_after_shutdown_timeout(register: Register) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def hung(request: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        release.wait(60)
+        return ok()
+
+    httpdid, port = register(hung, limits=Limits(shutdown_timeout=1))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.get, f"http://127.0.0.1:{port}/", timeout=30)
+            assert entered.wait(10)
+            start = time.monotonic()
+            httpserver_stopcallback(httpdid)
+            elapsed = time.monotonic() - start
+            reply = pending.result(timeout=30)
+        # uvicorn cancels the request and answers for it.
+        assert (reply.status_code, reply.headers["connection"]) == (500, "close")
+        assert not _accepts(port)
+        assert elapsed < 10, f"{elapsed:.1f} s"  # not 60: the callback is abandoned
+    finally:
+        release.set()

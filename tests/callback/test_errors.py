@@ -133,7 +133,7 @@ def test_every_bad_response_is_a_500_naming_the_problem(
             assert client.get("/good").text == "good"  # the server keeps serving
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "dataserve.callback"]
     assert len(messages) == len(BAD_RESPONSES)
-    for message, (_, problem) in zip(messages, BAD_RESPONSES):
+    for message, (_, problem) in zip(messages, BAD_RESPONSES, strict=True):
         assert message.startswith(f"callback {httpdid} answered GET /")
         assert problem in message
 
@@ -167,3 +167,21 @@ def test_limits_are_per_registration(register: Register) -> None:
     _, large = register(_callback)
     assert httpx.post(f"http://127.0.0.1:{small}/", content=b"x" * 11).status_code == 413
     assert httpx.post(f"http://127.0.0.1:{large}/", content=b"x" * 11).status_code == 200
+
+
+def test_a_path_cannot_forge_a_log_line(
+    register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(request: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError(request["path"])
+
+    _, port = register(boom)
+    caplog.set_level(logging.ERROR, logger="dataserve.callback")
+    r = httpx.get(f"http://127.0.0.1:{port}/a%0d%0aX-Injected:%201")
+    assert r.status_code == 500
+    assert "X-Injected" not in r.headers
+    assert r.text == (
+        "the callback raised ValueError for GET '/a\\r\\nX-Injected: 1' (see the server log)"
+    )
+    [record] = [rec for rec in caplog.records if rec.name == "dataserve.callback"]
+    assert "\n" not in record.getMessage() and "\r" not in record.getMessage()

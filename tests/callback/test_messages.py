@@ -64,7 +64,8 @@ def test_request_headers_are_canonical_and_case_insensitive() -> None:
     }
     assert headers["content-type"] == headers["CONTENT-TYPE"] == headers["Content-Type"]
     assert "content-type" in headers and "X-MANY" in headers
-    assert "x-absent" not in headers and 1 not in headers
+    assert "x-absent" not in headers
+    assert 1 not in headers  # type: ignore[comparison-overlap]
     assert headers.get("x-many") == "1, 2"
     assert headers.get("x-absent") is None
     assert headers.get("x-absent", "default") == "default"

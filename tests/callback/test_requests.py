@@ -271,7 +271,11 @@ def test_callback_app_serves_the_same_way_under_uvicorn(serve: Any) -> None:
     r = httpx.delete(server.url + "/thing?id=7")
     assert (r.status_code, r.text) == (200, str(app.httpdid))
     request = recorder.next()
-    assert (request["verb"], request["path"], request["querydict"]) == ("DELETE", "/thing", {"id": "7"})
+    assert (request["verb"], request["path"], request["querydict"]) == (
+        "DELETE",
+        "/thing",
+        {"id": "7"},
+    )
 
 
 def test_callback_app_without_a_server() -> None:

@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
 from dataserve.core.limits import Limits
+from rawproto.proto.base import ProtocolConnection
 from rawproto.proto.pyts import (
     NEED_DATA,
     Connection,
+    ConnectionClosed,
     DocumentScanner,
+    FrameError,
     Request,
     Response,
     Role,
@@ -114,7 +117,8 @@ def test_bytes_after_the_document_are_ignored() -> None:
     server.receive_data(SEED_REQUEST + b"{garbage")
     assert server.next_event() == seed_request()
     server.receive_data(b"more")
-    assert server.next_event() is None
+    server.receive_data(None)  # a client may shut down its sending side
+    assert server.next_event() is NEED_DATA
 
 
 def test_a_second_response_raises_instead_of_corrupting_the_stream() -> None:
@@ -165,13 +169,15 @@ BAD_DOCUMENTS = {
 def test_bad_documents_are_remote_protocol_errors_with_400(name: str) -> None:
     server = Connection(Role.SERVER)
     server.receive_data(BAD_DOCUMENTS[name])
-    with pytest.raises(RemoteProtocolError) as info:
+    with pytest.raises(FrameError) as info:
         server.next_event()
+    assert isinstance(info.value, RemoteProtocolError)
     assert info.value.status == 400
+    assert info.value.fatal
     assert info.value.message
-    with pytest.raises(RemoteProtocolError):  # the error sticks
+    with pytest.raises(FrameError):  # the error sticks
         server.next_event()
-    answer = json.loads(server.send(error_response(400, info.value.message)))
+    answer = json.loads(server.error_reply(info.value))
     assert answer["headers"]["STATUS"] == "400 Bad Request"
     assert answer["body"] == info.value.message
 
@@ -185,17 +191,55 @@ def test_a_document_over_the_limit_is_413_as_soon_as_it_crosses_it() -> None:
     server = Connection(Role.SERVER, Limits(max_body_size=100))
     server.receive_data(b'{"headers": {}, "body": "' + b"x" * 60)
     assert server.next_event() is NEED_DATA
-    assert server.receiving
+    assert server.mid_frame
     server.receive_data(b"x" * 60)
     with pytest.raises(RemoteProtocolError) as info:
         server.next_event()
     assert info.value.status == 413
 
 
-@pytest.mark.parametrize("data", [b"", b"   ", b'{"headers": {"a": "}'])
+@pytest.mark.parametrize("data", [b"{", b'  {"headers": {"a": "}'])
 def test_eof_before_the_document_is_complete_is_an_error(data: bytes) -> None:
-    with pytest.raises(RemoteProtocolError, match="connection closed"):
+    with pytest.raises(FrameError, match="connection closed before the document"):
         receive(Role.SERVER, data)
+
+
+@pytest.mark.parametrize("data", [b"", b" \r\n"])
+def test_eof_before_a_document_starts_is_a_quiet_close(data: bytes) -> None:
+    assert receive(Role.SERVER, data) == ConnectionClosed()
+
+
+def test_it_is_a_protocol_connection() -> None:
+    conn = Connection(Role.SERVER)
+    assert isinstance(conn, ProtocolConnection)
+    assert conn.handshake_complete
+    assert conn.initiate() == b""
+    conn.receive_data(b" ")
+    assert not conn.mid_frame
+    conn.receive_data(SEED_REQUEST[:-1])
+    assert conn.next_event() is NEED_DATA
+    assert conn.mid_frame
+    conn.receive_data(SEED_REQUEST[-1:])
+    assert conn.next_event() == seed_request()
+    assert conn.complete
+    assert not conn.mid_frame
+
+
+def test_error_reply_is_the_error_document_and_only_one_is_sent() -> None:
+    server = Connection(Role.SERVER)
+    answer = json.loads(server.error_reply(FrameError("too slow", 408)))
+    assert answer == {
+        "headers": {
+            "VERSION": "PYTS/1.0.0",
+            "type": "RESPONSE",
+            "STATUS-TEXT": "Request Timeout",
+            "STATUS-CODE": 408,
+            "STATUS": "408 Request Timeout",
+        },
+        "body": "too slow",
+    }
+    assert server.error_reply(FrameError("again", 400)) == b""
+    assert Connection(Role.CLIENT).error_reply(FrameError("x")) == b""
 
 
 def test_the_scanner_refuses_deep_nesting_before_parsing() -> None:
@@ -214,8 +258,9 @@ json_values = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -238,13 +283,11 @@ def test_random_splits_of_a_valid_document_give_the_same_event(
 
 @settings(max_examples=300)
 @given(st.binary(max_size=200), st.lists(st.integers(1, 16), max_size=20))
-def test_random_bytes_give_an_event_or_a_protocol_error_only(
-    junk: bytes, sizes: list[int]
-) -> None:
+def test_random_bytes_give_an_event_or_a_protocol_error_only(junk: bytes, sizes: list[int]) -> None:
     for role in Role:
         try:
             receive(role, junk, sizes)
-        except RemoteProtocolError as exc:
+        except FrameError as exc:
             assert exc.status in (400, 413)
 
 
@@ -253,5 +296,5 @@ def test_random_bytes_give_an_event_or_a_protocol_error_only(
 def test_random_bracket_soup_gives_an_event_or_a_protocol_error_only(text: str) -> None:
     try:
         receive(Role.SERVER, b'{"headers": ' + text.encode(), [3] * 30)
-    except RemoteProtocolError as exc:
+    except FrameError as exc:
         assert exc.status == 400

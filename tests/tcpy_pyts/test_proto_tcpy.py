@@ -310,6 +310,7 @@ def test_a_client_sees_every_frame_as_a_message() -> None:
     assert client.next_event() == Message({"success": True, "solution": 3})
     client.receive_data(b"")
     assert client.next_event() == ConnectionClosed()
+    assert client.next_event() is NEED_DATA  # reported once
 
 
 def test_error_map_uses_the_message() -> None:
@@ -336,8 +337,9 @@ msgpack_values = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
     | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=20,
 )
 requests = st.builds(
@@ -362,9 +364,7 @@ def test_random_splits_of_a_valid_stream_give_the_same_events(
 
 @settings(max_examples=300)
 @given(st.binary(max_size=200), st.lists(st.integers(1, 16), max_size=20))
-def test_random_bytes_give_events_or_a_protocol_error_only(
-    junk: bytes, sizes: list[int]
-) -> None:
+def test_random_bytes_give_events_or_a_protocol_error_only(junk: bytes, sizes: list[int]) -> None:
     try:
         feed_all(junk, sizes)
     except FrameError as exc:

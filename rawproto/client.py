@@ -1,0 +1,370 @@
+"""Native-framing clients: ``RawDataClient`` (blocking) and ``AsyncRawDataClient``.
+
+Both raise exactly what ``dataserve.HTTPDataClient`` raises for the same
+failure: an ERROR frame's code picks the ``ResponseError`` subclass
+(``error_for_status``: 404 ``NotHandled``, 500 ``HandlerError``...), a reply
+that does not decode is ``DecodeError``, no answer is a ``TransportError``
+(``ConnectError``, ``TimeoutError``, ``ConnectionClosed``).
+
+Everything but the I/O lives in ``_Exchange``: request ids, request frames,
+the protocol object and turning answers into values or exceptions. The
+blocking client uses a plain socket (no event loop); the asyncio client runs
+a ``Session`` on the engine and pipelines: any number of ``send`` calls may
+be in flight on its one connection, answered in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+from typing import Any
+
+from dataserve.core.codec import CodecRegistry, default_registry
+from dataserve.core.errors import (
+    ConnectError,
+    ConnectionClosed,
+    DataServeError,
+    DecodeError,
+    RemoteProtocolError,
+    TimeoutError,
+    error_for_status,
+)
+from dataserve.core.limits import DEFAULT_LIMITS
+
+from ._blocking import connect, translate_errors
+from .engine import Connection, Session, open_connection
+from .proto.base import ConnectionClosed as ConnectionClosedEvent
+from .proto.base import Event, Role
+from .proto.native import (
+    DEFAULT_MAX_FRAME_SIZE,
+    PREFACE,
+    Error,
+    NativeConnection,
+    Reply,
+    Request,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "AsyncRawDataClient", "RawDataClient"]
+
+#: Seconds to wait for an answer: handlers may be slow and payloads large.
+DEFAULT_TIMEOUT = 300.0
+#: Seconds to wait for the TCP connection.
+CONNECT_TIMEOUT = 10.0
+_WHAT = "rawproto server"
+_READ_SIZE = 256 * 1024
+# Large payloads go out in pieces so an early error answer (413) stops the upload.
+_SEND_CHUNK = 1024 * 1024
+
+
+class _Exchange:
+    """The I/O-free half of a client connection: frames out, values back."""
+
+    def __init__(self, host: str, port: int, codecs: CodecRegistry, max_frame_size: int) -> None:
+        self.address = f"{host}:{port}"
+        self.codecs = codecs
+        self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
+        self._last_id = 0
+
+    def opening(self) -> bytes:
+        return self.proto.initiate()
+
+    def request(self, resource: str, payload: Any) -> tuple[int, bytes]:
+        """A new request id and the bytes of its REQUEST frame."""
+        if not resource.startswith("/"):
+            resource = "/" + resource  # as the HTTP client: resources are paths
+        tag, body = self.codecs.encode_tag(payload)
+        self._last_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
+        return self._last_id, self.proto.send(Request(self._last_id, resource, tag, body))
+
+    def receive(self, data: bytes | None) -> list[Event]:
+        """Feed bytes (``None``: EOF); the answers complete so far.
+
+        A server that breaks the protocol raises ``ConnectionClosed``.
+        """
+        self.proto.receive_data(data)
+        try:
+            return self.proto.events()
+        except RemoteProtocolError as exc:
+            raise ConnectionClosed(
+                f"the server at {self.address} broke the native protocol: {exc.message}"
+            ) from exc
+
+    def connection_error(self, event: Error) -> DataServeError:
+        """The exception for an ERROR frame about the whole connection (id 0)."""
+        return error_for_status(event.code, event.message)
+
+    def outcome(self, event: Reply | Error) -> Any:
+        """The value of a REPLY, or raise the exception an ERROR stands for."""
+        if type(event) is Error:
+            raise error_for_status(event.code, event.message)
+        assert isinstance(event, Reply)
+        try:
+            return self.codecs.decode_tag(event.tag, event.body)
+        except DataServeError as exc:
+            raise DecodeError(f"undecodable reply from {self.address}: {exc.message}") from exc
+
+    def closed(self) -> ConnectionClosed:
+        return ConnectionClosed(f"the server at {self.address} closed the connection before answering")
+
+
+class RawDataClient:
+    """Blocking native-framing client: ``send(resource, payload=None)``.
+
+    One connection, opened on first use and reopened after the server closed
+    it; plain sockets, no event loop. ``timeout`` bounds the wait for each
+    answer. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        codecs: CodecRegistry = default_registry,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.codecs = codecs
+        self.max_frame_size = max_frame_size
+        self._sock: socket.socket | None = None
+        self._exchange: _Exchange | None = None
+
+    def send(self, resource: str, payload: Any = None) -> Any:
+        """Send ``payload`` to ``resource`` and return the decoded answer."""
+        sock, exchange = self._connection()
+        request_id, data = exchange.request(resource, payload)
+        try:
+            with translate_errors(self.host, self.port, self.timeout, _WHAT):
+                answer = self._upload(sock, exchange, request_id, data)
+                while answer is None:
+                    chunk = sock.recv(_READ_SIZE)
+                    answer = self._answer(exchange, request_id, chunk or None)
+        except BaseException:
+            self.close()  # the connection's state is unknown now
+            raise
+        return exchange.outcome(answer)
+
+    def _upload(
+        self, sock: socket.socket, exchange: _Exchange, request_id: int, data: bytes
+    ) -> Reply | Error | None:
+        if len(data) <= _SEND_CHUNK:
+            sock.sendall(data)
+            return None
+        with memoryview(data) as view:
+            for start in range(0, len(data), _SEND_CHUNK):
+                try:
+                    sock.sendall(view[start : start + _SEND_CHUNK])
+                except OSError:
+                    # The server may have answered (413) and closed: read that.
+                    return self._answer(exchange, request_id, self._drain(sock))
+                if select.select([sock], [], [], 0)[0]:
+                    answer = self._answer(exchange, request_id, sock.recv(_READ_SIZE) or None)
+                    if answer is not None:
+                        return answer
+        return None
+
+    @staticmethod
+    def _drain(sock: socket.socket) -> bytes | None:
+        try:
+            return sock.recv(_READ_SIZE) or None
+        except OSError:
+            return None
+
+    @staticmethod
+    def _answer(exchange: _Exchange, request_id: int, data: bytes | None) -> Reply | Error | None:
+        for event in exchange.receive(data):
+            if isinstance(event, (Reply, Error)):
+                if event.request_id == request_id:
+                    return event
+                if event.request_id == 0 and isinstance(event, Error):
+                    raise exchange.connection_error(event)
+            elif isinstance(event, ConnectionClosedEvent):
+                raise exchange.closed()
+        if data is None:
+            raise exchange.closed()
+        return None
+
+    def _connection(self) -> tuple[socket.socket, _Exchange]:
+        if self._sock is not None and self._exchange is not None:
+            if not self._stale(self._sock, self._exchange):
+                return self._sock, self._exchange
+            self.close()
+        sock = connect(self.host, self.port, self.connect_timeout, _WHAT)
+        sock.settimeout(self.timeout)
+        exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size)
+        try:
+            with translate_errors(self.host, self.port, self.timeout, _WHAT):
+                sock.sendall(exchange.opening())
+        except BaseException:
+            sock.close()
+            raise
+        self._sock, self._exchange = sock, exchange
+        return sock, exchange
+
+    @staticmethod
+    def _stale(sock: socket.socket, exchange: _Exchange) -> bool:
+        """Did the server close (or say something) while we were not asking?
+
+        Between calls the server sends nothing but its preface, or an ERROR
+        about the connection (idle timeout, shutdown) before closing it: then
+        a fresh connection is used instead of failing the next request.
+        """
+        try:
+            if not select.select([sock], [], [], 0)[0]:
+                return False
+            data = sock.recv(len(PREFACE) + 1, socket.MSG_PEEK)
+        except OSError:
+            return True
+        if not data or exchange.proto.handshake_complete:
+            return True
+        return not (len(data) <= len(PREFACE) and PREFACE.startswith(data))
+
+    def close(self) -> None:
+        sock, self._sock, self._exchange = self._sock, None, None
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> RawDataClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ClientSession(Session):
+    """The asyncio client's side of a connection: answers resolve their futures."""
+
+    concurrent = True
+
+    def __init__(self, conn: Connection, exchange: _Exchange) -> None:
+        super().__init__(conn, exchange.proto)
+        self.exchange = exchange
+        self.pending: dict[int, asyncio.Future[Reply | Error]] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
+
+    def handle(self, event: object) -> None:
+        if isinstance(event, (Reply, Error)):
+            if event.request_id == 0 and isinstance(event, Error):
+                self._fail_all(self.exchange.connection_error(event))
+                self.conn.close()
+                return
+            future = self.pending.pop(event.request_id, None)
+            if future is not None and not future.done():
+                future.set_result(event)
+
+    def failed(self, exc: RemoteProtocolError) -> None:
+        self._fail_all(
+            ConnectionClosed(f"the server at {self.exchange.address} broke the native protocol: {exc.message}")
+        )
+        self.conn.close()
+
+    def closed(self, exc: BaseException | None) -> None:
+        self._fail_all(self.exchange.closed())
+
+    def _fail_all(self, error: Exception) -> None:
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+
+class AsyncRawDataClient:
+    """asyncio native-framing client that pipelines on one connection.
+
+    ``await client.send(resource, payload=None)`` may be called by many tasks
+    at once: the requests share the connection and each answer finds its
+    caller by request id. The connection opens on first use and reopens after
+    the server closed it. ``async with`` or ``await aclose()``.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        codecs: CodecRegistry = default_registry,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.codecs = codecs
+        self.max_frame_size = max_frame_size
+        self._session: _ClientSession | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def send(self, resource: str, payload: Any = None) -> Any:
+        """Send ``payload`` to ``resource`` and return the decoded answer."""
+        session = await self._connection()
+        exchange, conn = session.exchange, session.conn
+        request_id, data = exchange.request(resource, payload)
+        future: asyncio.Future[Reply | Error] = conn.loop.create_future()
+        if conn.is_closed:
+            raise exchange.closed()
+        session.pending[request_id] = future
+        conn.write(data)
+        try:
+            await conn.drain()  # a large upload waits for the socket here
+        except ConnectionError:
+            pass  # the session has failed the future, or will: wait for it below
+        try:
+            answer = await asyncio.wait_for(future, self.timeout)
+        except asyncio.TimeoutError:
+            session.pending.pop(request_id, None)
+            raise TimeoutError(
+                f"no answer from the {_WHAT} at {exchange.address} within {self.timeout} s"
+            ) from None
+        return exchange.outcome(answer)
+
+    async def _connection(self) -> _ClientSession:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            session = self._session
+            if session is not None and not session.conn.is_closed:
+                return session
+            exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size)
+            limits = DEFAULT_LIMITS.replace(
+                frame_timeout=self.timeout or DEFAULT_LIMITS.frame_timeout,
+                max_frame_size=self.max_frame_size,
+            )
+            try:
+                conn = await open_connection(
+                    lambda conn: _ClientSession(conn, exchange),
+                    self.host,
+                    self.port,
+                    limits=limits,
+                    timeout=self.connect_timeout,
+                )
+            except (OSError, asyncio.TimeoutError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+                raise ConnectError(
+                    f"cannot connect to the {_WHAT} at {exchange.address}: {reason}"
+                ) from exc
+            assert isinstance(conn.session, _ClientSession)
+            self._session = conn.session
+            return conn.session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.conn.close()
+            await session.conn.closed_future
+
+    async def __aenter__(self) -> AsyncRawDataClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

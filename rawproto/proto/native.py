@@ -1,0 +1,416 @@
+"""The native framing, sans-IO: ``HTTPDataHandler`` requests over raw TCP.
+
+``docs/protocol.md`` is the byte-by-byte reference, with test vectors. In
+short, after a 6-byte preface each way (``89 52 50 4e`` "\\x89RPN", version
+1, flags 0), every frame is::
+
+    length     u32   bytes after this field: 8 + len(resource) + len(payload)
+    kind       u8    0x01 REQUEST, 0x02 REPLY, 0x03 ERROR
+    tag        u8    the codec's media tag of the payload (0: no payload)
+    res_len    u16   length of the resource (REQUEST; 0 otherwise)
+    request_id u32   chosen by the client, echoed by the server's answer
+    resource   res_len bytes of UTF-8 (REQUEST only)
+    payload    the rest; an ERROR's payload is a u16 code + a UTF-8 message
+
+all integers big-endian. A client may send many requests without waiting;
+answers come in any order and carry the request's id. Error codes are the
+HTTP statuses with the same meaning (400, 404, 408, 413, 415, 500, 503).
+
+Errors in a frame that can be skipped (an unknown kind, a kind the receiver
+does not take, a resource that is not UTF-8) raise a non-fatal
+``FrameError`` naming the request id: the frame's bytes are discarded as
+they arrive (never buffered) and the connection goes on. A bad preface, a
+length above ``max_frame_size`` (checked before any payload is buffered) or
+a length too short for a header raise a fatal one: the stream cannot be
+trusted any more. ``error_reply`` turns either into the ERROR frame to send
+(a request id of 0 means the connection as a whole).
+
+Events (frozen, slotted dataclasses)::
+
+    Preface(version, flags)             the peer's preface arrived
+    Request(request_id, resource, tag, body)    client -> server
+    Reply(request_id, tag, body)                server -> client
+    Error(request_id, code, message)            server -> client
+    ConnectionClosed()                  the peer closed between frames
+
+Payloads stay bytes plus a tag here; the codec (``dataserve.core.codec``)
+turns them into values above this layer.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from dataserve.core.errors import LocalProtocolError, ProtocolError
+
+from .base import (
+    NEED_DATA,
+    ConnectionClosed,
+    Event,
+    FrameError,
+    NeedData,
+    ReceiveBuffer,
+    Role,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "HEADER",
+    "KIND_AUTH",
+    "KIND_ERROR",
+    "KIND_REPLY",
+    "KIND_REQUEST",
+    "MAGIC",
+    "PREFACE",
+    "VERSION",
+    "ConnectionClosed",
+    "Error",
+    "NativeConnection",
+    "Preface",
+    "Reply",
+    "Request",
+]
+
+MAGIC = b"\x89RPN"
+VERSION = 1
+#: What each side sends first: magic, version, flags (no flag is defined yet).
+PREFACE = MAGIC + bytes([VERSION, 0])
+
+KIND_REQUEST = 0x01
+KIND_REPLY = 0x02
+KIND_ERROR = 0x03
+#: Reserved for token authentication; a server without it answers 400.
+KIND_AUTH = 0x10
+
+#: ``length, kind, tag, res_len, request_id``
+HEADER = struct.Struct(">IBBHI")
+_HEAD_REST = HEADER.size - 4  # header bytes counted by ``length``
+_CODE = struct.Struct(">H")
+_MAX_ID = 0xFFFFFFFF
+DEFAULT_MAX_FRAME_SIZE = 1024 * 1024 * 1024
+# An error message longer than this is cut: it is a one-line explanation.
+_MAX_MESSAGE = 4096
+
+_KIND_NAMES = {KIND_REQUEST: "REQUEST", KIND_REPLY: "REPLY", KIND_ERROR: "ERROR", KIND_AUTH: "AUTH"}
+
+
+def _check_id(request_id: int) -> None:
+    if not 0 <= request_id <= _MAX_ID:
+        raise LocalProtocolError(f"a request id is 0..{_MAX_ID}, not {request_id}")
+
+
+def _check_tag(tag: int) -> None:
+    if not 0 <= tag <= 0xFF:
+        raise LocalProtocolError(f"a media tag is one byte, not {tag}")
+
+
+@dataclass(frozen=True, slots=True)
+class Preface(Event):
+    """The opening bytes: magic, protocol version and flags."""
+
+    version: int = VERSION
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Request(Event):
+    """Call ``resource`` with a payload of codec tag ``tag``."""
+
+    request_id: int
+    resource: str
+    tag: int = 0
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_id(self.request_id)
+        _check_tag(self.tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Event):
+    """The handler's answer to request ``request_id``."""
+
+    request_id: int
+    tag: int = 0
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_id(self.request_id)
+        _check_tag(self.tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    """Request ``request_id`` failed with ``code`` (HTTP-like); 0 is the connection."""
+
+    request_id: int
+    code: int
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        _check_id(self.request_id)
+        if not 0 <= self.code <= 0xFFFF:
+            raise LocalProtocolError(f"an error code is 0..65535, not {self.code}")
+
+
+class _State(enum.Enum):
+    PREFACE = "preface"
+    HEADER = "header"
+    BODY = "body"
+    SKIP = "skip"
+
+
+class NativeConnection:
+    """One end of a native-framing connection.
+
+    ``role`` decides which frames it takes: a server takes REQUEST, a client
+    REPLY and ERROR. ``max_frame_size`` bounds the ``length`` field of any
+    frame it receives.
+    """
+
+    def __init__(self, role: Role, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.role = role
+        self.max_frame_size = max_frame_size
+        self._accepts = (KIND_REQUEST,) if role is Role.SERVER else (KIND_REPLY, KIND_ERROR)
+        self._buf = ReceiveBuffer()
+        self._state = _State.PREFACE
+        self._remaining = 0  # BODY / SKIP: bytes of the current frame still due
+        self._header: tuple[int, int, int, int] = (0, 0, 0, 0)  # kind, tag, res_len, id
+        self._eof = False
+        self._eof_reported = False
+        self._broken: FrameError | None = None
+        self._preface_sent = False
+
+    # --- state ------------------------------------------------------------------
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._state is not _State.PREFACE
+
+    @property
+    def mid_frame(self) -> bool:
+        return self._state is not _State.HEADER or bool(self._buf)
+
+    # --- receiving --------------------------------------------------------------
+
+    def initiate(self) -> bytes:
+        return self.send(Preface())
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        if data is None:
+            self._eof = True
+        elif data:
+            if self._eof:
+                raise LocalProtocolError("data received after EOF")
+            self._buf.append(data)
+
+    def next_event(self) -> Event | NeedData:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            event = self._next()
+        except FrameError as exc:
+            if exc.fatal:
+                self._broken = exc
+            raise
+        if event is NEED_DATA and self._eof:
+            if self._state is not _State.HEADER or self._buf:
+                cut = FrameError(f"the peer closed in the middle of a frame ({self._where()})")
+                self._broken = cut
+                raise cut
+            if self._eof_reported:
+                return NEED_DATA
+            self._eof_reported = True
+            return ConnectionClosed()
+        return event
+
+    def events(self) -> list[Event]:
+        """Every event that can be parsed now (convenience for tests and clients)."""
+        out: list[Event] = []
+        while True:
+            event = self.next_event()
+            if isinstance(event, NeedData):
+                return out
+            out.append(event)
+            if isinstance(event, ConnectionClosed):
+                return out
+
+    def _where(self) -> str:
+        if self._state is _State.PREFACE:
+            return "preface"
+        if self._state is _State.HEADER:
+            return f"{len(self._buf)} of {HEADER.size} header bytes"
+        return f"{self._remaining} bytes of the frame missing"
+
+    def _next(self) -> Event | NeedData:
+        while True:
+            state = self._state
+            buf = self._buf
+            if state is _State.HEADER:
+                if len(buf) < HEADER.size:
+                    return NEED_DATA
+                length, kind, tag, res_len, request_id = buf.unpack_from(HEADER)
+                event = self._start_frame(length, kind, tag, res_len, request_id)
+                if event is not None:
+                    return event
+            elif state is _State.BODY:
+                if len(buf) < self._remaining:
+                    return NEED_DATA
+                return self._end_frame()
+            elif state is _State.SKIP:
+                self._remaining -= buf.skip(self._remaining)
+                if self._remaining:
+                    return NEED_DATA
+                self._state = _State.HEADER
+            else:
+                return self._preface()
+
+    def _preface(self) -> Event | NeedData:
+        buf = self._buf
+        seen = buf.peek(len(PREFACE))
+        # Checked byte by byte as they arrive: "GET " or a TLS hello fails on
+        # its first byte instead of waiting for a whole preface.
+        if not MAGIC.startswith(seen[: len(MAGIC)]):
+            got = seen[: len(MAGIC)].hex(" ")
+            raise FrameError(
+                f"not the rawproto native protocol: expected the preface "
+                f"{MAGIC.hex(' ')}, got {got}",
+                400,
+            )
+        if len(seen) < len(PREFACE):
+            return NEED_DATA
+        version, flags = seen[4], seen[5]
+        if version != VERSION:
+            raise FrameError(
+                f"unsupported native protocol version {version}; this side speaks {VERSION}",
+                400,
+            )
+        buf.skip(len(PREFACE))
+        self._state = _State.HEADER
+        return Preface(version, flags)
+
+    def _start_frame(
+        self, length: int, kind: int, tag: int, res_len: int, request_id: int
+    ) -> Event | None:
+        if length > self.max_frame_size:
+            raise FrameError(
+                f"frame of {length} bytes is over the limit of {self.max_frame_size} bytes",
+                413,
+                request_id=request_id,
+            )
+        if length < _HEAD_REST:
+            raise FrameError(
+                f"frame length {length} is shorter than the {_HEAD_REST} header bytes it counts",
+                400,
+                request_id=request_id,
+            )
+        body = length - _HEAD_REST
+        if kind not in self._accepts:
+            self._skip(body)
+            name = _KIND_NAMES.get(kind)
+            what = f"a {name} frame" if name else f"unknown frame kind 0x{kind:02x}"
+            raise FrameError(
+                f"{what} is not accepted by the {self.role.value}",
+                400,
+                fatal=False,
+                request_id=request_id,
+            )
+        if kind == KIND_REQUEST and request_id == 0:
+            raise FrameError("request id 0 is reserved for the connection", 400)
+        if res_len > body or (res_len and kind != KIND_REQUEST):
+            self._skip(body)
+            raise FrameError(
+                f"resource length {res_len} does not fit a {kind:#04x} frame of {length} bytes",
+                400,
+                fatal=False,
+                request_id=request_id,
+            )
+        if kind == KIND_ERROR and body < _CODE.size:
+            self._skip(body)
+            raise FrameError(
+                "an ERROR frame needs at least its 2-byte code", 400, fatal=False,
+                request_id=request_id,
+            )
+        self._header = (kind, tag, res_len, request_id)
+        self._remaining = body
+        self._state = _State.BODY
+        return None
+
+    def _skip(self, n: int) -> None:
+        self._remaining = n
+        self._state = _State.SKIP if n else _State.HEADER
+
+    def _end_frame(self) -> Event:
+        kind, tag, res_len, request_id = self._header
+        buf = self._buf
+        size = self._remaining
+        self._state = _State.HEADER
+        self._remaining = 0
+        if kind == KIND_REQUEST:
+            raw = buf.take(res_len)
+            body = buf.take(size - res_len)
+            try:
+                resource = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FrameError(
+                    "the resource is not valid UTF-8", 400, fatal=False, request_id=request_id
+                ) from None
+            return Request(request_id, resource, tag, body)
+        if kind == KIND_REPLY:
+            return Reply(request_id, tag, buf.take(size))
+        data = buf.take(size)
+        (code,) = _CODE.unpack_from(data)
+        return Error(request_id, code, data[_CODE.size :].decode("utf-8", "replace"))
+
+    # --- sending ----------------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        if isinstance(event, Reply):
+            self._require(Role.SERVER, event)
+            return HEADER.pack(_HEAD_REST + len(event.body), KIND_REPLY, event.tag, 0,
+                               event.request_id) + event.body
+        if isinstance(event, Request):
+            self._require(Role.CLIENT, event)
+            if event.request_id == 0:
+                raise LocalProtocolError("request id 0 is reserved for the connection")
+            resource = event.resource.encode("utf-8")
+            if len(resource) > 0xFFFF:
+                raise LocalProtocolError(
+                    f"a resource is at most 65535 bytes of UTF-8, not {len(resource)}"
+                )
+            length = _HEAD_REST + len(resource) + len(event.body)
+            head = HEADER.pack(length, KIND_REQUEST, event.tag, len(resource), event.request_id)
+            return b"".join((head, resource, event.body))
+        if isinstance(event, Error):
+            self._require(Role.SERVER, event)
+            message = event.message.encode("utf-8", "replace")[:_MAX_MESSAGE]
+            length = _HEAD_REST + _CODE.size + len(message)
+            head = HEADER.pack(length, KIND_ERROR, 0, 0, event.request_id)
+            return b"".join((head, _CODE.pack(event.code), message))
+        if isinstance(event, Preface):
+            if self._preface_sent:
+                raise LocalProtocolError("the preface was already sent")
+            if event.version != VERSION or not 0 <= event.flags <= 0xFF:
+                raise LocalProtocolError(f"this side speaks version {VERSION} with flags 0..255")
+            self._preface_sent = True
+            return MAGIC + bytes([event.version, event.flags])
+        raise LocalProtocolError(f"the native framing cannot send {type(event).__name__}")
+
+    def _require(self, role: Role, event: Event) -> None:
+        if self.role is not role:
+            raise LocalProtocolError(f"a {self.role.value} does not send {type(event).__name__}")
+        if not self._preface_sent:
+            raise LocalProtocolError("send the preface (initiate()) first")
+
+    def error_reply(self, error: ProtocolError) -> bytes:
+        """The ERROR frame answering ``error`` (preceded by our preface if not sent yet).
+
+        A client has no error frames to send: b"".
+        """
+        if self.role is not Role.SERVER:
+            return b""
+        head = b"" if self._preface_sent else self.initiate()
+        request_id = getattr(error, "request_id", 0)
+        return head + self.send(Error(request_id, error.status, error.message))

@@ -1,0 +1,391 @@
+"""pyts' API (seed 000) on rawproto: ``Server``, ``Request``, ``Response``.
+
+Server::
+
+    from rawproto.pyts import Server, Request, Response
+
+    app = Server("127.0.0.1", 3000)
+
+    def index(request: Request, resp: Response):
+        resp.setStatus(200, "OK")
+        resp.setBody("<1>Index page</1>")
+        resp.SendResponse()
+
+    app.routeHandler("/", index)
+    app.startServer()          # INFO:: Server started; 127.0.0.1:3000
+
+Client::
+
+    req = Request("127.0.0.1", 3000, "/")
+    req.setHeader("TEST-HEADER", True)
+    req.setBody({"test": True})
+    response = req.SendRequest()
+    response.StatusCode, response.StatusText, response.Headers, response.Body
+
+The wire is pyts', byte for byte (``rawproto.proto.pyts``): an original pyts
+client works against this server and this client against an original
+server. Beyond the original:
+
+* documents of any size (up to ``Limits.max_body_size``; the original reads
+  1024 bytes), complete when the JSON object closes;
+* clients are served concurrently (``threads`` handlers at once);
+* a handler that returns without ``SendResponse()`` still answers: what it
+  set (status 200 if it set no status), or 500 if it set nothing; a handler
+  that raises gets a 500 document; ``SendResponse()`` twice raises in the
+  handler instead of corrupting the connection;
+* an unknown endpoint gets the original's 404 document; a request that is
+  not JSON or lacks the ``HOST``, ``PORT`` or ``ENDPOINT`` header gets a 400
+  document; a client that stalls mid-document gets a 408 document after
+  ``Limits.frame_timeout``; ``startServer()`` stops cleanly on Ctrl-C or
+  SIGTERM.
+
+Endpoints are routes of ``dataserve.core.routing.Router``: ``"/items/{id}"``
+matches ``/items/7`` and the handler finds ``request.params == {"id": "7"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dataserve.core import errors
+from dataserve.core.dispatch import Dispatcher
+from dataserve.core.errors import LocalProtocolError
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.routing import Router
+
+from ._blocking import connect, translate_errors
+from ._running import BackgroundService, serve_until_signalled
+from .engine import Connection as EngineConnection
+from .engine import Session
+from .proto import pyts as proto
+
+__all__ = ["Headers", "Request", "Response", "RouteHandler", "Server"]
+
+logger = logging.getLogger("rawproto.pyts")
+
+#: ``handler(request, response)``; it answers with ``response.SendResponse()``.
+RouteHandler = Callable[["Request", "Response"], Any]
+
+_READ_SIZE = 256 * 1024
+_WHAT = "pyts server"
+
+
+class Headers(dict[str, Any]):
+    """A document's headers: a ``dict`` with the original's ``Headers`` methods."""
+
+    def setHeader(self, header: str, value: Any) -> None:
+        self[header] = value
+
+    def getHeaders(self) -> Headers:
+        return self
+
+    @property
+    def headers(self) -> Headers:
+        """The headers themselves (the original keeps them in ``.headers``)."""
+        return self
+
+    @headers.setter
+    def headers(self, value: dict[str, Any]) -> None:
+        self.clear()
+        self.update(value)
+
+
+class Request:
+    """A pyts request: built by a client, or received by a route handler.
+
+    ``Headers`` start as the original sets them (``VERSION``, ``type``,
+    ``REQUEST-URL``, ``HOST``, ``PORT``, ``ENDPOINT``); ``Body`` is ``{}``
+    until ``setBody``. ``timeout`` bounds connecting and waiting for the
+    answer in ``SendRequest``.
+    """
+
+    def __init__(
+        self,
+        HOST: str,
+        PORT: int,
+        ENDPOINT: str,
+        *,
+        timeout: float | None = 30.0,
+        limits: Limits | None = None,
+    ) -> None:
+        self.HOST = HOST
+        self.PORT = PORT
+        self.ENDPOINT = ENDPOINT
+        self.Headers = Headers(proto.request_headers(HOST, PORT, ENDPOINT))
+        self.Body: Any = {}
+        #: Parameters captured by the endpoint's route template (server side).
+        self.params: dict[str, str] = {}
+        self.timeout = timeout
+        self.limits = limits or DEFAULT_LIMITS
+
+    @classmethod
+    def _received(cls, event: proto.Request, params: dict[str, str]) -> Request:
+        headers = event.headers
+        request = cls(headers["HOST"], headers["PORT"], headers["ENDPOINT"])
+        request.Headers = Headers(headers)
+        request.Body = event.body
+        request.params = params
+        return request
+
+    def setHeaders(self, headers: dict[str, Any]) -> None:
+        """Replace every header (the original's "not recommended" call)."""
+        self.Headers.headers = headers
+
+    def setHeader(self, header: str, value: Any) -> None:
+        self.Headers[header] = value
+
+    def setBody(self, body: Any) -> None:
+        self.Body = body
+
+    def getRequest(self) -> str:
+        """The request document as the original writes it."""
+        return proto.encode_document(self.Headers, self.Body).decode("utf-8")
+
+    def SendRequest(self) -> Response:
+        """Send the request on a new connection and return the server's ``Response``.
+
+        Raises ``dataserve.core.errors.TransportError`` subclasses when no
+        answer arrives (``ConnectError``, ``TimeoutError``,
+        ``ConnectionClosed``), and ``RemoteProtocolError`` when the answer is
+        not a pyts document. An error status is a ``Response`` like any other.
+        """
+        conn = proto.Connection(proto.Role.CLIENT, self.limits)
+        data = conn.send(proto.Request(dict(self.Headers), self.Body))
+        host, port = str(self.HOST), int(self.PORT)
+        with (
+            connect(host, port, self.timeout, _WHAT) as sock,
+            translate_errors(host, port, self.timeout, _WHAT),
+        ):
+            sock.sendall(data)
+            while True:
+                event = conn.next_event()
+                if isinstance(event, proto.Response):
+                    return Response._received(event)
+                if isinstance(event, proto.ConnectionClosed):
+                    raise errors.ConnectionClosed(
+                        f"the {_WHAT} at {host}:{port} closed the connection without answering"
+                    )
+                conn.receive_data(sock.recv(_READ_SIZE))
+
+
+class Response:
+    """A pyts response: filled in by a route handler, or received by a client.
+
+    A handler sets ``setStatus(code, text)``, headers and ``setBody`` and
+    sends it with ``SendResponse()`` (once). On the client side,
+    ``StatusCode``, ``StatusText``, ``Headers`` and ``Body`` hold what the
+    server sent.
+    """
+
+    def __init__(self) -> None:
+        self.Headers = Headers(proto.response_headers())
+        self.StatusCode: Any = 0
+        self.StatusText: Any = ""
+        self.Body: Any = {}
+        self._sender: Callable[[Response], None] | None = None
+        self._touched = False
+        self._status_set = False
+
+    @classmethod
+    def _received(cls, event: proto.Response) -> Response:
+        response = cls()
+        response.Headers = Headers(event.headers)
+        response.Body = event.body
+        response.StatusCode = event.headers.get("STATUS-CODE", 0)
+        response.StatusText = event.headers.get("STATUS-TEXT", "")
+        return response
+
+    def setHeaders(self, headers: dict[str, Any]) -> None:
+        self.Headers.headers = headers
+        self._touched = True
+
+    def setHeader(self, header: str, value: Any) -> None:
+        self.Headers[header] = value
+        self._touched = True
+
+    def setStatus(self, code: int, text: str) -> None:
+        proto.set_status(self.Headers, code, text)
+        self.StatusCode = code
+        self.StatusText = text
+        self._touched = self._status_set = True
+
+    def setBody(self, body: Any) -> None:
+        self.Body = body
+        self._touched = True
+
+    def getResponse(self) -> str:
+        """The response document as the original writes it."""
+        return proto.encode_document(self.Headers, self.Body).decode("utf-8")
+
+    def SendResponse(self) -> None:
+        """Send the response to the client; a second call raises ``LocalProtocolError``."""
+        if self._sender is None:
+            raise RuntimeError("this Response does not belong to a request being served")
+        self._sender(self)
+
+    def _completed(self) -> proto.Response:
+        """What to send for a handler that returned without ``SendResponse()``."""
+        if not self._touched:
+            return proto.error_response(
+                500, "the handler returned without setting or sending a response"
+            )
+        headers = dict(self.Headers)
+        if not self._status_set and "STATUS-CODE" not in headers:
+            # The original's clients read STATUS-CODE and STATUS-TEXT.
+            proto.set_status(headers, 200, "OK")
+        return proto.Response(headers, self.Body)
+
+
+# --- the server ------------------------------------------------------------------------
+
+
+class _Service:
+    """The engine service for one ``Server``: routes, handler threads, limits."""
+
+    def __init__(self, router: Router[RouteHandler], limits: Limits) -> None:
+        self.router = router
+        self.limits = limits
+        self.dispatcher = Dispatcher(limits.handler_threads, name="pyts-handler")
+        self._prepared: dict[int, Callable[..., Awaitable[Any]]] = {}
+
+    def session(self, conn: EngineConnection) -> _Session:
+        return _Session(conn, self)
+
+    async def aclose(self) -> None:
+        self.dispatcher.close()
+
+    def prepared(self, handler: RouteHandler) -> Callable[..., Awaitable[Any]]:
+        """``handler`` made awaitable by its policy (thread pool, inline or async)."""
+        key = id(handler)
+        call = self._prepared.get(key)
+        if call is None:
+            call = self._prepared[key] = self.dispatcher.prepare(handler)
+        return call
+
+
+class _Session(Session):
+    """One pyts exchange: read the request, run its handler, answer once, close."""
+
+    def __init__(self, conn: EngineConnection, service: _Service) -> None:
+        self.pyts = proto.Connection(proto.Role.SERVER, service.limits)
+        super().__init__(conn, self.pyts)
+        self.service = service
+        self._loop = asyncio.get_running_loop()
+
+    def handle(self, event: object) -> Awaitable[Any] | None:
+        if isinstance(event, proto.Request):
+            return self._serve(event)
+        return None
+
+    async def _serve(self, event: proto.Request) -> None:
+        try:
+            match = self.service.router.match(event.endpoint)
+            if match is None:
+                self.conn.send(proto.not_found(event.endpoint))
+                return
+            request = Request._received(event, match.params)
+            response = Response()
+            response._sender = self._send_from_handler
+            try:
+                await self.service.prepared(match.endpoint)(request, response)
+            except Exception as exc:
+                logger.info("the handler for %s raised %r", event.endpoint, exc, exc_info=exc)
+                self._answer(proto.error_response(500, f"the handler raised: {exc}"))
+                return
+            self._answer(response._completed())
+        finally:
+            self.conn.close()
+
+    def _answer(self, response: proto.Response) -> None:
+        """Send ``response`` unless the handler already answered; 500 if JSON cannot carry it."""
+        if self.pyts.response_sent:
+            return
+        try:
+            self.conn.send(response)
+        except LocalProtocolError as exc:
+            self.conn.send(proto.error_response(500, exc.message))
+
+    def _send_from_handler(self, response: Response) -> None:
+        """``Response.SendResponse``: from a handler thread or from the loop."""
+        document = proto.Response(dict(response.Headers), response.Body)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self.conn.send(document)
+            return
+        asyncio.run_coroutine_threadsafe(self._send(document), self._loop).result()
+
+    async def _send(self, document: proto.Response) -> None:
+        self.conn.send(document)  # raises LocalProtocolError the second time
+        try:
+            await self.conn.drain()  # a large answer waits for the socket here
+        except ConnectionError:
+            raise errors.ConnectionClosed("the client closed the connection") from None
+
+
+class Server:
+    """A pyts server: ``routeHandler(endpoint, fn)`` then ``startServer()``.
+
+    ``threads`` handlers run at once (``def`` handlers run on threads,
+    ``async def`` ones on the event loop); ``limits`` sets sizes and
+    timeouts. ``start()``/``stop()`` serve in the background instead.
+    """
+
+    def __init__(
+        self,
+        HOST: str,
+        PORT: int,
+        *,
+        threads: int = 4,
+        limits: Limits | None = None,
+    ) -> None:
+        self.HOST = HOST
+        self.PORT = PORT
+        self.threads = threads
+        self.limits = limits or DEFAULT_LIMITS
+        #: Endpoint -> handler, as registered (the original's attribute).
+        self.RouteHandlers: dict[str, RouteHandler] = {}
+        self._background: BackgroundService | None = None
+
+    def routeHandler(self, route: str, cb: RouteHandler) -> None:
+        """Call ``cb(request, response)`` for requests to ``route`` (replaces an earlier one)."""
+        self.RouteHandlers[route] = cb
+
+    def _service(self) -> _Service:
+        router: Router[RouteHandler] = Router(self.RouteHandlers)
+        return _Service(router, self.limits.replace(handler_threads=self.threads))
+
+    def startServer(self) -> None:
+        """Serve until Ctrl-C or SIGTERM; prints ``INFO:: Server started; HOST:PORT``."""
+
+        def banner(host: str, port: int) -> None:
+            self.PORT = port
+            print(f"INFO:: Server started; {host}:{port}", flush=True)
+
+        serve_until_signalled(self._service(), self.HOST, self.PORT, self.limits, banner)
+
+    def start(self) -> Server:
+        """Serve in the background; returns once connections are accepted."""
+        if self._background is not None:
+            raise RuntimeError("the server is already running")
+        background = BackgroundService(self._service(), self.HOST, self.PORT, self.limits)
+        self._background = background.start()
+        self.PORT = background.port
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop a server started with ``start()``; running handlers finish first."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.stop(timeout)
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,174 @@
+"""Serving an ``HTTPDataHandler`` over the native framing, on the engine.
+
+The same handler that ``dataserve.run_http_server`` serves, through the same
+codec and the same calling policy (``dataserve.core.handler.make_caller``:
+``async def`` on the loop, ``def`` on the dispatcher's thread pool), with the
+same meanings:
+
+=====================================  ===========================================
+request                                answer
+=====================================  ===========================================
+handler returns a value                REPLY with the value's codec tag
+handler returns ``None``               ERROR 404 ``resource '/x' is not handled``
+handler raises                         ERROR 500 (logged with its traceback)
+payload tag with no codec              ERROR 415
+payload that does not decode           ERROR 400 saying what is wrong
+answer no codec can encode             ERROR 500
+request during graceful shutdown       ERROR 503
+=====================================  ===========================================
+
+Each of these keeps the connection open. Framing errors (a frame above
+``max_frame_size``: 413; a bad preface: 400; a deadline: 408) are answered by
+the protocol's error frame and close it (see ``rawproto.engine``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from dataserve.core.codec import CodecRegistry, default_registry
+from dataserve.core.dispatch import Dispatcher
+from dataserve.core.errors import CodecError, DataServeError
+from dataserve.core.handler import Caller, make_caller
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+
+from .engine import Connection, Session
+from .proto.base import Role
+from .proto.native import Error, NativeConnection, Reply, Request
+
+__all__ = ["NativeService", "NativeSession"]
+
+logger = logging.getLogger("rawproto.native")
+
+
+class NativeSession(Session):
+    """One native-framing connection: requests overlap, answers carry their id."""
+
+    concurrent = True
+
+    def __init__(self, conn: Connection, service: NativeService) -> None:
+        super().__init__(
+            conn, NativeConnection(Role.SERVER, max_frame_size=service.limits.max_frame_size)
+        )
+        self.service = service
+
+    def handle(self, event: object) -> Awaitable[Any] | None:
+        if type(event) is Request:
+            return self.service.respond(self.conn, event)
+        return None  # the preface: nothing to answer
+
+
+class NativeService:
+    """The engine ``Service`` serving one data handler over the native framing.
+
+    ``handler`` is anything ``make_caller`` takes (an ``HTTPDataHandler``
+    subclass or instance, a ``Router``, a ``fn(resource, payload)``);
+    ``caller`` is an already prepared one, so an HTTP app and this service can
+    share one handler instance and one thread pool. A ``dispatcher`` passed in
+    is not closed by ``aclose()``; one made here is.
+    """
+
+    def __init__(
+        self,
+        handler: Any = None,
+        *,
+        caller: Caller | None = None,
+        limits: Limits | None = None,
+        codecs: CodecRegistry | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.limits = limits or DEFAULT_LIMITS
+        self.codecs = codecs or default_registry
+        self._owns_dispatcher = dispatcher is None and caller is None
+        self.dispatcher = dispatcher or Dispatcher(self.limits.handler_threads, "rawproto-handler")
+        if caller is None:
+            if handler is None:
+                raise TypeError("NativeService needs a handler or a caller")
+            caller = make_caller(handler, self.dispatcher)
+        self._call = caller
+
+    def session(self, conn: Connection) -> NativeSession:
+        return NativeSession(conn, self)
+
+    async def aclose(self) -> None:
+        if self._owns_dispatcher:
+            # Requests in flight have finished: the pool's threads just exit.
+            self.dispatcher.close()
+
+    # --- one request ------------------------------------------------------------
+
+    def respond(self, conn: Connection, request: Request) -> Awaitable[Any] | None:
+        """Start answering ``request``; the awaitable is in flight until the answer is sent."""
+        rid, resource = request.request_id, request.resource
+        if conn.closing:
+            conn.send(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
+            return None
+        try:
+            payload = self.codecs.decode_tag(request.tag, request.body)
+        except CodecError as exc:
+            conn.send(Error(rid, exc.status, exc.message))
+            return None
+        try:
+            pending = self._call(resource, payload)
+        except Exception as exc:  # the pool is closed, or a router endpoint failed to start
+            self._raised(conn, rid, resource, exc)
+            return None
+        if isinstance(pending, asyncio.Future):
+            # A def handler on the pool: finish in a callback, no task needed.
+            done: asyncio.Future[None] = conn.loop.create_future()
+            pending.add_done_callback(functools.partial(self._pooled, conn, rid, resource, done))
+            return done
+        return self._awaited(conn, rid, resource, pending)
+
+    def _pooled(
+        self,
+        conn: Connection,
+        rid: int,
+        resource: str,
+        done: asyncio.Future[None],
+        pending: asyncio.Future[Any],
+    ) -> None:
+        if not pending.cancelled():
+            exc = pending.exception()
+            if exc is None:
+                self._answer(conn, rid, resource, pending.result())
+            else:
+                self._raised(conn, rid, resource, exc)
+        if not done.done():
+            done.set_result(None)
+
+    async def _awaited(
+        self, conn: Connection, rid: int, resource: str, pending: Awaitable[Any]
+    ) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            self._raised(conn, rid, resource, exc)
+            return
+        self._answer(conn, rid, resource, result)
+
+    def _raised(self, conn: Connection, rid: int, resource: str, exc: BaseException) -> None:
+        logger.error("handler raised for %s", resource, exc_info=exc)
+        conn.send(
+            Error(
+                rid, 500, f"the handler raised {type(exc).__name__} for {resource} (see the server log)"
+            )
+        )
+
+    def _answer(self, conn: Connection, rid: int, resource: str, result: Any) -> None:
+        if result is None:
+            conn.send(Error(rid, 404, f"resource {resource!r} is not handled"))
+            return
+        try:
+            tag, body = self.codecs.encode_tag(result)
+        except DataServeError as exc:
+            logger.error("cannot encode the answer for %s: %s", resource, exc.message)
+            conn.send(
+                Error(rid, 500, f"the handler's answer for {resource} cannot be sent: {exc.message}")
+            )
+            return
+        conn.send(Reply(rid, tag, body))
