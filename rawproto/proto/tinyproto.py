@@ -282,6 +282,14 @@ class TinyProtoConnection:
                 return Handshake()
             if code == SC_CONLIMIT:
                 raise FrameError("the server is over its connection limit (0xfe)", 503)
+            if code == SC_GENERIC_ERROR:
+                # tinyproto 2.x/3.0 servers over their limit send bytearray(0xfe):
+                # 254 zero bytes, not the 0xfe they mean.
+                raise FrameError(
+                    "the server refused the connection (0x00: a tinyproto 2.x/3.0 server "
+                    "over its connection limit sends zero bytes)",
+                    503,
+                )
             raise FrameError(f"bad handshake byte 0x{code:02x}: a tinyproto peer sends 0xff", 400)
         recv = self._recv
         if recv is _Recv.LENGTH:
