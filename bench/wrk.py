@@ -66,7 +66,7 @@ def run_wrk(
         wrk,
         f"-t{threads}",
         f"-c{connections}",
-        f"-d{max(duration, 0.1):.2f}s",
+        f"-d{max(1, round(duration))}s",  # wrk takes whole seconds only
         "--timeout",
         "5s",
         "--latency",

@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "DataServeApp": "dataserve.app",
     "HTTPDataClient": "dataserve.client",
     "AsyncHTTPDataClient": "dataserve.client",
+    "OpsConfig": "dataserve.ops",
+    "request_id": "dataserve.ops",
 }
 _ERRORS = [
     "DataServeError",
@@ -75,6 +77,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .app import DataServeApp as DataServeApp
     from .app import create_app as create_app
+    from .ops import OpsConfig as OpsConfig
+    from .ops import request_id as request_id
     from .client import AsyncHTTPDataClient as AsyncHTTPDataClient
     from .client import HTTPDataClient as HTTPDataClient
     from .core.codec import Codec as Codec

@@ -6,6 +6,7 @@ request                                     answer
 callback returns a valid response dict      its status, headers and message
 callback returns an invalid one             500 naming the problem (logged)
 callback raises                             500 (logged with its traceback)
+callback takes over ``handler_timeout``     504 (logged)
 ``Content-Length`` above ``max_body_size``  413 at once, callback not called, closed
 body read past ``max_body_size``            413, connection closed
 body stalls past ``body_timeout``           408, connection closed
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from ._callback_messages import InvalidResponse, build_reply, parse_query, request_headers
 from ._callback_stream import DataStream
-from .app import send_error
+from .app import _timeout, send_error
 from .core.dispatch import Dispatcher
 from .core.limits import Limits
 
@@ -91,7 +92,13 @@ class CallbackEndpoint:
         where = f"{request['verb']} {_printable(request['path'])}"
         response: Any = None
         try:
-            response = await self._call(request)
+            response = await self._run(request)
+        except _Expired:
+            if stream.error is None:
+                timeout = self.limits.handler_timeout
+                logger.error("callback %d did not answer %s in %g s", self.httpdid, where, timeout)
+                await send_error(send, 504, f"the callback did not answer within {timeout:g} s")
+                return
         except Exception as exc:
             if stream.error is None:
                 logger.exception("callback %d raised for %s", self.httpdid, where)
@@ -123,6 +130,23 @@ class CallbackEndpoint:
         )
         await send({"type": "http.response.body", "body": reply.body})
 
+    async def _run(self, request: dict[str, Any]) -> Any:
+        """Call the callback within ``handler_timeout`` (reading the body included).
+
+        A ``def`` callback's thread cannot be stopped: past the deadline it
+        runs on and its answer is dropped.
+        """
+        limit = self.limits.handler_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        try:
+            async with _timeout(limit):
+                return await self._call(request)
+        except TimeoutError:
+            if loop.time() >= deadline:
+                raise _Expired from None
+            raise  # the callback's own TimeoutError: it raised
+
     def _request(self, scope: Scope, stream: DataStream) -> dict[str, Any]:
         query = scope.get("query_string", b"").decode("latin-1")
         client = scope.get("client") or ("", 0)
@@ -138,6 +162,10 @@ class CallbackEndpoint:
             "remoteipstr": client[0],
             "remoteportnum": client[1],
         }
+
+
+class _Expired(Exception):
+    """The callback did not answer within ``handler_timeout``."""
 
 
 def _printable(text: str) -> str:

@@ -32,6 +32,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -211,10 +212,17 @@ class DataEndpoint:
         root = scope.get("root_path")
         if root and resource.startswith(root):
             resource = resource[len(root) :] or "/"
+        started = time.monotonic()
         try:
             async with _timeout(self.limits.handler_timeout):
                 result = await self._call(resource, payload)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if time.monotonic() - started < self.limits.handler_timeout:
+                # the handler's own TimeoutError, not our deadline: a failure
+                logger.exception("handler raised for %s", resource)
+                raise _Reject(
+                    500, f"the handler raised TimeoutError for {resource} (see the server log)"
+                ) from exc
             logger.error(
                 "handler for %s did not answer in %g s", resource, self.limits.handler_timeout
             )
@@ -347,8 +355,12 @@ class DataServeApp(Starlette):
             finally:
                 self.readiness.drain()
                 undo()
-                # uvicorn has let in-flight requests finish before lifespan ends.
-                self.endpoint.dispatcher.close(wait=limits.shutdown_timeout)
+                # uvicorn has let in-flight requests finish before lifespan ends;
+                # waiting for the handler threads happens off the loop, which
+                # may be shared with other servers.
+                await asyncio.to_thread(
+                    self.endpoint.dispatcher.close, wait=limits.shutdown_timeout
+                )
                 process_exiting()
 
         super().__init__(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import sys
 from typing import Any
@@ -40,12 +41,32 @@ def load_handler(spec: str) -> Any:
             raise HandlerLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
     from .core.routing import Router
 
-    if isinstance(obj, Router) or hasattr(obj, "handle_request") or callable(obj):
+    if isinstance(obj, Router) or hasattr(obj, "handle_request"):
+        return obj
+    if isinstance(obj, type):
+        raise HandlerLoadError(
+            f"{spec} is a class without a handle_request method, not a handler "
+            "(an HTTPDataHandler subclass or instance, a Router or a callable)"
+        )
+    if callable(obj):
+        _check_arity(spec, obj)
         return obj
     raise HandlerLoadError(
         f"{spec} is a {type(obj).__name__}, not a handler "
         "(an HTTPDataHandler subclass or instance, a Router or a callable)"
     )
+
+
+def _check_arity(spec: str, fn: Any) -> None:
+    """A plain callable is called as ``fn(resource, payload)``: say so now, not per request."""
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        raise HandlerLoadError(
+            f"{spec} cannot be called as fn(resource, payload), so it is not a handler"
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): trust it
+        pass
 
 
 def handler_spec(handler: Any) -> str:

@@ -65,9 +65,10 @@ Behaviour (every number comes from ``dataserve.core.limits.Limits``):
 * **Protocol errors.** A ``RemoteProtocolError`` from the protocol goes to
   ``session.failed(exc)``: by default ``proto.error_reply(exc)`` is sent, and
   the connection closes if the error is fatal (``FrameError.fatal``, true for
-  any other ``RemoteProtocolError``). Closing after an error is a lingering
-  close: our side is shut for writing and the peer's further bytes are
-  discarded for a moment, so the answer is not lost to a reset.
+  any other ``RemoteProtocolError``). Closing after such an error (or with a
+  frame cut short) is a lingering close: our side is shut for writing and the
+  peer's further bytes are discarded for up to ``LINGER_SECONDS``, so the
+  answer is not lost to the reset that closing with unread data causes.
 * **Flow control.** Writes made while handling one batch of received bytes,
   or within one loop iteration, are coalesced into one ``writelines``.
   While the transport's write buffer is above its high-water mark the
@@ -271,6 +272,7 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._closing = False  # close() called: flushing, then closing
         self._lingering = False
+        self._failed = False  # a fatal protocol error: close lingering
         self._closed = False
         self._opened_at = 0.0
         self._last_active = 0.0
@@ -465,12 +467,15 @@ class Connection(asyncio.Protocol):
         if transport is None:
             return
         self._drain_waiters_fail()
-        if self._eof or not transport.can_write_eof():
+        proto = self.proto
+        peer_may_send = self._failed or (proto is not None and proto.mid_frame)
+        if self._eof or not peer_may_send or not transport.can_write_eof():
             transport.close()
             return
-        # Lingering close: FIN our side, discard what the peer still sends, and
-        # close on its EOF or after LINGER_SECONDS, so a reply sent just before
-        # is not destroyed by the reset that closing with unread data causes.
+        # Lingering close: the peer may still be sending (it broke the protocol,
+        # or a frame is cut short). FIN our side, discard what it sends, and
+        # close on its EOF or after LINGER_SECONDS, so the answer just sent is
+        # not destroyed by the reset that closing with unread data causes.
         self._lingering = True
         with contextlib.suppress(OSError, RuntimeError):
             transport.write_eof()
@@ -489,6 +494,11 @@ class Connection(asyncio.Protocol):
 
     def fail(self, exc: RemoteProtocolError) -> None:
         """Hand a protocol error to the session (as the engine does itself)."""
+        if getattr(exc, "fatal", True):
+            self._failed = True
+        self._deliver_failure(exc)
+
+    def _deliver_failure(self, exc: RemoteProtocolError) -> None:
         session = self.session
         if session is None:
             self.abort()
@@ -710,7 +720,9 @@ class Connection(asyncio.Protocol):
         if why == "write":
             self.abort()  # the peer does not read: an answer would not get through
             return
-        self.fail(FrameError(message, 408))
+        # A deadline on a quiet connection needs no lingering close; a frame
+        # cut short lingers anyway (the peer may still be sending).
+        self._deliver_failure(FrameError(message, 408))
         if not self._closing:
             self.close()
 

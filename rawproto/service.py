@@ -14,6 +14,8 @@ handler raises                         ERROR 500 (logged with its traceback)
 payload tag with no codec              ERROR 415
 payload that does not decode           ERROR 400 saying what is wrong
 answer no codec can encode             ERROR 500
+no answer within ``handler_timeout``   ERROR 504 (a ``def`` handler runs on; its
+                                       answer is dropped)
 request during graceful shutdown       ERROR 503
 =====================================  ===========================================
 
@@ -120,7 +122,12 @@ class NativeService:
         if isinstance(pending, asyncio.Future):
             # A def handler on the pool: finish in a callback, no task needed.
             done: asyncio.Future[None] = conn.loop.create_future()
-            pending.add_done_callback(functools.partial(self._pooled, conn, rid, resource, done))
+            timer = conn.loop.call_later(
+                self.limits.handler_timeout, self._expired, conn, rid, resource, done
+            )
+            pending.add_done_callback(
+                functools.partial(self._pooled, conn, rid, resource, done, timer)
+            )
             return done
         return self._awaited(conn, rid, resource, pending)
 
@@ -130,26 +137,61 @@ class NativeService:
         rid: int,
         resource: str,
         done: asyncio.Future[None],
+        timer: asyncio.TimerHandle,
         pending: asyncio.Future[Any],
     ) -> None:
+        timer.cancel()
+        if done.done():
+            return  # answered 504 already: the late result is dropped
         if not pending.cancelled():
             exc = pending.exception()
             if exc is None:
                 self._answer(conn, rid, resource, pending.result())
             else:
                 self._raised(conn, rid, resource, exc)
+        done.set_result(None)
+
+    def _expired(
+        self, conn: Connection, rid: int, resource: str, done: asyncio.Future[None]
+    ) -> None:
+        # A def handler's thread cannot be stopped: it runs on, its answer is dropped.
         if not done.done():
+            self._timed_out(conn, rid, resource)
             done.set_result(None)
 
     async def _awaited(
         self, conn: Connection, rid: int, resource: str, pending: Awaitable[Any]
     ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = conn.loop.call_later(self.limits.handler_timeout, expire)
         try:
             result = await pending
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+            self._timed_out(conn, rid, resource)
+            return
         except Exception as exc:
             self._raised(conn, rid, resource, exc)
             return
+        finally:
+            timer.cancel()
         self._answer(conn, rid, resource, result)
+
+    def _timed_out(self, conn: Connection, rid: int, resource: str) -> None:
+        timeout = self.limits.handler_timeout
+        logger.error("handler for %s did not answer in %g s", resource, timeout)
+        conn.send(Error(rid, 504, f"the handler did not answer within {timeout:g} s"))
 
     def _raised(self, conn: Connection, rid: int, resource: str, exc: BaseException) -> None:
         logger.error("handler raised for %s", resource, exc_info=exc)

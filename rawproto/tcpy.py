@@ -224,10 +224,13 @@ class _SessionChannel(_Channel):
         return self._call(self._session.receive_message())
 
     def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is self._loop:
-                coro.close()
-                raise RuntimeError("send() and recv() block: use them in a def execute()")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a handler thread: the usual case
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise RuntimeError("send() and recv() block: call them from a def execute()")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
 

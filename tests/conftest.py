@@ -11,6 +11,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,10 +100,13 @@ class ServerProcess:
     ADDRESS = re.compile(r"(?:http://)?(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]|localhost):(\d+)")
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        # stderr goes to a file: a pipe nobody reads fills up (64 KiB of
+        # logged tracebacks) and blocks the server mid-test.
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
             env={**os.environ, **(env or {})},
             cwd=str(cwd or ROOT),
@@ -115,8 +121,32 @@ class ServerProcess:
                 self.port = int(m.group(2))
                 break
         if not self.port:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise RuntimeError(f"server did not start: {''.join(self.lines)}{err}")
+            raise RuntimeError(f"server did not start: {''.join(self.lines)}{self.error_output()}")
+        # keep draining stdout for the same reason
+        self._new_line = threading.Condition()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._new_line:
+                self.lines.append(line)
+                self._new_line.notify_all()
+        with self._new_line:
+            self.lines.append("")  # EOF
+            self._new_line.notify_all()
+
+    def line(self, index: int, timeout: float = 30) -> str:
+        """Stdout line ``index`` (0 is the address line), waiting for it; "" at EOF."""
+        with self._new_line:
+            self._new_line.wait_for(
+                lambda: len(self.lines) > index or self.lines[-1:] == [""], timeout
+            )
+            return self.lines[index] if len(self.lines) > index else ""
+
+    def error_output(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
 
     @property
     def url(self) -> str:

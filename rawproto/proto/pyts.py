@@ -345,7 +345,8 @@ class Connection:
     @property
     def mid_frame(self) -> bool:
         """Part of the peer's document has arrived and the rest has not."""
-        return self._state is _State.RECEIVING and bool(self._buffer.strip())
+        # The scanner has seen the opening brace (whitespace before it is idle).
+        return self._state is _State.RECEIVING and self._scanner.started
 
     @property
     def complete(self) -> bool:

@@ -185,3 +185,56 @@ def test_a_path_cannot_forge_a_log_line(
     )
     [record] = [rec for rec in caplog.records if rec.name == "dataserve.callback"]
     assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
+
+
+def test_a_callback_over_handler_timeout_is_a_504(
+    register: Register, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    def callback(request: dict[str, Any]) -> dict[str, Any]:
+        if request["path"] == "/hang":
+            release.wait(30)
+        return ok("late" if request["path"] == "/hang" else "next")
+
+    httpdid, port = register(callback, limits=Limits(handler_timeout=0.3))
+    caplog.set_level(logging.ERROR, logger="dataserve.callback")
+    try:
+        r = httpx.get(f"http://127.0.0.1:{port}/hang")
+        assert (r.status_code, r.text) == (504, "the callback did not answer within 0.3 s")
+        [record] = [rec for rec in caplog.records if rec.name == "dataserve.callback"]
+        assert record.getMessage() == f"callback {httpdid} did not answer GET /hang in 0.3 s"
+    finally:
+        # The thread cannot be stopped: it finishes, its answer is dropped,
+        # and the server's one handler thread is free again.
+        release.set()
+    assert httpx.get(f"http://127.0.0.1:{port}/").text == "next"
+
+
+def test_a_callback_raising_timeout_error_is_a_500_not_a_504(register: Register) -> None:
+    def callback(request: dict[str, Any]) -> dict[str, Any]:
+        raise TimeoutError("its own")
+
+    _, port = register(callback)
+    r = httpx.get(f"http://127.0.0.1:{port}/")
+    assert (r.status_code, r.text) == (
+        500,
+        "the callback raised TimeoutError for GET / (see the server log)",
+    )
+
+
+def test_headers_over_the_limit_are_431_and_the_callback_is_not_called(
+    register: Register,
+) -> None:
+    calls: list[str] = []
+
+    def callback(request: dict[str, Any]) -> dict[str, Any]:
+        calls.append(request["path"])
+        return ok()
+
+    _, port = register(callback, limits=Limits(max_header_size=4096))
+    r = httpx.get(f"http://127.0.0.1:{port}/big", headers={"X-Big": "x" * 5000})
+    assert r.status_code == 431
+    assert calls == []
+    assert httpx.get(f"http://127.0.0.1:{port}/small").status_code == 200
+    assert calls == ["/small"]

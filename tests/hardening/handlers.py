@@ -10,13 +10,19 @@ from dataserve import HTTPDataHandler
 
 
 class Slow(HTTPDataHandler):
-    """``/slow`` holds the request for a while, then answers; ``/rss`` and
-    ``/fds`` report the process's resident memory and open descriptors."""
+    """``/slow`` holds the request for a while, then answers; ``/inflight``
+    counts those; ``/rss`` and ``/fds`` report the process's resident memory
+    and open descriptors."""
+
+    inflight = 0
 
     async def handle_request(self, resource: str, payload: Any) -> Any:
         if resource == "/slow":
+            Slow.inflight += 1
             await asyncio.sleep(float(payload))  # sleep-ok: the request is in flight
             return "finished"
+        if resource == "/inflight":
+            return Slow.inflight
         if resource == "/raise":
             raise ValueError("storm")
         if resource == "/rss":

@@ -23,7 +23,7 @@ def test_serve_with_no_argument_serves_the_seed_example_and_prints_a_curl_line()
     server = ServerProcess([*DATASERVE, "serve", "--port", "0"])
     try:
         assert "dataserve.example:ExampleHandler" in server.lines[0]
-        line = server.proc.stdout.readline()  # type: ignore[union-attr]
+        line = server.line(1)
         assert line.startswith("Try: curl -X PUT")
         assert f"http://127.0.0.1:{server.port}/xdata" in line
         r = httpx.put(f"{server.url}/xdata", json=[4, 5, 6])

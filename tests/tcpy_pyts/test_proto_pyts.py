@@ -265,7 +265,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(st.text(max_size=8), json_values, max_size=4),
     json_values,
@@ -281,7 +281,7 @@ def test_random_splits_of_a_valid_document_give_the_same_event(
     assert receive(Role.SERVER, data, sizes, eof=False) == request
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.lists(st.integers(1, 16), max_size=20))
 def test_random_bytes_give_an_event_or_a_protocol_error_only(junk: bytes, sizes: list[int]) -> None:
     for role in Role:
@@ -291,7 +291,7 @@ def test_random_bytes_give_an_event_or_a_protocol_error_only(junk: bytes, sizes:
             assert exc.status in (400, 413)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(alphabet='{}[]"\\:, ab1', max_size=60))
 def test_random_bracket_soup_gives_an_event_or_a_protocol_error_only(text: str) -> None:
     try:

@@ -349,7 +349,7 @@ requests = st.builds(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(requests, min_size=1, max_size=5), st.data())
 def test_random_splits_of_a_valid_stream_give_the_same_events(
     reqs: list[Request], data: st.DataObject
@@ -362,7 +362,7 @@ def test_random_splits_of_a_valid_stream_give_the_same_events(
     assert feed_all(stream, sizes) == whole
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.lists(st.integers(1, 16), max_size=20))
 def test_random_bytes_give_events_or_a_protocol_error_only(junk: bytes, sizes: list[int]) -> None:
     try:
@@ -372,7 +372,7 @@ def test_random_bytes_give_events_or_a_protocol_error_only(junk: bytes, sizes: l
         assert exc.message
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=200))
 def test_random_payloads_in_valid_frames_never_raise_anything_else(payload: bytes) -> None:
     try:

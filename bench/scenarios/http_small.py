@@ -1,0 +1,174 @@
+"""1. HTTP small PUT: requests/s at 64 connections and latency at one (wrk)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ..context import Context
+from ..env import NotMeasured
+from ..http import SEED_ANSWER, SEED_BODY, ours, peer, put
+from ..proc import Server, ServerGroup
+from ..results import Metric, Section, Table, Target
+from ..wrk import lua_script, run_wrk
+
+NAME = "http-small"
+TITLE = "1. HTTP small PUT"
+PEERS = ("fastapi", "aiohttp", "dataserve-0.1.0")
+
+CEILING = "bare ASGI on uvicorn"
+ORIGINAL = "dataserve 0.1.0 (original)"
+OURS_DEF = "ours, seed's def handler"
+OURS_ASYNC = "ours, async def handler"
+FASTAPI = "FastAPI endpoint"
+
+ABOUT = """\
+`PUT /xdata` with the JSON body `[4, 5, 6]`; every server answers `[1, 2, 3, 4, 5, 6]`
+(seed 001's handler). Requests/s with wrk at 64 connections (one wrk thread), and
+p50/p99 latency at one connection. Ours runs as `dataserve serve MODULE:ATTR` with its
+defaults (access log off, metrics and request ids on); the peers run with access logs
+off. The ceiling is a bare ASGI callable doing the same work under the same uvicorn
+(httptools, uvloop). The original dataserve 0.1.0 serves one connection at a time
+(`http.server.HTTPServer`, HTTP/1.0, a listen backlog of 5), so at 64 connections most
+of wrk's connections wait in the kernel's queue."""
+
+LIMITS = """\
+Both our handlers run behind the same code as the ceiling (uvicorn's httptools
+protocol), plus our own per-request work: the header checks (Host, Content-Length,
+Transfer-Encoding), the codec lookup, the body-read deadline, the metrics and request
+id of the default operations settings, and for the `def` handler the hop to the
+handler thread and back. The hop is amortised: one wake-up of the handler thread
+runs every queued call and hands all their results back to the loop in one
+`call_soon_threadsafe`; at one connection (latency) nothing can be amortised and each
+request pays two thread switches."""
+
+
+def _servers(ctx: Context) -> list[tuple[str, Callable[[], Server]]]:
+    def orig() -> Server:
+        return peer(ctx, ORIGINAL, "orig_dataserve.py", ctx.env.peer("dataserve-0.1.0"))
+
+    return [
+        (CEILING, lambda: peer(ctx, CEILING, "bare_asgi.py")),
+        ("Starlette route", lambda: peer(ctx, "Starlette route", "starlette_app.py")),
+        (FASTAPI, lambda: peer(ctx, FASTAPI, "fastapi_app.py", ctx.env.peer("fastapi"))),
+        ("aiohttp", lambda: peer(ctx, "aiohttp", "aiohttp_app.py", ctx.env.peer("aiohttp"))),
+        (ORIGINAL, orig),
+        (OURS_DEF, lambda: ours(ctx, OURS_DEF, "bench.handlers:SeedHandler")),
+        (OURS_ASYNC, lambda: ours(ctx, OURS_ASYNC, "bench.handlers:AsyncSeedHandler")),
+    ]
+
+
+def start_checked(
+    ctx: Context, section: Section, group: ServerGroup, factories: list[tuple[str, Callable[[], Server]]],
+    check: Callable[[Server], str],
+) -> dict[str, Server]:
+    """Start the servers at once; keep those that answer the workload correctly."""
+
+    def start(item: tuple[str, Callable[[], Server]]) -> tuple[str, Server | str]:
+        label, factory = item
+        try:
+            server = factory()
+        except NotMeasured as exc:
+            return label, str(exc)
+        group.add(server)
+        problem = check(server)
+        return label, problem or server
+
+    started: dict[str, Server] = {}
+    with ThreadPoolExecutor(max_workers=len(factories)) as pool:
+        for label, outcome in pool.map(start, factories):
+            if isinstance(outcome, str):
+                section.skip(label, outcome)
+                ctx.log(f"  {label}: not measured: {outcome}")
+            else:
+                started[label] = outcome
+    return started
+
+
+def check_seed(server: Server) -> str:
+    try:
+        status, _, body = put(server.url, "/xdata", SEED_BODY, "application/json")
+    except OSError as exc:
+        return f"no answer to the seed's request: {exc}"
+    if status != 200:
+        return f"the seed's request got {status}: {body[:100]!r}"
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return f"the seed's request got a body that is not JSON: {body[:100]!r}"
+    if answer != SEED_ANSWER:
+        return f"the seed's request got {answer!r}, not {SEED_ANSWER!r}"
+    return ""
+
+
+def run(ctx: Context) -> Section:
+    section = Section(NAME, TITLE, about=ABOUT, limits=LIMITS)
+    rate = Table(
+        "Requests/s at 64 connections",
+        [Metric("rps", "requests/s", "req/s")],
+        ceiling=CEILING,
+        original=ORIGINAL,
+        plot="rps",
+    )
+    latency = Table(
+        "Latency at 1 connection",
+        [
+            Metric("p50", "p50 (µs)", "µs", higher_is_better=False),
+            Metric("p99", "p99 (µs)", "µs", higher_is_better=False),
+        ],
+        ceiling=CEILING,
+        original=ORIGINAL,
+        plot="p50",
+    )
+    section.tables += [rate, latency]
+    wrk_time = ctx.seconds(3.0)
+    latency_time = ctx.seconds(2.0)
+    section.settings = {
+        "rounds": ctx.rounds,
+        "seconds per run (64 connections)": wrk_time,
+        "seconds per run (1 connection)": latency_time,
+    }
+    try:
+        ctx.env.tool("wrk")
+    except NotMeasured as exc:
+        section.skipped = str(exc)
+        return section
+    script = lua_script(ctx.tmp, "PUT", SEED_BODY, "application/json")
+    with ServerGroup() as group:
+        servers = start_checked(ctx, section, group, _servers(ctx), check_seed)
+        if not ctx.smoke:  # warm up: imports, caches, JIT-free but lazy paths
+            for server in servers.values():
+                run_wrk(ctx.env, ctx.pin, server.url + "/xdata", script, connections=64, duration=0.5)
+        for r in range(ctx.rounds):
+            for label, server in servers.items():  # A B A B: drift hits every server alike
+                ours_row = label.startswith("ours")
+                res = run_wrk(
+                    ctx.env, ctx.pin, server.url + "/xdata", script, connections=64, duration=wrk_time
+                )
+                rate.add(label, "rps", res.requests_per_s, ours=ours_row)
+                one = run_wrk(
+                    ctx.env, ctx.pin, server.url + "/xdata", script, connections=1, duration=latency_time
+                )
+                if one.p50 is not None and one.p99 is not None:
+                    latency.add(label, "p50", one.p50 * 1e6, ours=ours_row)
+                    latency.add(label, "p99", one.p99 * 1e6, ours=ours_row)
+                for what, result in (("64 connections", res), ("1 connection", one)):
+                    if not result.clean:
+                        note = f"{label}, round {r + 1}, {what}: {result.problems()}"
+                        if note not in section.notes:
+                            section.notes.append(note)
+                ctx.log(
+                    f"  round {r + 1} {label:32} {res.requests_per_s:10,.0f} req/s"
+                    f"   p50 {one.p50 and one.p50 * 1e6 or 0:8,.0f} µs"
+                    f"   p99 {one.p99 and one.p99 * 1e6 or 0:8,.0f} µs"
+                )
+    section.targets = [
+        Target("async def handler vs bare ASGI (req/s)", rate.ratio(OURS_ASYNC, CEILING, "rps"), 0.85),
+        Target("def handler vs bare ASGI (req/s)", rate.ratio(OURS_DEF, CEILING, "rps"), 0.7),
+        Target("async def handler vs FastAPI (req/s)", rate.ratio(OURS_ASYNC, FASTAPI, "rps"), 2.5),
+        Target("def handler vs FastAPI (req/s)", rate.ratio(OURS_DEF, FASTAPI, "rps"), 2.5),
+        Target("async def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_ASYNC, ORIGINAL, "rps"), 5.0),
+        Target("def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_DEF, ORIGINAL, "rps"), 5.0),
+    ]
+    return section

@@ -1,0 +1,9 @@
+"""placeholder"""
+from __future__ import annotations
+from ..context import Context
+from ..results import Section
+NAME = "raw-roundtrip"
+TITLE = "raw_roundtrip"
+PEERS: tuple[str, ...] = ()
+def run(ctx: Context) -> Section:
+    return Section(NAME, TITLE, skipped="not written yet")

@@ -1,0 +1,123 @@
+"""The ``rawproto`` command: ``rawproto serve tcpy|pyts MODULE:SERVER``.
+
+``MODULE:SERVER`` names a ``rawproto.tcpy.TCPServer`` or a
+``rawproto.pyts.Server`` built at a module's top level, as the seeds' examples
+build them (their own ``listen()``/``startServer()`` call must sit under
+``if __name__ == "__main__":``, or importing the module would start it).
+``--host``, ``--port``, ``--threads`` and every limit flag override what the
+module set. Library code raises; only this module turns errors into one line
+on stderr and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dataserve.core.limits import add_arguments, limits_from_args
+
+__all__ = ["main"]
+
+
+class _LoadError(Exception):
+    """The object named by ``MODULE:ATTR`` cannot be served; one clear line."""
+
+
+def _tcpy_class() -> type:
+    from .tcpy import TCPServer
+
+    return TCPServer
+
+
+def _pyts_class() -> type:
+    from .pyts import Server
+
+    return Server
+
+
+def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
+    if args.host is not None:
+        server.host = args.host
+    if args.port is not None:
+        server.port = args.port
+    if args.threads is not None:
+        server.threads = args.threads
+    server.limits = limits_from_args(args, server.limits)
+    server.listen()
+
+
+def _run_pyts(server: Any, args: argparse.Namespace) -> None:
+    if args.host is not None:
+        server.HOST = args.host
+    if args.port is not None:
+        server.PORT = args.port
+    if args.threads is not None:
+        server.threads = args.threads
+    server.limits = limits_from_args(args, server.limits)
+    server.startServer()
+
+
+# framing -> (the server class it expects, how to run one)
+_FRAMINGS: dict[str, tuple[Callable[[], type], Callable[[Any, argparse.Namespace], None]]] = {
+    "tcpy": (_tcpy_class, _run_tcpy),
+    "pyts": (_pyts_class, _run_pyts),
+}
+
+
+def _load(spec: str, expected: type) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise _LoadError(f"the server must be given as MODULE:ATTR, not {spec!r}")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # as `python -m` does: the current directory
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _LoadError(f"cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:
+        raise _LoadError(
+            f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _LoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(obj, expected):
+        raise _LoadError(
+            f"{spec} is a {type(obj).__name__}, not a {expected.__module__}.{expected.__name__}"
+        )
+    return obj
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rawproto", description="Serve raw TCP framings on the rawproto engine."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve a tcpy or pyts server object")
+    serve.add_argument("framing", choices=sorted(_FRAMINGS), help="the wire format")
+    serve.add_argument(
+        "server", help="MODULE:ATTR of a rawproto.tcpy.TCPServer or rawproto.pyts.Server"
+    )
+    serve.add_argument("--host", help="address to bind (default: the server object's)")
+    serve.add_argument("--port", type=int, help="port (default: the server object's; 0 picks one)")
+    serve.add_argument("--threads", type=int, help="handlers running at once")
+    add_arguments(serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    server_class, run = _FRAMINGS[args.framing]
+    try:
+        server = _load(args.server, server_class())
+        run(server, args)
+    except (_LoadError, ValueError, TypeError, OSError) as exc:
+        print(f"rawproto: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
