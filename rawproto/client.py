@@ -153,16 +153,15 @@ class RawDataClient:
     def _upload(
         self, sock: socket.socket, exchange: _Exchange, request_id: int, data: bytes
     ) -> Reply | Error | None:
-        if len(data) <= _SEND_CHUNK:
-            sock.sendall(data)
-            return None
         with memoryview(data) as view:
             for start in range(0, len(data), _SEND_CHUNK):
                 try:
                     sock.sendall(view[start : start + _SEND_CHUNK])
                 except OSError:
-                    # The server may have answered (413) and closed: read that.
+                    # The server may have answered (413, 503) and closed: read that.
                     return self._answer(exchange, request_id, self._drain(sock))
+                if len(data) <= _SEND_CHUNK:
+                    return None
                 if select.select([sock], [], [], 0)[0]:
                     answer = self._answer(exchange, request_id, sock.recv(_READ_SIZE) or None)
                     if answer is not None:
@@ -171,10 +170,14 @@ class RawDataClient:
 
     @staticmethod
     def _drain(sock: socket.socket) -> bytes | None:
+        """What the server sent before it closed (``None`` if nothing)."""
+        chunks = []
         try:
-            return sock.recv(_READ_SIZE) or None
+            while chunk := sock.recv(_READ_SIZE):
+                chunks.append(chunk)
         except OSError:
-            return None
+            pass
+        return b"".join(chunks) or None
 
     @staticmethod
     def _answer(exchange: _Exchange, request_id: int, data: bytes | None) -> Reply | Error | None:

@@ -548,9 +548,9 @@ class Connection(asyncio.Protocol):
         with contextlib.suppress(Exception):
             reply = proto.error_reply(FrameError(reason, 503))
             if reply:
-                self.transport.write(reply)
-        self._closing = True
-        self.transport.close()
+                self._out.append(reply)
+        self._failed = True  # the peer is about to send: linger so it reads the answer
+        self.close()
 
     def _pump(self) -> None:
         """Take events from the protocol and hand them to the session."""
