@@ -7,9 +7,12 @@ connection forever (slowloris). This subclass adds, per request:
 
 * a size cap on the request line and headers (``max_header_size``): 431;
 * an absolute deadline for them (``header_timeout``), counted from the
-  request's first byte (or from connect), not reset per byte: 408.
+  request's first byte (or from connect), not reset per byte: 408;
+* the framing checks llhttp leaves to the server: an HTTP/1.1 request needs
+  exactly one valid ``Host`` (RFC 9112 3.2), and ``Transfer-Encoding`` on
+  an HTTP/1.0 request is faulty framing (RFC 9112 6.1): 400.
 
-Both are answered with ``connection: close``; nothing reaches the app.
+All are answered with ``connection: close``; nothing reaches the app.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["DataServeHttpProtocol"]
 
-_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+}
 
 
-class _HeadersTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised from a parser callback: httptools then fails the feed."""
 
 
 class DataServeHttpProtocol(HttpToolsProtocol):
@@ -36,7 +43,7 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0  # raw bytes received while headers are incomplete
         self._parsed_bytes = 0  # request line and headers parsed so far
-        self._oversize = False
+        self._refusal: tuple[int, str] | None = None
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -63,14 +70,17 @@ class DataServeHttpProtocol(HttpToolsProtocol):
     def _count(self, n: int) -> None:
         self._parsed_bytes += n
         if self._parsed_bytes > self._max_header_size:
-            # Raising from a parser callback makes httptools fail the feed;
-            # uvicorn then calls send_400_response, which answers 431 instead.
-            self._oversize = True
-            raise _HeadersTooLarge
+            self._fail(431, f"request headers are over the limit of {self._max_header_size} bytes")
+
+    def _fail(self, status: int, message: str) -> None:
+        # Raising from a parser callback makes httptools fail the feed;
+        # uvicorn then calls send_400_response, which sends this instead.
+        self._refusal = (status, message)
+        raise _Refused
 
     def send_400_response(self, msg: str) -> None:
-        if self._oversize:
-            self._refuse_oversize()
+        if self._refusal is not None:
+            self._refuse(*self._refusal)
         else:
             super().send_400_response(msg)
 
@@ -94,6 +104,19 @@ class DataServeHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._cancel_deadline()
+        hosts = 0
+        chunked = False
+        for name, value in self.headers:
+            if name == b"host":
+                # userinfo or a path in Host is as invalid as a second Host
+                hosts += 2 if (b"@" in value or b"/" in value) else 1
+            elif name == b"transfer-encoding":
+                chunked = True
+        if self.parser.get_http_version() == "1.1":
+            if hosts != 1:
+                self._fail(400, "an HTTP/1.1 request needs exactly one valid Host header")
+        elif chunked:
+            self._fail(400, "Transfer-Encoding is not allowed in HTTP/1.0")
         super().on_headers_complete()
 
     def _start_deadline(self) -> None:
