@@ -380,8 +380,8 @@ class Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
-        self._update_reading()
-        self._update_timer(progress=False)
+        if not self._closing and not self._closed:
+            self._pump()  # events held back while the peer did not read
 
     # --- the session's API ------------------------------------------------------
 
@@ -560,7 +560,7 @@ class Connection(asyncio.Protocol):
         self._in_pump = True
         progress = False
         try:
-            while not self._blocked and not self._closing and not self._closed:
+            while not (self._held() or self._closing or self._closed):
                 try:
                     event = session.poll()
                 except RemoteProtocolError as exc:
@@ -585,6 +585,14 @@ class Connection(asyncio.Protocol):
         self._flush()
         self._update_reading()
         self._update_timer(progress)
+
+    def _held(self) -> bool:
+        """Take no further event now: backpressure, or an in-order request in flight."""
+        return (
+            self._blocked
+            or self._write_paused
+            or len(self._tasks) >= self.limits.max_pipelined
+        )
 
     def _track(self, work: Awaitable[Any]) -> None:
         future = asyncio.ensure_future(work)
@@ -612,7 +620,7 @@ class Connection(asyncio.Protocol):
         if self._blocked and not self._tasks:
             self._blocked = False
         if resume:
-            self._pump()  # events held back while the request ran
+            self._pump()  # events held back while requests ran
         if not self._tasks and not self._closing:
             proto = self.proto
             if self._eof or (self._registry.closing and proto is not None and not proto.mid_frame):
@@ -636,12 +644,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._closed or self._lingering:
             return
-        pause = (
-            self._write_paused
-            or self._blocked
-            or len(self._tasks) >= self.limits.max_pipelined
-            or (self.session is not None and self.session.hold_reading)
-        )
+        pause = self._held() or (self.session is not None and self.session.hold_reading)
         if pause and not self._read_paused:
             self._read_paused = True
             with contextlib.suppress(RuntimeError):

@@ -23,7 +23,10 @@ class Probe(HTTPDataHandler):
         if resource == "/echo":
             return payload
         if resource == "/slow":
-            time.sleep(float(payload))  # sleep-ok: a slow handler is the scenario
+            if payload.get("fifo"):  # tell the test the request is in the handler
+                with open(payload["fifo"], "w") as fifo:
+                    fifo.write("started")
+            time.sleep(payload["seconds"])  # sleep-ok: a slow handler is the scenario
             return "done"
         if resource == "/boom":
             raise RuntimeError("boom")
@@ -47,3 +50,12 @@ router: Router[Any] = Router()
 @router.route("/rid")
 def routed_rid(payload: Any) -> Any:
     return request_id()
+
+
+class NoHandleRequest:
+    """A class, callable, but not a handler."""
+
+
+def one_argument(resource: str) -> str:
+    return resource
+
