@@ -279,6 +279,9 @@ def _headers(given: object) -> tuple[list[tuple[bytes, bytes]], int | None, bool
         if lower == "content-length":
             if not value.isdigit() or not value.isascii():
                 raise InvalidResponse(f"the Content-Length header {value!r} is not a number")
+            if content_length is not None:
+                # Names differing only in case: two lengths, conflicting framing.
+                raise InvalidResponse("the headers dict sets Content-Length twice")
             content_length = int(value)
         elif lower == "connection":
             has_connection = True

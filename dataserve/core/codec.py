@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,11 @@ def parse_media_type(value: str | bytes) -> tuple[str, dict[str, str]]:
 
 
 def _encode_text(value: Any) -> bytes:
-    return value.encode("utf-8")  # type: ignore[no-any-return]
+    try:
+        return value.encode("utf-8")  # type: ignore[no-any-return]
+    except UnicodeEncodeError as exc:
+        # Lone surrogates (a utf-7 body decodes to them) have no UTF-8 form.
+        raise EncodeError(f"str cannot be sent as UTF-8 text: {exc.reason}") from None
 
 
 def _decode_text(body: bytes, params: dict[str, str]) -> str:
@@ -106,6 +111,8 @@ def _decode_text(body: bytes, params: dict[str, str]) -> str:
         raise DecodeError(
             f"text/plain body is not valid {charset}: {exc.reason} at byte {exc.start}"
         ) from None
+    except ValueError as exc:  # other codecs' failures; a NUL in the charset name
+        raise DecodeError(f"text/plain body cannot be decoded as {charset!r}: {exc}") from None
 
 
 def _encode_bytes(value: Any) -> bytes:
@@ -130,10 +137,21 @@ def _encode_json(value: Any) -> bytes:
             ) from None
 
 
+# orjson reads integers beyond 64 bits as floats, silently losing digits. A
+# body with a run of 20+ digits (which may be such an integer) goes to the
+# standard library instead: exact ints, and its 4300-digit cap against
+# quadratic int parsing (CVE-2020-10735). The scan runs at memory speed.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
 def _decode_json(body: bytes, params: dict[str, str]) -> Any:
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        if _LONG_DIGITS.search(body) is None:
+            return orjson.loads(body)
+        return json.loads(body)
+    except orjson.JSONDecodeError as exc:  # a ValueError, like json's own error
+        raise DecodeError(f"malformed JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # json: bad UTF-8, the digit cap, nesting
         raise DecodeError(f"malformed JSON: {exc}") from None
 
 
@@ -153,6 +171,9 @@ def _encode_npy(value: Any) -> bytes:
     return buf.getvalue()
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
 def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
     try:
         import numpy as np
@@ -160,9 +181,17 @@ def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
         raise UnsupportedMediaType(
             "application/x-npy needs numpy, which is not installed on this side"
         ) from None
+    if not body.startswith(_NPY_MAGIC):
+        # np.load would also open a zip (.npz) archive, lazily, for the handler.
+        raise DecodeError(
+            "not a valid .npy body: no \\x93NUMPY magic (pickles and .npz are never loaded)"
+        )
     try:
         return np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except MemoryError:
+        # The header's shape is allocated before the data is read.
+        raise DecodeError("the .npy header announces an array too large to allocate") from None
+    except Exception as exc:  # numpy's header parser raises beyond ValueError (TokenError...)
         raise DecodeError(f"not a valid .npy body (pickle is never loaded): {exc}") from None
 
 

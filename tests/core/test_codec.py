@@ -159,3 +159,20 @@ def test_json_values_round_trip(value: object) -> None:
 @given(st.binary())
 def test_any_bytes_round_trip(value: bytes) -> None:
     assert default_registry.decode(*default_registry.encode(value)) == value
+
+
+def test_json_integers_beyond_64_bits_decode_exactly() -> None:
+    body = b'{"big": 18446744073709551616, "neg": -123456789012345678901234, "f": 1.5}'
+    value = default_registry.decode("application/json", body)
+    assert value == {"big": 2**64, "neg": -123456789012345678901234, "f": 1.5}
+    assert default_registry.decode(*default_registry.encode(2**100)) == 2**100
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"1" * 5000, b"[" * 100_000 + b"1" * 25 + b"]" * 100_000],
+    ids=["H23 5000-digit integer", "H22 deep nesting with a long number"],
+)
+def test_hostile_json_numbers_and_nesting_are_400(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="malformed JSON"):
+        default_registry.decode("application/json", body)
