@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5001, help="port (default 5001; 0 picks one)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
+        "--tcp-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve the handler over raw TCP (rawproto native framing) on PORT (0 picks one)",
+    )
+    serve.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -87,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         from ._ops.logs import announce
 
         announce(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", ops.log_format, url=url)
-        if args.handler == EXAMPLE:
+        if args.handler == EXAMPLE and url.startswith("http"):
             announce(
                 f"Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' {url}/xdata",
                 ops.log_format,
@@ -106,8 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
             ops=ops,
             token=args.token,
             tls=tls,
+            tcp_port=args.tcp_port,
         )
-    except HandlerLoadError as exc:
+    except (HandlerLoadError, ValueError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -27,6 +27,7 @@ import uvicorn
 from ._ops.config import DEFAULT_OPS, OpsConfig, dump_ops
 from ._ops.logs import announce, log_config
 from .app import create_app
+from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.security import TOKEN_ENV, TLSConfig, token_from_env
 from .loader import dump_limits, handler_spec
@@ -118,6 +119,7 @@ def run_http_server(
     ops: OpsConfig | None = None,
     token: str | None = None,
     tls: TLSConfig | None = None,
+    tcp_port: int | None = None,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -129,8 +131,18 @@ def run_http_server(
     (``dataserve.ops.OpsConfig``); ``access_log=True`` turns its access log on.
     ``token`` (default: ``$DATASERVE_TOKEN``) requires ``Authorization: Bearer``
     on every request; ``tls`` serves HTTPS (``TLSConfig(cert, key, client_ca)``).
+    ``tcp_port`` also serves the same handler instance, on the same loop and
+    handler threads, over rawproto's native TCP framing (one worker, no token
+    or TLS: the native framing has neither yet).
     """
     token = token_from_env(token)
+    tcp_sock = None
+    if tcp_port is not None:
+        if workers > 1 or token or tls:
+            raise ValueError("tcp_port needs one worker and no token or TLS (not yet supported)")
+        from rawproto.engine import bind_socket as bind_raw_socket
+
+        tcp_sock = bind_raw_socket(host, tcp_port)
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
@@ -146,6 +158,11 @@ def run_http_server(
     sock = bind_socket(host, port, reuse_port=workers > 1)
     url = _url(sock, tls is not None)
     (banner or functools.partial(_default_banner, log_format=ops.log_format))(url)
+    if tcp_sock is not None:
+        tcp_host, tcp_bound = tcp_sock.getsockname()[:2]
+        (banner or functools.partial(_default_banner, log_format=ops.log_format))(
+            f"tcp://{tcp_host}:{tcp_bound}"
+        )
     if workers > 1:
         # uvicorn's supervisor forks workers that import the app by name.
         os.environ["DATASERVE_HANDLER"] = handler_spec(data_handler)
@@ -181,12 +198,53 @@ def run_http_server(
         from .loader import load_handler
 
         data_handler = load_handler(data_handler)
+    if tcp_sock is not None:
+        data_handler = resolve_handler(data_handler)  # one instance for both transports
     app = create_app(data_handler, limits=limits, ops=ops, token=token)
     config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
-    server = uvicorn.Server(config)
+    server = (
+        uvicorn.Server(config)
+        if tcp_sock is None
+        else _WithNative(config, tcp_sock, data_handler, limits, app.endpoint.dispatcher)
+    )
     with _exit_quietly_on_signals():
         server.run(sockets=[sock])
     sock.close()
+
+
+class _WithNative(uvicorn.Server):
+    """uvicorn that also serves the app's handler over rawproto's native TCP framing.
+
+    Both listeners share the loop, the handler and its thread pool; at
+    shutdown the TCP side drains first, then uvicorn's (whose lifespan closes
+    the pool).
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tcp_sock: socket.socket,
+        handler: Any,
+        limits: Limits,
+        dispatcher: Any,
+    ) -> None:
+        super().__init__(config)
+        self._tcp = (tcp_sock, handler, limits, dispatcher)
+        self._native: Any = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        from rawproto.server import start_server
+
+        await super().startup(sockets=sockets)
+        tcp_sock, handler, limits, dispatcher = self._tcp
+        self._native = await start_server(
+            handler, sock=tcp_sock, limits=limits, dispatcher=dispatcher
+        )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._native is not None:
+            await self._native.stop()
+        await super().shutdown(sockets=sockets)
 
 
 class _Terminated(Exception):

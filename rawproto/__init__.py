@@ -14,10 +14,30 @@ blocking. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
 ``rawproto.tcpy`` and ``rawproto.pyts``; the engine every framing runs on in
 ``rawproto.engine``, the sans-IO protocols in ``rawproto.proto``.
 
-Importing rawproto never imports Starlette, uvicorn or httpx.
+The exceptions (``NotHandled``, ``HandlerError``, ``ConnectError``...) are
+the core's, the same classes ``dataserve`` exports, re-exported here; so is
+``Limits``. Importing rawproto never imports Starlette, uvicorn or httpx.
 """
 
 from __future__ import annotations
+
+from dataserve.core.errors import BadRequest as BadRequest
+from dataserve.core.errors import ConnectError as ConnectError
+from dataserve.core.errors import ConnectionClosed as ConnectionClosed
+from dataserve.core.errors import DataServeError as DataServeError
+from dataserve.core.errors import DecodeError as DecodeError
+from dataserve.core.errors import GatewayTimeout as GatewayTimeout
+from dataserve.core.errors import HandlerError as HandlerError
+from dataserve.core.errors import NotHandled as NotHandled
+from dataserve.core.errors import PayloadTooLarge as PayloadTooLarge
+from dataserve.core.errors import RemoteProtocolError as RemoteProtocolError
+from dataserve.core.errors import RequestTimeout as RequestTimeout
+from dataserve.core.errors import ResponseError as ResponseError
+from dataserve.core.errors import ServiceUnavailable as ServiceUnavailable
+from dataserve.core.errors import TimeoutError as TimeoutError
+from dataserve.core.errors import TransportError as TransportError
+from dataserve.core.errors import UnsupportedMediaTypeError as UnsupportedMediaTypeError
+from dataserve.core.limits import Limits as Limits
 
 from .client import AsyncRawDataClient as AsyncRawDataClient
 from .client import RawDataClient as RawDataClient
@@ -34,12 +54,29 @@ from .service import NativeService as NativeService
 __all__ = [
     "AsyncRawDataClient",
     "BackgroundRawServer",
+    "BadRequest",
+    "ConnectError",
     "Connection",
+    "ConnectionClosed",
+    "DataServeError",
+    "DecodeError",
+    "GatewayTimeout",
+    "HandlerError",
+    "Limits",
     "NativeService",
+    "NotHandled",
+    "PayloadTooLarge",
     "RawDataClient",
     "RawServer",
+    "RemoteProtocolError",
+    "RequestTimeout",
+    "ResponseError",
     "Service",
+    "ServiceUnavailable",
     "Session",
+    "TimeoutError",
+    "TransportError",
+    "UnsupportedMediaTypeError",
     "open_connection",
     "serve",
     "start_server",

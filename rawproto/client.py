@@ -16,6 +16,7 @@ be in flight on its one connection, answered in any order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import socket
 from typing import Any
@@ -105,7 +106,9 @@ class _Exchange:
             raise DecodeError(f"undecodable reply from {self.address}: {exc.message}") from exc
 
     def closed(self) -> ConnectionClosed:
-        return ConnectionClosed(f"the server at {self.address} closed the connection before answering")
+        return ConnectionClosed(
+            f"the server at {self.address} closed the connection before answering"
+        )
 
 
 class RawDataClient:
@@ -266,7 +269,9 @@ class _ClientSession(Session):
 
     def failed(self, exc: RemoteProtocolError) -> None:
         self._fail_all(
-            ConnectionClosed(f"the server at {self.exchange.address} broke the native protocol: {exc.message}")
+            ConnectionClosed(
+                f"the server at {self.exchange.address} broke the native protocol: {exc.message}"
+            )
         )
         self.conn.close()
 
@@ -318,10 +323,10 @@ class AsyncRawDataClient:
             raise exchange.closed()
         session.pending[request_id] = future
         conn.write(data)
-        try:
-            await conn.drain()  # a large upload waits for the socket here
-        except ConnectionError:
-            pass  # the session has failed the future, or will: wait for it below
+        # A large upload waits for the socket here. If the connection drops,
+        # the session fails the future: the wait below reports it.
+        with contextlib.suppress(ConnectionError):
+            await conn.drain()
         try:
             answer = await asyncio.wait_for(future, self.timeout)
         except asyncio.TimeoutError:

@@ -25,7 +25,20 @@ mean is decided by two small objects a protocol provides:
 
 Writing a framing on the engine therefore takes: a sans-IO protocol, a
 ``Session`` subclass overriding ``handle`` (and ``closing``/``closed`` if it
-needs them), and a ``Service`` whose ``session()`` builds it::
+needs them), and a ``Service`` whose ``session()`` builds it.
+
+The session's hooks, all optional but ``handle``: ``opened()`` (default: send
+``proto.initiate()``), ``poll()`` (how events are taken from the protocol),
+``handle(event)``, ``failed(exc)`` (default: send ``proto.error_reply(exc)``,
+close if fatal), ``closing()`` (graceful shutdown began), ``closed(exc)``;
+the properties ``busy`` (true: no idle timeout, e.g. a client waiting for
+answers) and ``hold_reading`` (true: stop reading the socket until
+``conn.update_flow()``, e.g. a consumer thread is behind); the class
+attribute ``concurrent``. The ``Connection`` API a session uses:
+``send(event)``, ``write(data)``, ``await drain(empty=False)``, ``close()``,
+``abort()``, ``fail(exc)``, ``update_flow()``, and ``closing``,
+``is_closed``, ``in_flight``, ``peername``, ``sockname``, ``socket``,
+``limits``, ``loop``, ``closed_future``. Everything else is private::
 
     class EchoSession(Session):
         concurrent = True
@@ -244,10 +257,11 @@ class _Registry:
 class Connection(asyncio.Protocol):
     """One TCP connection driven by the engine (an ``asyncio.Protocol``).
 
-    Public API for sessions: ``send(event)``, ``write(data)``, ``drain()``,
-    ``close()``, ``abort()``, ``closing`` (graceful shutdown began),
-    ``is_closed``, ``peername``, ``sockname``, ``socket``, ``in_flight``,
-    ``limits``, ``loop``.
+    Public API for sessions: ``send(event)``, ``write(data)``,
+    ``drain(empty=False)``, ``close()``, ``abort()``, ``fail(exc)``,
+    ``update_flow()``; ``closing`` (graceful shutdown began), ``is_closed``,
+    ``peername``, ``sockname``, ``socket``, ``in_flight``, ``limits``,
+    ``loop``, ``closed_future`` (done when the connection is gone).
     """
 
     def __init__(self, factory: SessionFactory, registry: _Registry) -> None:
@@ -571,7 +585,7 @@ class Connection(asyncio.Protocol):
                     break
                 progress = True
                 if isinstance(event, ConnectionClosed):
-                    continue  # EOF is handled by eof_received
+                    break  # nothing follows EOF; eof_received closes the connection
                 try:
                     result = session.handle(event)
                 except Exception:
@@ -588,11 +602,7 @@ class Connection(asyncio.Protocol):
 
     def _held(self) -> bool:
         """Take no further event now: backpressure, or an in-order request in flight."""
-        return (
-            self._blocked
-            or self._write_paused
-            or len(self._tasks) >= self.limits.max_pipelined
-        )
+        return self._blocked or self._write_paused or len(self._tasks) >= self.limits.max_pipelined
 
     def _track(self, work: Awaitable[Any]) -> None:
         future = asyncio.ensure_future(work)
@@ -609,9 +619,7 @@ class Connection(asyncio.Protocol):
         if not future.cancelled():
             exc = future.exception()
             if exc is not None:
-                logger.error(
-                    "a request on %s failed: %r", self.peername, exc, exc_info=exc
-                )
+                logger.error("a request on %s failed: %r", self.peername, exc, exc_info=exc)
                 self.abort()
                 return
         if self._closed:
@@ -664,6 +672,9 @@ class Connection(asyncio.Protocol):
             return math.inf, ""
         if not proto.handshake_complete:
             when, why = self._opened_at + limits.handshake_timeout, "handshake"
+        elif self._held():
+            # Bytes wait in the buffer because we hold them back, not the peer.
+            when, why = math.inf, ""
         elif proto.mid_frame:
             start = self._frame_started if self._frame_started is not None else self.loop.time()
             when, why = start + limits.frame_timeout, "frame"
@@ -682,7 +693,7 @@ class Connection(asyncio.Protocol):
             return
         proto = self.proto
         if proto is not None:
-            if not proto.mid_frame:
+            if not proto.mid_frame or self._held():
                 self._frame_started = None
             elif progress or self._frame_started is None:
                 # a new frame began in the bytes just handled
@@ -881,4 +892,3 @@ async def open_connection(
     else:
         _, conn = await connect
     return conn
-

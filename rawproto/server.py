@@ -67,7 +67,9 @@ async def start_server(
     service = NativeService(
         _load(data_handler), caller=caller, limits=limits, codecs=codecs, dispatcher=dispatcher
     )
-    server = RawServer(service, host=host, port=port, limits=limits, sock=sock, reuse_port=reuse_port)
+    server = RawServer(
+        service, host=host, port=port, limits=limits, sock=sock, reuse_port=reuse_port
+    )
     return await server.start()
 
 

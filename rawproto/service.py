@@ -197,7 +197,9 @@ class NativeService:
         logger.error("handler raised for %s", resource, exc_info=exc)
         conn.send(
             Error(
-                rid, 500, f"the handler raised {type(exc).__name__} for {resource} (see the server log)"
+                rid,
+                500,
+                f"the handler raised {type(exc).__name__} for {resource} (see the server log)",
             )
         )
 
@@ -210,7 +212,9 @@ class NativeService:
         except DataServeError as exc:
             logger.error("cannot encode the answer for %s: %s", resource, exc.message)
             conn.send(
-                Error(rid, 500, f"the handler's answer for {resource} cannot be sent: {exc.message}")
+                Error(
+                    rid, 500, f"the handler's answer for {resource} cannot be sent: {exc.message}"
+                )
             )
             return
         conn.send(Reply(rid, tag, body))

@@ -184,6 +184,8 @@ class TinyProtoConnection:
         # plugins are taken from those arguments.
         plugins = kwargs.get("connection_plugin_list", args[3] if len(args) > 3 else ())
         self._shutdown = False
+        self._peer_gone = False
+        self._closed_seen = False  # the close marker was taken from the inbox
         self.socket_o: Any = None
         self.is_socket_up = False
         self.remote_details: Any = kwargs.get("remote_details")
@@ -249,7 +251,7 @@ class TinyProtoConnection:
                 )
             session, loop = self._session, self._loop
             if session is None or loop is None or session.conn.is_closed:
-                self.shutdown = True
+                self._lost()
                 return
             if LoopThread.shared().in_loop_thread:
                 raise RuntimeError("transmit blocks: call it from a hook, not from the event loop")
@@ -259,7 +261,7 @@ class TinyProtoConnection:
             except _Refused as exc:
                 raise TinyProtoError(f"Transmission rejected: {exc}") from None
             except (ConnectionError, OSError, asyncio.CancelledError):
-                self.shutdown = True
+                self._lost()
 
     def receive(self) -> bytearray:
         """Wait for the next message and return it (instead of ``transmission_received``).
@@ -268,15 +270,27 @@ class TinyProtoConnection:
         is closed, as the original does.
         """
         while True:
-            kind, value = self._inbox.get()
+            try:
+                kind, value = self._inbox.get(block=not self._closed_seen)
+            except queue.Empty:
+                return bytearray()  # closed, and every message taken
             if kind == "msg":
                 return self._received(value)
             if kind == _CLOSED:
-                self._inbox.put((kind, value))  # the loop must see it too
-                self._shutdown = True
+                self._closed_seen = True
+                self._lost()
                 return bytearray()
             if kind == _WAKE and self._shutdown:
                 return bytearray()
+
+    def _lost(self) -> None:
+        """The peer is gone: ``shutdown`` becomes true, as in the original.
+
+        Messages that arrived before it went are still handed to the hooks:
+        they were accepted, so they are not dropped.
+        """
+        self._peer_gone = True
+        self._shutdown = True
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -290,7 +304,7 @@ class TinyProtoConnection:
     def _attach(self, session: _TinySession) -> None:
         self._session = session
         self._loop = session.conn.loop
-        self.socket_o = session.conn.socket
+        self.socket_o = _SocketView(session.conn)
         self.is_socket_up = True
 
     def _start(self, on_exit: Callable[[TinyProtoConnection], None] | None, daemon: bool) -> None:
@@ -322,10 +336,10 @@ class TinyProtoConnection:
         while True:
             kind, _ = self._inbox.get()
             if kind == _READY:
-                with contextlib.suppress(OSError, AttributeError):
-                    self.peername_details = self.socket_o.getpeername()
+                self.peername_details = self.socket_o.getpeername()
                 return True
             if kind == _CLOSED:
+                self._closed_seen = True
                 return False
             if kind == _WAKE and self._shutdown:
                 return False
@@ -335,7 +349,9 @@ class TinyProtoConnection:
             return
         interval = self.loop_pass_interval
         next_pass = time.monotonic() + interval
-        while not self._shutdown:
+        # Until shutdown; but when the peer went away, first every message it
+        # sent before (the queue ends with the close).
+        while not self._shutdown or (self._peer_gone and not self._closed_seen):
             try:
                 kind, value = self._inbox.get(timeout=max(0.0, next_pass - time.monotonic()))
             except queue.Empty:
@@ -344,8 +360,8 @@ class TinyProtoConnection:
                 if not self._hook(self.transmission_received, self._received(value)):
                     return
             elif kind == _CLOSED:
-                self._shutdown = True  # the peer went away, as the original notices
-                break
+                self._closed_seen = True
+                self._lost()  # as the original notices a dropped connection
             if time.monotonic() >= next_pass and not self._shutdown:
                 if not self._hook(self.loop_pass):
                     return
@@ -356,7 +372,9 @@ class TinyProtoConnection:
         try:
             fn(*args)
         except Exception:
-            logger.exception("%s.%s raised; closing the connection", type(self).__name__, fn.__name__)
+            logger.exception(
+                "%s.%s raised; closing the connection", type(self).__name__, fn.__name__
+            )
             self._shutdown = True
             return False
         return True
@@ -376,6 +394,28 @@ class TinyProtoConnection:
             asyncio.run_coroutine_threadsafe(close(), loop).result(_CLOSE_WAIT + 1)
 
 
+class _SocketView:
+    """``socket_o``: the connection's socket, whose addresses outlive it.
+
+    ``getpeername()``/``getsockname()`` answer from the addresses taken when
+    the connection opened, so a hook asking after the peer has gone (the
+    seed's ``conn_init`` does) still gets them; anything else is the
+    transport's socket's.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def getpeername(self) -> Any:
+        return self._conn.peername
+
+    def getsockname(self) -> Any:
+        return self._conn.sockname
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn.socket, name)
+
+
 # --- the engine side ---------------------------------------------------------
 
 
@@ -388,7 +428,13 @@ class _TinySession(Session):
 
     concurrent = True
 
-    def __init__(self, conn: Connection, owner: TinyProtoConnection, max_message_size: int) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        owner: TinyProtoConnection,
+        max_message_size: int,
+        admit: Callable[[_TinySession], bool] | None = None,
+    ) -> None:
         super().__init__(conn, _Protocol(Role.SERVER, max_message_size=max_message_size))
         self.tiny: _Protocol = self.proto  # type: ignore[assignment]
         self.owner = owner
@@ -397,12 +443,14 @@ class _TinySession(Session):
         self.queued_bytes = 0
         self.queued_messages = 0
         self.ready: asyncio.Future[None] = conn.loop.create_future()
-        self.refuse_with: int | None = None  # over the facade's connection limit
+        self._admit = admit  # the server's connection limit and bookkeeping
         owner._attach(self)
 
     def opened(self) -> None:
-        if self.refuse_with is not None:
-            self.conn.write(self.tiny.send(Refuse(self.refuse_with)))
+        # Only admitted connections get here (the engine refuses above its own
+        # limit first); the server's connection_limit answers 0xfe instead.
+        if self._admit is not None and not self._admit(self):
+            self.conn.write(self.tiny.send(Refuse(SC_CONLIMIT)))
             self.conn.close()
             return
         super().opened()
@@ -479,9 +527,13 @@ class _TinySession(Session):
         if held and not self.hold_reading:
             self.conn.update_flow()
 
-    def failed(self, exc: RemoteProtocolError) -> None:
+    def _not_ready(self, error: TinyProtoError) -> None:
         if not self.ready.done():
-            self.ready.set_exception(TinyProtoError(exc.message))
+            self.ready.set_exception(error)
+            self.ready.exception()  # only a connecting client awaits it: no "never retrieved"
+
+    def failed(self, exc: RemoteProtocolError) -> None:
+        self._not_ready(TinyProtoError(exc.message))
         super().failed(exc)
 
     def closed(self, exc: BaseException | None) -> None:
@@ -494,8 +546,12 @@ class _TinySession(Session):
         for _, future in pending:
             if not future.done():
                 future.set_exception(error)
-        if not self.ready.done():
-            self.ready.set_exception(TinyProtoError("the connection closed during the handshake"))
+        self._not_ready(
+            TinyProtoError(
+                "the server closed the connection during the handshake (as a tinyproto "
+                "server over its connection limit does)"
+            )
+        )
         self.owner._inbox.put((_CLOSED, None))
 
 
@@ -525,9 +581,7 @@ def _call_conn_hook(hook: Callable[..., Any], conn: TinyProtoConnection) -> None
     """``hook(conn_o)`` or the original's ``hook(conn_id, conn_o)``."""
     try:
         params = inspect.signature(hook).parameters.values()
-        positional = [
-            p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         takes_two = len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
     except (TypeError, ValueError):
         takes_two = True
@@ -624,17 +678,17 @@ class _Service:
         self.open = 0
 
     def session(self, conn: Connection) -> _TinySession:
-        owner = self.owner
-        conn_o = owner._new_connection()
-        session = _TinySession(conn, conn_o, self.limits.max_frame_size)
-        limit = owner.connection_limit
+        conn_o = self.owner._new_connection()
+        return _TinySession(conn, conn_o, self.limits.max_frame_size, self._admit)
+
+    def _admit(self, session: _TinySession) -> bool:
+        limit = self.owner.connection_limit
         if limit is not None and self.open >= limit:
-            session.refuse_with = SC_CONLIMIT
-            return session
+            return False
         self.open += 1
-        conn.closed_future.add_done_callback(self._closed)
-        owner._events.put(("init", conn_o))
-        return session
+        session.conn.closed_future.add_done_callback(self._closed)
+        self.owner._events.put(("init", session.owner))
+        return True
 
     def _closed(self, _: asyncio.Future[None]) -> None:
         self.open -= 1

@@ -129,27 +129,34 @@ class HandlerPool:
             return [self._jobs.popleft() for _ in range(share)]
 
     def _work(self) -> None:
-        pending: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
         while True:
             batch = self._take()
             if batch is None:
                 return
-            first_ready = 0.0
-            for loop, fut, context, fn, args, kwargs in batch:
-                if fut.cancelled():
-                    continue
-                try:
-                    item: _Result = (fut, context.run(fn, *args, **kwargs), None)
-                except BaseException as exc:  # handed to the awaiting coroutine
-                    item = (fut, None, exc)
-                pending.setdefault(loop, []).append(item)
-                now = time.perf_counter()
-                if not first_ready:
-                    first_ready = now
-                elif now - first_ready > _FLUSH_AFTER:
-                    self._flush(pending)
-                    first_ready = 0.0
-            self._flush(pending)
+            self._run(batch)
+            # Nothing of the batch may stay referenced from this frame while the
+            # thread waits for the next one: a 1 GiB payload would stay alive.
+            del batch
+
+    def _run(self, batch: list[_Job]) -> None:
+        pending: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+        first_ready = 0.0
+        for loop, fut, context, fn, args, kwargs in batch:
+            if fut.cancelled():
+                continue
+            try:
+                item: _Result = (fut, context.run(fn, *args, **kwargs), None)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                item = (fut, None, exc)
+            pending.setdefault(loop, []).append(item)
+            now = time.perf_counter()
+            if not first_ready:
+                first_ready = now
+            elif now - first_ready > _FLUSH_AFTER:
+                self._flush(pending)
+                first_ready = 0.0
+        self._flush(pending)
+        batch.clear()  # the caller's reference too: args and results go now
 
     @staticmethod
     def _flush(pending: dict[asyncio.AbstractEventLoop, list[_Result]]) -> None:

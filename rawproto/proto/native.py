@@ -330,7 +330,9 @@ class NativeConnection:
         if kind == KIND_ERROR and body < _CODE.size:
             self._skip(body)
             raise FrameError(
-                "an ERROR frame needs at least its 2-byte code", 400, fatal=False,
+                "an ERROR frame needs at least its 2-byte code",
+                400,
+                fatal=False,
                 request_id=request_id,
             )
         self._header = (kind, tag, res_len, request_id)
@@ -369,8 +371,12 @@ class NativeConnection:
     def send(self, event: Event) -> bytes:
         if isinstance(event, Reply):
             self._require(Role.SERVER, event)
-            return HEADER.pack(_HEAD_REST + len(event.body), KIND_REPLY, event.tag, 0,
-                               event.request_id) + event.body
+            return (
+                HEADER.pack(
+                    _HEAD_REST + len(event.body), KIND_REPLY, event.tag, 0, event.request_id
+                )
+                + event.body
+            )
         if isinstance(event, Request):
             self._require(Role.CLIENT, event)
             if event.request_id == 0:

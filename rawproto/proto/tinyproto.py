@@ -21,6 +21,14 @@ side waiting for an answer reads the next byte as that answer; and they
 never announce while receiving a message, so neither does this one
 (``send(Announce)`` while a message is coming in raises).
 
+When both sides announce at once (a client sends its next message just as
+the server answers the last one), each receives a length where it waits for
+an answer. The originals cannot tell and fall out of step; here a byte other
+than 0xff followed at once by three more is taken as the peer's announce
+(a refusal is one byte, then silence): it is reported as ``Announce``, and the
+peer's answer to ours follows our answer to theirs, before its payload. Two
+peers of this implementation so exchange both messages.
+
 Events (frozen, slotted dataclasses)::
 
     Handshake()               the peer's 0xff arrived
@@ -247,15 +255,18 @@ class TinyProtoConnection:
         out: list[Event] = []
         while True:
             event = self.next_event()
-            if isinstance(event, NeedData) or isinstance(event, ConnectionClosed):
-                if isinstance(event, ConnectionClosed):
-                    out.append(event)
+            if isinstance(event, NeedData):
                 return out
             out.append(event)
+            if isinstance(event, ConnectionClosed):
+                return out
 
     def _at_eof(self) -> Event | NeedData:
         if not self._their_handshake:
-            raise self._fatal("the peer closed before its handshake byte")
+            raise self._fatal(
+                "the peer closed before its handshake byte (as a tinyproto server "
+                "over its connection limit does)"
+            )
         if self._recv is not _Recv.LENGTH or self._buf:
             raise self._fatal("the peer closed in the middle of a message")
         if self._send is _Send.AWAIT_ANSWER:
@@ -292,18 +303,17 @@ class TinyProtoConnection:
                 )
             raise FrameError(f"bad handshake byte 0x{code:02x}: a tinyproto peer sends 0xff", 400)
         recv = self._recv
+        if self._send is _Send.AWAIT_ANSWER and recv is not _Recv.DECIDE:
+            if not buf:
+                return NEED_DATA
+            code = buf.byte()
+            # Both sides announced at once: the peer's 4 length bytes (sent in
+            # one piece) arrive where its answer was due. A refusal is one byte
+            # followed by silence, so more bytes after it mean an announce.
+            collision = code != SC_OK and recv is _Recv.LENGTH and len(buf) >= 4
+            if not collision:
+                return self._answer(buf)
         if recv is _Recv.LENGTH:
-            if self._send is _Send.AWAIT_ANSWER:
-                if not buf:
-                    return NEED_DATA
-                code = buf.byte()
-                buf.skip(1)
-                size = self._send_size
-                if code == SC_OK:
-                    self._send = _Send.ACCEPTED
-                    return Accepted(size)
-                self._send = _Send.IDLE
-                return Refused(size, code)
             if len(buf) < 4:
                 return NEED_DATA
             (size,) = buf.unpack_from(_LENGTH)
@@ -327,12 +337,24 @@ class TinyProtoConnection:
         self._recv = _Recv.LENGTH
         return Message(data)
 
+    def _answer(self, buf: ReceiveBuffer) -> Event:
+        code = buf.byte()
+        buf.skip(1)
+        size = self._send_size
+        if code == SC_OK:
+            self._send = _Send.ACCEPTED
+            return Accepted(size)
+        self._send = _Send.IDLE
+        return Refused(size, code)
+
     # --- sending ----------------------------------------------------------------
 
     def send(self, event: Event) -> bytes:
         if isinstance(event, Message):
             if self._send is not _Send.ACCEPTED:
-                raise LocalProtocolError("a message's payload is sent once its announce is accepted")
+                raise LocalProtocolError(
+                    "a message's payload is sent once its announce is accepted"
+                )
             if len(event.data) != self._send_size:
                 raise LocalProtocolError(
                     f"announced {self._send_size} bytes but the message has {len(event.data)}"

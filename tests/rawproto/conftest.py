@@ -110,6 +110,7 @@ def raw_server() -> Iterator[Any]:
         return server
 
     yield start
+    _close_all_wires()  # first: a server lingers on connections whose peer stays
     for server in started:
         server.stop(timeout=10)
 
@@ -132,11 +133,37 @@ def wait_closed(conn: Connection, timeout: float = 10) -> None:
     on_loop(wait(), timeout + 5)
 
 
+def finish(server: Any) -> tuple[int, str]:
+    """Stop a ``ServerProcess``: its exit status and all its output; its files closed."""
+    status = server.stop()
+    server.line(1_000_000)  # until EOF: the reader thread has everything
+    output = "".join(server.lines)
+    assert server.proc.stdout is not None
+    server.proc.stdout.close()
+    server.stderr.close()
+    return status, output
+
+
+_open_wires: list[Wire] = []
+
+
+def _close_all_wires() -> None:
+    while _open_wires:
+        _open_wires.pop().close()
+
+
+@pytest.fixture(autouse=True)
+def _close_wires() -> Iterator[None]:
+    yield
+    _close_all_wires()
+
+
 class Wire:
     """A raw socket peer speaking the native framing by hand (via the sans-IO client)."""
 
     def __init__(self, port: int, *, preface: bool = True, timeout: float = 10) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        _open_wires.append(self)
         self.proto = NativeConnection(Role.CLIENT)
         self.pending: list[Event] = []
         self.closed = False

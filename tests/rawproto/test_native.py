@@ -31,7 +31,16 @@ from rawproto.proto.native import Error, Reply
 
 from .conftest import Wire, connections, on_loop, wait_closed
 
-PAYLOADS: list[Any] = ["text", "", [4, 5, 6], {"a": {"b": [1.5, None]}}, 7, b"\x00\x01", b"", "é" * 1000]
+PAYLOADS: list[Any] = [
+    "text",
+    "",
+    [4, 5, 6],
+    {"a": {"b": [1.5, None]}},
+    7,
+    b"\x00\x01",
+    b"",
+    "é" * 1000,
+]
 
 
 class SeedHandler(HTTPDataHandler):
@@ -124,9 +133,21 @@ def test_bad_payloads_get_the_codec_status(raw_server: Any, router: Any) -> None
     wire.send(wire.frame(3, "/echo", 1, b"\xff\xfe"))
     wire.request(4, "/echo", "still here")
     e1, e2, e3, reply = wire.events(4)
-    assert isinstance(e1, Error) and (e1.request_id, e1.code) == (1, 400) and "malformed JSON" in e1.message
-    assert isinstance(e2, Error) and (e2.request_id, e2.code) == (2, 415) and "unknown codec tag 99" in e2.message
-    assert isinstance(e3, Error) and (e3.request_id, e3.code) == (3, 400) and "not valid utf-8" in e3.message
+    assert (
+        isinstance(e1, Error)
+        and (e1.request_id, e1.code) == (1, 400)
+        and "malformed JSON" in e1.message
+    )
+    assert (
+        isinstance(e2, Error)
+        and (e2.request_id, e2.code) == (2, 415)
+        and "unknown codec tag 99" in e2.message
+    )
+    assert (
+        isinstance(e3, Error)
+        and (e3.request_id, e3.code) == (3, 400)
+        and "not valid utf-8" in e3.message
+    )
     assert reply == Reply(4, 1, b"still here")
     assert router[1]["calls"] == 1  # nothing undecodable reached the handler
 
@@ -169,7 +190,9 @@ def test_a_blocking_def_handler_does_not_stall_async_ones(raw_server: Any, route
     assert wire.events(1) == [Reply(1, 1, b"unblocked")]
 
 
-def test_a_frame_over_the_limit_is_413_and_the_client_recovers(raw_server: Any, router: Any) -> None:
+def test_a_frame_over_the_limit_is_413_and_the_client_recovers(
+    raw_server: Any, router: Any
+) -> None:
     server = raw_server(router[0], limits=Limits(max_frame_size=64 * 1024))
     with RawDataClient(server.port) as client:
         with pytest.raises(PayloadTooLarge, match="over the limit of 65536 bytes"):
@@ -286,7 +309,13 @@ def test_the_async_client_pipelines_on_one_connection(raw_server: Any, router: A
 
 def test_the_async_client_raises_what_the_blocking_one_raises(raw_server: Any, router: Any) -> None:
     server = raw_server(router[0], limits=Limits(max_frame_size=4096))
-    calls = [("/echo", [1]), ("/none", 1), ("/boom", None), ("/unencodable", None), ("/echo", bytes(10_000))]
+    calls = [
+        ("/echo", [1]),
+        ("/none", 1),
+        ("/boom", None),
+        ("/unencodable", None),
+        ("/echo", bytes(10_000)),
+    ]
     with RawDataClient(server.port) as client:
         expected = [outcome(lambda r=r, p=p: client.send(r, p)) for r, p in calls]
 
@@ -304,7 +333,9 @@ def test_the_async_client_raises_what_the_blocking_one_raises(raw_server: Any, r
     assert ("PayloadTooLarge", 413) in expected and ("NotHandled", 404) in expected
 
 
-def test_the_async_client_times_out_and_fails_pending_on_close(raw_server: Any, router: Any) -> None:
+def test_the_async_client_times_out_and_fails_pending_on_close(
+    raw_server: Any, router: Any
+) -> None:
     routes, state = router
     server = raw_server(routes, handler_threads=2)
 
@@ -331,16 +362,22 @@ def test_over_the_connection_limit_clients_get_503(raw_server: Any, router: Any)
     server = raw_server(router[0], limits=Limits(max_connections=1))
     with RawDataClient(server.port) as first:
         assert first.send("/echo", 1) == 1
-        with pytest.raises(ServiceUnavailable, match="limit of 1 connections"):
-            RawDataClient(server.port).send("/echo", 2)
+        with (
+            RawDataClient(server.port) as second,
+            pytest.raises(ServiceUnavailable, match="limit of 1 connections"),
+        ):
+            second.send("/echo", 2)
         assert first.send("/echo", 3) == 3
 
 
 def test_not_a_native_server_is_a_clear_error(raw_server: Any) -> None:
     http = BackgroundServer(create_app(SeedHandler)).start()
     try:
-        with pytest.raises(ConnectionClosed, match="broke the native protocol: not the rawproto"):
-            RawDataClient(http.port).send("/x")
+        with (
+            RawDataClient(http.port) as client,
+            pytest.raises(ConnectionClosed, match="broke the native protocol: not the rawproto"),
+        ):
+            client.send("/x")
     finally:
         http.stop()
 

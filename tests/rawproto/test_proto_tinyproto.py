@@ -199,7 +199,7 @@ def test_eof_between_messages_and_mid_message() -> None:
             conn.events()
     conn = TinyProtoConnection()
     conn.receive_data(None)
-    with pytest.raises(FrameError, match="before its handshake"):
+    with pytest.raises(FrameError, match="closed before its handshake"):
         conn.next_event()
     conn = ready()
     conn.send(Announce(1))
@@ -251,3 +251,27 @@ def test_random_bytes_give_events_or_a_protocol_error_only(data: bytes, handshak
                 conn.send(Accept())
     except RemoteProtocolError:
         pass
+
+
+def test_both_sides_announcing_at_once_exchange_both_messages() -> None:
+    a, b = ready(), ready()
+    to_b = a.send(Announce(7))
+    to_a = b.send(Announce(15))
+    a.receive_data(to_a)  # each sees a length where it waits for an answer
+    b.receive_data(to_b)
+    assert a.events() == [Announce(15)] and b.events() == [Announce(7)]
+    a.receive_data(b.send(Accept()))
+    b.receive_data(a.send(Accept()))
+    assert a.events() == [Accepted(7)] and b.events() == [Accepted(15)]
+    a.receive_data(b.send(Message(b"Echo back: ping")))
+    b.receive_data(a.send(Message(b"SRVQUIT")))
+    assert a.events() == [Message(bytearray(b"Echo back: ping"))]
+    assert b.events() == [Message(bytearray(b"SRVQUIT"))]
+    assert a.can_announce and b.can_announce
+
+
+def test_a_refusal_is_one_byte_not_a_collision() -> None:
+    conn = ready()
+    conn.send(Announce(1000))
+    conn.receive_data(b"\x00")
+    assert conn.events() == [Refused(1000, 0)]

@@ -1,0 +1,237 @@
+"""rawproto.tinyproto against the original tinyproto 2.0.1 and 3.0 from PyPI, both ways.
+
+Each original is installed in its own folder (``interop_target``) and runs in
+a subprocess; the side under test runs in this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rawproto.tinyproto import TinyProtoClient, TinyProtoConnection, TinyProtoError, TinyProtoServer
+
+from ..conftest import ServerProcess, interop_target, run_python
+from .conftest import finish
+
+MiB = 1024 * 1024
+ORIGINALS = [("tinyproto2", "tinyproto==2.0.1"), ("tinyproto3", "tinyproto==3.0")]
+
+# Shared by the scripts below: build a server or client the way each version's
+# constructor wants (2.x: setters; 3.0: constructor arguments and details).
+COMPAT = """
+import sys, threading, time, hashlib, tinyproto
+from tinyproto import TinyProtoServer, TinyProtoClient, TinyProtoConnection
+V3 = hasattr(tinyproto, "TinyProtoConnectionDetails")
+
+def details(host, port):
+    if not V3:
+        return (host, port)
+    d = tinyproto.TinyProtoConnectionDetails.__new__(tinyproto.TinyProtoConnectionDetails)
+    d.host, d.port, d.socket_connect_details = host, port, (host, port)  # port 0 allowed
+    return d
+"""
+
+ORIGINAL_SERVER = (
+    COMPAT
+    + """
+class Echo(TinyProtoConnection):
+    def transmission_received(self, msg):
+        self.transmit(msg)
+
+class Server(TinyProtoServer):
+    def pre_loop(self):
+        print("listening on 127.0.0.1:%d" % self.listen_socks[0].getsockname()[1], flush=True)
+
+limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
+if V3:
+    server = Server([details("127.0.0.1", 0)], Echo, limit)
+else:
+    server = Server()
+    server.set_conn_handler(Echo)
+    server.connection_limit = limit
+    server.listen_addrs.append(("127.0.0.1", 0))  # add_addr refuses port 0
+server.start()
+"""
+)
+
+ORIGINAL_CLIENT = (
+    COMPAT
+    + """
+got = []
+arrived = threading.Event()
+
+class Client(TinyProtoConnection):
+    def transmission_received(self, msg):
+        got.append(bytes(msg))
+        arrived.set()
+
+if V3:
+    client = TinyProtoClient(Client)
+    cid = client.connect_to(tinyproto.TinyProtoConnectionDetails("127.0.0.1", PORT))
+else:
+    client = TinyProtoClient()
+    client.set_conn_handler(Client)
+    cid = client.connect_to("127.0.0.1", PORT)
+conn = client.active_connections[cid]
+deadline = time.monotonic() + 30
+while conn.peername_details is None:  # the original connects in its thread
+    assert time.monotonic() < deadline
+    time.sleep(0.01)
+
+def call(msg):
+    arrived.clear()
+    conn.transmit(msg)
+    assert arrived.wait(60), "no answer"
+    return got.pop()
+
+print(call(b"hello"))
+big = bytes(range(256)) * (64 * 1024 * 4)  # 64 MiB
+echo = call(big)
+print("64MiB", len(echo), hashlib.sha256(echo).hexdigest() == hashlib.sha256(big).hexdigest())
+try:
+    conn.transmit(big + b"!")
+    print("not refused")
+except tinyproto.TinyProtoError as exc:
+    print("refused", exc)
+# Nothing more on this connection: the refusal byte wakes the original's
+# select loop, whose thread then takes the lock to read a length that never
+# comes (until its 5 s socket timeout). Going on after a refusal is shown
+# with this project's own client.
+conn.shutdown = True
+"""
+)
+
+
+@pytest.fixture(params=ORIGINALS, ids=[name for name, _ in ORIGINALS])
+def original(request: Any) -> Path:
+    name, requirement = request.param
+    return interop_target(name, requirement)
+
+
+# --- the original client against our server ------------------------------------------
+
+
+class EchoConnection(TinyProtoConnection):
+    def transmission_received(self, msg: bytearray) -> None:
+        self.transmit(msg)
+
+
+class Ready(TinyProtoServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = threading.Event()
+
+    def pre_loop(self) -> None:
+        self.ready.set()
+
+
+@pytest.fixture
+def our_server() -> Iterator[Ready]:
+    server = Ready()
+    server.max_message_size = 64 * MiB  # one byte more is refused
+    server.set_conn_handler(EchoConnection)
+    server.add_addr("127.0.0.1", 0)
+    thread = threading.Thread(target=server.start, daemon=True)
+    thread.start()
+    assert server.ready.wait(10)
+    yield server
+    server.shutdown = True
+    thread.join(30)
+
+
+def test_the_original_client_against_our_server(original: Path, our_server: Ready) -> None:
+    code = ORIGINAL_CLIENT.replace("PORT", str(our_server.ports[0]))
+    result = run_python(code, pythonpath=original, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "b'hello'"
+    assert lines[1] == "64MiB 67108864 True"
+    assert lines[2] == "refused Transmission rejected: bytearray(b'\\x00')"
+    assert len(lines) == 3
+
+
+# --- our client against the original server ------------------------------------------
+
+
+class Collector(TinyProtoConnection):
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[bytes] = []
+        self.arrived = threading.Semaphore(0)
+
+    def transmission_received(self, msg: bytearray) -> None:
+        self.got.append(bytes(msg))
+        self.arrived.release()
+
+    def call(self, msg: bytes) -> bytes:
+        self.transmit(msg)
+        assert self.arrived.acquire(timeout=60)
+        return self.got.pop(0)
+
+
+def start_original(target: Path, *args: str) -> ServerProcess:
+    import sys
+
+    return ServerProcess(
+        [sys.executable, "-c", ORIGINAL_SERVER, *args], env={"PYTHONPATH": str(target)}, cwd=target
+    )
+
+
+def stop(server: ServerProcess) -> None:
+    finish(server)
+
+
+def test_our_client_against_the_original_server(original: Path) -> None:
+    server = start_original(original)
+    try:
+        client = TinyProtoClient()
+        client.set_conn_handler(Collector)
+        conn = client.active_connections[client.connect_to("127.0.0.1", server.port)]
+        assert conn.call(b"hello") == b"hello"
+        big = bytes(range(256)) * (64 * 1024 * 4)
+        echo = conn.call(big)
+        assert len(echo) == 64 * MiB
+        assert hashlib.sha256(echo).digest() == hashlib.sha256(big).digest()
+        assert conn.call(b"") == b""
+        conn.shutdown = True
+        conn.join(30)
+    finally:
+        stop(server)
+
+
+def test_the_original_server_refuses_an_oversize_announce(original: Path) -> None:
+    # Nothing this large is ever built: the announce alone is refused.
+    server = start_original(original)
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        sock.sendall(b"\xff")
+        assert sock.recv(1) == b"\xff"
+        sock.sendall((0xF1000000).to_bytes(4, "big"))  # above MSG_MAX_SIZE
+        assert sock.recv(1) == b"\x00"
+        sock.close()
+    finally:
+        stop(server)
+
+
+def test_the_original_servers_connection_limit_is_reported(original: Path) -> None:
+    server = start_original(original, "1")
+    try:
+        client = TinyProtoClient()
+        client.set_conn_handler(Collector)
+        first = client.active_connections[client.connect_to("127.0.0.1", server.port)]
+        assert first.call(b"one") == b"one"
+        # The original writes 254 zero bytes and closes with our handshake byte
+        # unread, which resets the connection: the zeros may be lost with it.
+        with pytest.raises(TinyProtoError, match="over its connection limit"):
+            client.connect_to("127.0.0.1", server.port)
+        first.shutdown = True
+        first.join(30)
+    finally:
+        stop(server)
