@@ -67,3 +67,9 @@ def test_callback_example() -> None:
     result = run_python(block("httpserver_registercallback"))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "200 hello Ada: POST /greet, 3 bytes\n"
+
+
+def test_raw_tcp_example() -> None:
+    result = run_python(block("BackgroundRawServer"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[8, 10, 12]\n"
