@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -24,9 +25,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Measure dataserve against its peers and write docs/benchmarks.md.",
     )
-    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {names} (default: all)")
-    parser.add_argument("--smoke", action="store_true", help="about a second per scenario, to check the suite runs")
-    parser.add_argument("--rounds", type=int, default=None, help="runs per figure (default 3, smoke 1)")
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help=f"any of: {names} (default: all)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="about a second per scenario, to check the suite runs"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="runs per figure (default 3, smoke 1)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -50,11 +57,12 @@ def print_section(section: Section) -> None:
             cells = []
             for m in table.metrics:
                 cells.append(f"{m.header} {fmt_value(row.values.get(m.key, []), m):>26}")
-                if m.ratios:
-                    if table.ceiling:
-                        cells.append(f"×ceiling {fmt_ratio(table.ratio(row.label, table.ceiling, m.key)):>7}")
-                    if table.original:
-                        cells.append(f"×original {fmt_ratio(table.ratio(row.label, table.original, m.key)):>7}")
+                if not m.ratios:
+                    continue
+                for name, ref in (("ceiling", table.ceiling), ("original", table.original)):
+                    if ref:
+                        ratio = fmt_ratio(table.ratio(row.label, ref, m.key))
+                        cells.append(f"\u00d7{name} {ratio:>7}")
             print(f"   {'*' if row.ours else ' '} {row.label:{width}}" + "  ".join(cells))
     for what, why in section.not_measured:
         print(f"   not measured: {what}: {why}")
@@ -64,7 +72,12 @@ def print_section(section: Section) -> None:
         print(f"   target: {target_line(t).replace('**', '')}")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"bench: stopped by signal {signum}")  # runs the finally blocks: servers stop
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = _parser().parse_args(argv)
     if args.list:
         for m in ALL:
@@ -72,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     unknown = [n for n in args.scenarios if n not in BY_NAME]
     if unknown:
-        print(f"python -m bench: unknown scenario {', '.join(unknown)}; try --list", file=sys.stderr)
+        print(
+            f"python -m bench: unknown scenario {', '.join(unknown)}; try --list", file=sys.stderr
+        )
         return 2
     chosen = [BY_NAME[n] for n in args.scenarios] if args.scenarios else list(ALL)
     rounds = args.rounds or (1 if args.smoke else 3)
@@ -106,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                 section = Section(module.NAME, module.TITLE, skipped=str(exc))
             except Exception as exc:  # the report says which scenario broke and how
                 traceback.print_exc()
-                section = Section(module.NAME, module.TITLE, skipped=f"the scenario failed: {exc!r}")
+                section = Section(
+                    module.NAME, module.TITLE, skipped=f"the scenario failed: {exc!r}"
+                )
                 failed.append(module.NAME)
             section.seconds = time.monotonic() - began
             section.measured_at = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -116,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             results["sections"][module.NAME] = section.to_json()
     results["machine"] = info
     save_results(results_path, results)
-    sections = [
-        Section.from_json(results["sections"][m.NAME]) for m in ALL if m.NAME in results["sections"]
-    ]
+    sections = []
+    for m in ALL:
+        if m.NAME in results["sections"]:
+            section = Section.from_json(results["sections"][m.NAME])
+            # The prose comes from the code as it is now; the figures from the run.
+            section.title, section.about, section.limits = m.TITLE, m.ABOUT, m.LIMITS
+            sections.append(section)
     pyplot = None
     try:
         from .plots import load_pyplot
@@ -126,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         pyplot = load_pyplot(env.peer("matplotlib"))
     except (NotMeasured, ImportError) as exc:
         print(f"bench: no plots: {exc}", flush=True)
-    command = "python -m bench" + (" --smoke" if args.smoke else "") + (
-        " " + " ".join(args.scenarios) if args.scenarios else ""
+    command = (
+        "python -m bench"
+        + (" --smoke" if args.smoke else "")
+        + (" " + " ".join(args.scenarios) if args.scenarios else "")
     )
     report = write_report(out, sections, info, pyplot, command)
     print(f"\nbench: wrote {report}", flush=True)

@@ -161,13 +161,14 @@ class Pinning:
 
     server: str | None
     load: str | None
+    every: str | None = None  # all CPUs, for what must not be pinned
 
     @classmethod
     def detect(cls) -> Pinning:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2 or not shutil.which("taskset"):
             return cls(None, None)
-        return cls(str(cpus[0]), str(cpus[-1]))
+        return cls(str(cpus[0]), str(cpus[-1]), ",".join(str(c) for c in cpus))
 
     @property
     def active(self) -> bool:
@@ -178,6 +179,10 @@ class Pinning:
 
     def load_argv(self, argv: list[str]) -> list[str]:
         return ["taskset", "-c", self.load, *argv] if self.load else argv
+
+    def free_argv(self, argv: list[str]) -> list[str]:
+        """Any CPU (the suite itself sits on the load CPU, and children inherit that)."""
+        return ["taskset", "-c", self.every, *argv] if self.every else argv
 
     def describe(self) -> str:
         if not self.active:

@@ -39,3 +39,12 @@ class EchoHandler(HTTPDataHandler):
         if resource == "/echo":
             return payload
         return None
+
+
+class AsyncEchoHandler(HTTPDataHandler):
+    """Sends the payload back, as ``async def`` (the raw round-trip scenarios)."""
+
+    async def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/echo":
+            return payload
+        return None

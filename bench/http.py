@@ -16,9 +16,7 @@ SEED_BODY = b"[4, 5, 6]"
 SEED_ANSWER = [1, 2, 3, 4, 5, 6]
 
 
-def ours(
-    ctx: Context, name: str, handler: str, *flags: str, pinned: bool = True
-) -> Server:
+def ours(ctx: Context, name: str, handler: str, *flags: str, pinned: bool = True) -> Server:
     """``dataserve serve HANDLER --port 0`` with its defaults (access log off)."""
     argv = [sys.executable, "-m", "dataserve", "serve", handler, "--port", "0", *flags]
     return Server(name, argv, ctx.pin, env=python_env(ROOT), pinned=pinned)

@@ -33,8 +33,8 @@ def bar_chart(plt: Any, table: Table, key: str, out: Path, title: str) -> bool:
     metric = table.metric(key)
     labels = [r.label for r in rows]
     meds = [median(r.values[key]) for r in rows]
-    lows = [m - min(r.values[key]) for m, r in zip(meds, rows)]
-    highs = [max(r.values[key]) - m for m, r in zip(meds, rows)]
+    lows = [m - min(r.values[key]) for m, r in zip(meds, rows, strict=True)]
+    highs = [max(r.values[key]) - m for m, r in zip(meds, rows, strict=True)]
     colours = []
     for r in rows:
         if r.ours:
@@ -51,10 +51,14 @@ def bar_chart(plt: Any, table: Table, key: str, out: Path, title: str) -> bool:
     ax.barh(y, meds, xerr=[lows, highs], color=colours, capsize=3, ecolor="#24292f")
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=9)
-    ax.set_xlabel(f"{metric.header} — median, bars show min–max" + ("" if metric.higher_is_better else " (lower is better)"), fontsize=9)
+    ax.set_xlabel(
+        f"{metric.header} — median, bars show min\u2013max"
+        + ("" if metric.higher_is_better else " (lower is better)"),
+        fontsize=9,
+    )
     ax.set_title(title, fontsize=10)
-    top = max(m + h for m, h in zip(meds, highs)) or 1.0
-    for yi, m in zip(y, meds):
+    top = max(m + h for m, h in zip(meds, highs, strict=True)) or 1.0
+    for yi, m in zip(y, meds, strict=True):
         ax.text(m + top * 0.01, yi, format(m, metric.fmt), va="center", fontsize=8)
     ax.set_xlim(0, top * 1.18)
     ax.grid(axis="x", alpha=0.3)

@@ -38,7 +38,7 @@ class Server:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "_", name) + ".log")
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        full = pin.server_argv(list(argv)) if pinned else list(argv)
+        full = pin.server_argv(list(argv)) if pinned else pin.free_argv(list(argv))
         self.proc = subprocess.Popen(
             full,
             stdout=subprocess.PIPE,

@@ -33,7 +33,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpu": cpu or platform.processor() or "unknown",
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": os.cpu_count(),
         "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "versions": versions,
@@ -47,14 +47,14 @@ def slug(text: str) -> str:
 def table_markdown(table: Table) -> list[str]:
     head = ["server / client"]
     for m in table.metrics:
-        head.append(f"{m.header} median (min–max)")
+        head.append(f"{m.header} median (min\u2013max)")
     ratio_metrics = [m for m in table.metrics if m.ratios]
     for m in ratio_metrics:
         suffix = f" ({m.header})" if len(ratio_metrics) > 1 else ""
         if table.ceiling:
-            head.append(f"× ceiling{suffix}")
+            head.append(f"\u00d7 ceiling{suffix}")
         if table.original:
-            head.append(f"× original{suffix}")
+            head.append(f"\u00d7 original{suffix}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table.rows:
         label = f"**{row.label}**" if row.ours else row.label
@@ -74,7 +74,7 @@ def table_markdown(table: Table) -> list[str]:
         lines.append("")
         lines.append(
             f"Lower is better for {', '.join(lower)}; a ratio is this row's median over the "
-            "reference row's median, so below 1.00× is faster there."
+            "reference row's median, so below 1.00\u00d7 is faster there."
         )
     return lines
 
@@ -147,23 +147,30 @@ def write_report(
         "- Packages: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         f"- Pinning: {info.get('pinning', 'unknown')}",
         f"- Command: `{command}`",
-        "- Each figure is the median of the runs (min–max in brackets); the servers of a "
+        "- Each figure is the median of the runs (min\u2013max in brackets); the servers of a "
         "scenario run side by side and are measured in turn, A B C A B C, so drift on the "
         "machine hits all of them alike. Peers come from PyPI into `.bench-env/`, wrk and "
         "iperf3 from Debian; every server runs with its per-request access log off.",
-        "- Ratios: `× ceiling` divides by the ceiling row of the same table (the fastest "
+        "- Ratios: `\u00d7 ceiling` divides by the ceiling row of the same table (the fastest "
         "thing that can be built on the same stack: a bare ASGI app, an asyncio echo "
-        "server, the loopback limit), `× original` by the original seed library.",
+        "server, the loopback limit), `\u00d7 original` by the original seed library.",
         "",
     ]
     targets = [(s, t) for s in sections for t in s.targets]
     if targets:
-        lines += ["## Targets", "", "| scenario | target | goal | measured | |", "|---|---|---|---|---|"]
+        lines += [
+            "## Targets",
+            "",
+            "| scenario | target | goal | measured | |",
+            "|---|---|---|---|---|",
+        ]
         for s, t in targets:
             sign = "≤" if t.at_most else "≥"
             value = "not measured" if t.value is None else f"{t.value:.2f}{t.unit}"
             state = "" if t.met is None else ("met" if t.met else "**missed**")
-            lines.append(f"| {s.title} | {t.text} | {sign} {t.goal:g}{t.unit} | {value} | {state} |")
+            lines.append(
+                f"| {s.title} | {t.text} | {sign} {t.goal:g}{t.unit} | {value} | {state} |"
+            )
         lines.append("")
     for section in sections:
         plot_names: dict[int, str] = {}
@@ -173,7 +180,9 @@ def write_report(
             from .plots import bar_chart
 
             name = f"{section.name}-{slug(table.title)}.png"
-            if bar_chart(pyplot, table, table.plot, plot_dir / name, f"{section.title}: {table.title}"):
+            if bar_chart(
+                pyplot, table, table.plot, plot_dir / name, f"{section.title}: {table.title}"
+            ):
                 plot_names[i] = name
         lines += section_markdown(section, plot_names)
     if pyplot is None:

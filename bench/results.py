@@ -87,7 +87,7 @@ class Target:
     value: float | None  # the measured ratio (or figure); None when not measured
     goal: float
     at_most: bool = False  # True: value must be <= goal
-    unit: str = "×"
+    unit: str = "\u00d7"
 
     @property
     def met(self) -> bool | None:
@@ -154,12 +154,12 @@ class Section:
 
 def fmt_value(samples: list[float], metric: Metric, spread: bool = True) -> str:
     if not samples:
-        return "–"
+        return "\u2013"
     med = format(median(samples), metric.fmt)
     if not spread or len(samples) < 2:
         return med
-    return f"{med} ({format(min(samples), metric.fmt)}–{format(max(samples), metric.fmt)})"
+    return f"{med} ({format(min(samples), metric.fmt)}\u2013{format(max(samples), metric.fmt)})"
 
 
 def fmt_ratio(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}×"
+    return "\u2013" if value is None else f"{value:.2f}\u00d7"

@@ -74,8 +74,7 @@ def run_wrk(
         str(script),
         url,
     ]
-    if pinned:
-        argv = pin.load_argv(argv)
+    argv = pin.load_argv(argv) if pinned else pin.free_argv(argv)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
     return parse_wrk(proc.stdout + proc.stderr)
 
@@ -88,7 +87,9 @@ def parse_wrk(out: str) -> WrkResult:
     if sock:
         errors = sum(int(x) for x in sock.groups())
     non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    pct = {float(m.group(1)): float(m.group(2)) * _UNITS[m.group(3)] for m in _PERCENTILE.finditer(out)}
+    pct = {
+        float(m.group(1)): float(m.group(2)) * _UNITS[m.group(3)] for m in _PERCENTILE.finditer(out)
+    }
     return WrkResult(
         requests_per_s=float(rps.group(1)) if rps else 0.0,
         requests=int(total.group(1)) if total else 0,

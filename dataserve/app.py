@@ -47,7 +47,7 @@ from ._ops.routes import ops_routes
 from .core.codec import Codec, CodecRegistry, default_registry, parse_media_type
 from .core.dispatch import Dispatcher
 from .core.errors import CodecError, DataServeError
-from .core.handler import make_caller
+from .core.handler import make_caller, resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.security import bearer_token, token_from_env, token_matches
 
@@ -494,15 +494,25 @@ def from_env() -> DataServeApp:
 
     Reads the handler from ``DATASERVE_HANDLER`` (``MODULE:ATTR``), the
     limits from ``DATASERVE_LIMITS`` and the operations settings from
-    ``DATASERVE_OPS`` (JSON written by ``dataserve serve``).
+    ``DATASERVE_OPS`` (JSON written by ``dataserve serve``); with
+    ``DATASERVE_TCP`` it serves the handler over native TCP too
+    (``dataserve._native``).
     """
+    from ._native import attach_native, native_spec
     from ._ops.config import load_ops
     from .loader import load_handler, load_limits
 
     spec = os.environ.get("DATASERVE_HANDLER", "dataserve.example:ExampleHandler")
-    return create_app(
-        load_handler(spec),
+    handler = load_handler(spec)
+    native = native_spec()  # ``$DATASERVE_TCP``: serve native TCP too
+    if native:
+        handler = resolve_handler(handler)  # one instance for both transports
+    app = create_app(
+        handler,
         limits=load_limits(os.environ.get("DATASERVE_LIMITS")),
         ops=load_ops(os.environ.get("DATASERVE_OPS")),
         token=token_from_env(),
     )
+    if native:
+        attach_native(app, handler, native)
+    return app

@@ -33,5 +33,5 @@ class MyDataHandler(HTTPDataHandler):
 
 if __name__ == "__main__":
     httpd = HTTPServer(("127.0.0.1", 0), MyDataHandler)
-    print("http://127.0.0.1:%d" % httpd.server_port, flush=True)
+    print(f"http://127.0.0.1:{httpd.server_port}", flush=True)
     httpd.serve_forever()

@@ -1,9 +1,245 @@
-"""placeholder"""
+"""2. HTTP large payload: 64 MiB and 512 MiB round trips, MB/s and server peak RSS."""
+
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 from ..context import Context
-from ..results import Section
+from ..env import ROOT, NotMeasured, python_env
+from ..http import PEERS_DIR, ours, peer
+from ..proc import Server, ServerGroup
+from ..results import Metric, Section, Table, Target
+from .http_small import start_checked
+
 NAME = "http-large"
-TITLE = "http_large"
-PEERS: tuple[str, ...] = ()
+TITLE = "2. HTTP large payload"
+PEERS = ("dataserve-0.1.0", "requests")
+
+MiB = 1 << 20
+CEILING = "bare ASGI on uvicorn"
+ORIGINAL = "dataserve 0.1.0 (original)"
+OURS = "ours, def echo handler"
+CURL = "curl"
+OUR_CLIENT = "ours: HTTPDataClient"
+REQUESTS = "requests"
+HTTPX = "httpx"
+
+ABOUT = """\
+`PUT /echo` with an `application/octet-stream` body; every server sends the body back.
+MB/s is the payload size (10^6 bytes) over the time of the whole round trip (upload,
+handler, download). Servers are measured with curl (`-T file`, no `Expect`), which
+streams from a file; then Python clients against our server, each in its own process.
+The server's peak RSS is the kernel's high-water mark (`VmHWM`), reset before each
+request; the server's resident size before the request is part of it."""
+
+LIMITS = """\
+uvicorn hands a request body to the app in pieces of at most 64 KiB (one per
+`data_received`), so a 512 MiB upload is thousands of event-loop iterations, each
+with its ASGI message; the original dataserve's `http.server` reads the body with
+one blocking `read(length)` and writes the answer with one `write`, which is why it is
+fast here. Our endpoint keeps the pieces in a list and joins them once (the one copy
+of the body); the answer is handed to uvicorn as one bytes object, which the event
+loop writes without copying. The peak is the joined body plus the pieces (about twice
+the payload) until the pieces are freed."""
+
+
+def _payload_file(ctx: Context, size: int) -> Path:
+    path = ctx.tmp / f"payload-{size}.bin"
+    if not path.exists():
+        with open(path, "wb") as f:
+            block = b"\x5a" * MiB
+            for _ in range(size // MiB):
+                f.write(block)
+            f.write(b"\x5a" * (size % MiB))
+    return path
+
+
+def _curl(ctx: Context, url: str, path: Path, size: int) -> float:
+    curl = ctx.env.tool("curl")
+    argv = [
+        curl, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+        "-T", str(path), "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
+        url + "/echo",
+    ]  # fmt: skip
+    proc = subprocess.run(ctx.pin.load_argv(argv), capture_output=True, text=True, timeout=600)
+    parts = proc.stdout.split()
+    if proc.returncode != 0 or len(parts) != 3:
+        raise NotMeasured(f"curl failed: {proc.stderr.strip()[-200:]}")
+    status, received, seconds = int(parts[0]), int(float(parts[1])), float(parts[2])
+    if status != 200 or received != size:
+        raise NotMeasured(f"curl got status {status} and {received} of {size} bytes")
+    return seconds
+
+
+def _client(ctx: Context, kind: str, url: str, size: int) -> dict[str, float]:
+    paths: list[Path] = [ROOT]
+    if kind == "requests":
+        paths = [ctx.env.peer("requests")]
+    argv = [sys.executable, str(PEERS_DIR / "large_client.py"), kind, url, str(size)]
+    proc = subprocess.run(
+        ctx.pin.load_argv(argv), capture_output=True, text=True, timeout=600, env=python_env(*paths)
+    )
+    try:
+        result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise NotMeasured(f"{kind} client failed: {proc.stderr.strip()[-300:]}") from None
+    if not result.get("ok"):
+        raise NotMeasured(f"{kind} client got a different answer back")
+    return result
+
+
+def _check_echo(server: Server) -> str:
+    from ..http import put
+
+    try:
+        status, _, body = put(server.url, "/echo", b"\x01\x02\x03", "application/octet-stream")
+    except OSError as exc:
+        return f"no answer: {exc}"
+    if status != 200 or body != b"\x01\x02\x03":
+        return f"echo got status {status}, body {body[:50]!r}"
+    return ""
+
+
 def run(ctx: Context) -> Section:
-    return Section(NAME, TITLE, skipped="not written yet")
+    section = Section(NAME, TITLE, about=ABOUT, limits=LIMITS)
+    sizes = [1 * MiB] if ctx.smoke else [64 * MiB, 512 * MiB]
+    section.settings = {
+        "rounds": ctx.rounds,
+        "payloads": ", ".join(f"{s // MiB} MiB" for s in sizes),
+    }
+    servers_tables: dict[int, Table] = {}
+    clients_tables: dict[int, Table] = {}
+    for size in sizes:
+        servers_tables[size] = Table(
+            f"Servers, {size // MiB} MiB round trip with curl",
+            [
+                Metric("mbs", "MB/s", "MB/s", fmt=",.0f"),
+                Metric(
+                    "peak",
+                    "server peak RSS (MiB)",
+                    "MiB",
+                    higher_is_better=False,
+                    fmt=",.0f",
+                    ratios=False,
+                ),
+                Metric(
+                    "peak_x",
+                    "peak RSS / payload",
+                    "\u00d7",
+                    higher_is_better=False,
+                    fmt=".2f",
+                    ratios=False,
+                ),
+            ],
+            ceiling=CEILING,
+            original=ORIGINAL,
+            plot="mbs",
+        )
+        clients_tables[size] = Table(
+            f"Clients against our server, {size // MiB} MiB round trip",
+            [
+                Metric("mbs", "MB/s", "MB/s", fmt=",.0f"),
+                Metric(
+                    "peak",
+                    "client peak RSS (MiB)",
+                    "MiB",
+                    higher_is_better=False,
+                    fmt=",.0f",
+                    ratios=False,
+                ),
+            ],
+            ceiling=CURL,
+            original=REQUESTS,
+            plot="mbs",
+        )
+        section.tables += [servers_tables[size], clients_tables[size]]
+    try:
+        ctx.env.tool("curl")
+    except NotMeasured as exc:
+        section.skipped = str(exc)
+        return section
+
+    def orig() -> Server:
+        return peer(ctx, ORIGINAL, "orig_dataserve.py", ctx.env.peer("dataserve-0.1.0"))
+
+    factories: list[tuple[str, Callable[[], Server]]] = [
+        (CEILING, lambda: peer(ctx, CEILING, "bare_asgi.py")),
+        ("Starlette route", lambda: peer(ctx, "Starlette route", "starlette_app.py")),
+        (ORIGINAL, orig),
+        (OURS, lambda: ours(ctx, OURS, "bench.handlers:EchoHandler")),
+    ]
+    clients = [OUR_CLIENT, REQUESTS, HTTPX]
+    kinds = {OUR_CLIENT: "ours", REQUESTS: "requests", HTTPX: "httpx"}
+    broken: set[str] = set()
+    with ServerGroup() as group:
+        servers = start_checked(ctx, section, group, factories, _check_echo)
+        for size in sizes:
+            path = _payload_file(ctx, size)
+            st, ct = servers_tables[size], clients_tables[size]
+            for r in range(ctx.rounds):
+                for label, server in servers.items():
+                    if label in broken:
+                        continue
+                    server.reset_peak()
+                    try:
+                        seconds = _curl(ctx, server.url, path, size)
+                    except NotMeasured as exc:
+                        section.skip(f"{label} with curl, {size // MiB} MiB", str(exc))
+                        broken.add(label)
+                        continue
+                    peak = server.peak_rss()
+                    st.add(label, "mbs", size / seconds / 1e6, ours=label == OURS)
+                    st.add(label, "peak", peak / MiB, ours=label == OURS)
+                    st.add(label, "peak_x", peak / size, ours=label == OURS)
+                    ctx.log(
+                        f"  {size // MiB} MiB round {r + 1} {label:30} "
+                        f"{size / seconds / 1e6:8,.0f} MB/s  peak RSS {peak / MiB:7,.0f} MiB"
+                    )
+                if OURS not in servers:
+                    continue
+                for client in clients:
+                    if client in broken:
+                        continue
+                    try:
+                        result = _client(ctx, kinds[client], servers[OURS].url, size)
+                    except NotMeasured as exc:
+                        section.skip(f"{client}, {size // MiB} MiB", str(exc))
+                        broken.add(client)
+                        continue
+                    ct.add(client, "mbs", size / result["seconds"] / 1e6, ours=client == OUR_CLIENT)
+                    ct.add(client, "peak", result["peak_rss"] / MiB, ours=client == OUR_CLIENT)
+                    mbs = size / result["seconds"] / 1e6
+                    ctx.log(
+                        f"  {size // MiB} MiB round {r + 1} client {client:22} {mbs:8,.0f} MB/s"
+                    )
+            # curl against our server is the clients' ceiling: the same figures as above.
+            if OURS in servers and st.median(OURS, "mbs") is not None:
+                row = next(rw for rw in st.rows if rw.label == OURS)
+                ct.rows.insert(0, type(row)(CURL, {"mbs": list(row.values["mbs"])}))
+    for size in sizes:
+        st, ct = servers_tables[size], clients_tables[size]
+        mib = size // MiB
+        section.targets += [
+            Target(f"ours vs bare ASGI, {mib} MiB (MB/s)", st.ratio(OURS, CEILING, "mbs"), 1.0),
+            Target(
+                f"our server's peak RSS / payload, {mib} MiB",
+                st.median(OURS, "peak_x"),
+                3.0,
+                at_most=True,
+            ),
+            Target(
+                f"our client vs requests, {mib} MiB (MB/s)",
+                ct.ratio(OUR_CLIENT, REQUESTS, "mbs"),
+                1.0,
+            ),
+        ]
+        ratio = st.ratio(OURS, ORIGINAL, "mbs")
+        if ratio is not None:
+            section.notes.append(
+                f"{mib} MiB: our server at {ratio:.2f}\u00d7 the original dataserve's MB/s."
+            )
+    return section

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..context import Context
 from ..env import NotMeasured
 from ..http import SEED_ANSWER, SEED_BODY, ours, peer, put
-from ..proc import Server, ServerGroup
+from ..proc import Server, ServerGroup, cpu_seconds
 from ..results import Metric, Section, Table, Target
 from ..wrk import lua_script, run_wrk
 
@@ -34,14 +34,28 @@ off. The ceiling is a bare ASGI callable doing the same work under the same uvic
 of wrk's connections wait in the kernel's queue."""
 
 LIMITS = """\
-Both our handlers run behind the same code as the ceiling (uvicorn's httptools
-protocol), plus our own per-request work: the header checks (Host, Content-Length,
-Transfer-Encoding), the codec lookup, the body-read deadline, the metrics and request
-id of the default operations settings, and for the `def` handler the hop to the
-handler thread and back. The hop is amortised: one wake-up of the handler thread
-runs every queued call and hands all their results back to the loop in one
-`call_soon_threadsafe`; at one connection (latency) nothing can be amortised and each
-request pays two thread switches."""
+Both our handlers run on the same uvicorn protocol as the ceiling, plus our own work
+per request, which the server CPU column measures: the protocol's checks (a header
+size cap and an absolute header deadline, Host and framing checks), the endpoint
+(codec lookup, body and handler deadlines, decode, encode), and the default
+operations settings (Prometheus metrics and a request id per request, switched off
+with `--no-metrics --no-request-id`). For the `def` handler add the hop to the handler
+thread and back; it is amortised (one wake-up of the handler thread runs every queued
+call and hands all their results back to the loop in one `call_soon_threadsafe`), but
+at one connection nothing can be batched and each request pays two thread switches.
+Both the ceiling and we write each answer with two `send` calls (uvicorn writes the
+head and the body separately).
+
+What was tried, with py-spy on the server under wrk: the endpoint armed an
+`asyncio.timeout` twice per request (body, then handler), each a loop timer created
+and cancelled, which uvloop makes expensive; they were replaced by one coarse
+watchdog per event loop (a set of deadlines swept by one timer, at most a quarter
+second late), which took about a fifth off our server CPU per request. What remains
+above the ceiling is, in order of size: the metrics and request ids (about a fifth of
+our CPU per request), the protocol's header deadline (a timer per request, the same
+cost the endpoint's timeouts had) and its per-header callbacks, and the endpoint
+itself. Writing the head and a small body in one `send` would save more than any of
+them, on our side only."""
 
 
 def _servers(ctx: Context) -> list[tuple[str, Callable[[], Server]]]:
@@ -60,7 +74,10 @@ def _servers(ctx: Context) -> list[tuple[str, Callable[[], Server]]]:
 
 
 def start_checked(
-    ctx: Context, section: Section, group: ServerGroup, factories: list[tuple[str, Callable[[], Server]]],
+    ctx: Context,
+    section: Section,
+    group: ServerGroup,
+    factories: list[tuple[str, Callable[[], Server]]],
     check: Callable[[Server], str],
 ) -> dict[str, Server]:
     """Start the servers at once; keep those that answer the workload correctly."""
@@ -106,7 +123,10 @@ def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE, about=ABOUT, limits=LIMITS)
     rate = Table(
         "Requests/s at 64 connections",
-        [Metric("rps", "requests/s", "req/s")],
+        [
+            Metric("rps", "requests/s", "req/s"),
+            Metric("cpu", "server CPU µs/request", "µs", higher_is_better=False, fmt=",.1f"),
+        ],
         ceiling=CEILING,
         original=ORIGINAL,
         plot="rps",
@@ -115,7 +135,8 @@ def run(ctx: Context) -> Section:
         "Latency at 1 connection",
         [
             Metric("p50", "p50 (µs)", "µs", higher_is_better=False),
-            Metric("p99", "p99 (µs)", "µs", higher_is_better=False),
+            Metric("p99", "p99 (µs)", "µs", higher_is_better=False, ratios=False),
+            Metric("rps1", "requests/s", "req/s"),
         ],
         ceiling=CEILING,
         original=ORIGINAL,
@@ -139,20 +160,37 @@ def run(ctx: Context) -> Section:
         servers = start_checked(ctx, section, group, _servers(ctx), check_seed)
         if not ctx.smoke:  # warm up: imports, caches, JIT-free but lazy paths
             for server in servers.values():
-                run_wrk(ctx.env, ctx.pin, server.url + "/xdata", script, connections=64, duration=0.5)
+                run_wrk(
+                    ctx.env, ctx.pin, server.url + "/xdata", script, connections=64, duration=0.5
+                )
         for r in range(ctx.rounds):
             for label, server in servers.items():  # A B A B: drift hits every server alike
                 ours_row = label.startswith("ours")
+                cpu_before = cpu_seconds(server.pids())
                 res = run_wrk(
-                    ctx.env, ctx.pin, server.url + "/xdata", script, connections=64, duration=wrk_time
+                    ctx.env,
+                    ctx.pin,
+                    server.url + "/xdata",
+                    script,
+                    connections=64,
+                    duration=wrk_time,
                 )
+                cpu = cpu_seconds(server.pids()) - cpu_before
                 rate.add(label, "rps", res.requests_per_s, ours=ours_row)
+                if res.requests:
+                    rate.add(label, "cpu", cpu / res.requests * 1e6, ours=ours_row)
                 one = run_wrk(
-                    ctx.env, ctx.pin, server.url + "/xdata", script, connections=1, duration=latency_time
+                    ctx.env,
+                    ctx.pin,
+                    server.url + "/xdata",
+                    script,
+                    connections=1,
+                    duration=latency_time,
                 )
                 if one.p50 is not None and one.p99 is not None:
                     latency.add(label, "p50", one.p50 * 1e6, ours=ours_row)
                     latency.add(label, "p99", one.p99 * 1e6, ours=ours_row)
+                latency.add(label, "rps1", one.requests_per_s, ours=ours_row)
                 for what, result in (("64 connections", res), ("1 connection", one)):
                     if not result.clean:
                         note = f"{label}, round {r + 1}, {what}: {result.problems()}"
@@ -160,15 +198,28 @@ def run(ctx: Context) -> Section:
                             section.notes.append(note)
                 ctx.log(
                     f"  round {r + 1} {label:32} {res.requests_per_s:10,.0f} req/s"
-                    f"   p50 {one.p50 and one.p50 * 1e6 or 0:8,.0f} µs"
-                    f"   p99 {one.p99 and one.p99 * 1e6 or 0:8,.0f} µs"
+                    f"   p50 {(one.p50 and one.p50 * 1e6) or 0:8,.0f} µs"
+                    f"   p99 {(one.p99 and one.p99 * 1e6) or 0:8,.0f} µs"
                 )
     section.targets = [
-        Target("async def handler vs bare ASGI (req/s)", rate.ratio(OURS_ASYNC, CEILING, "rps"), 0.85),
+        Target(
+            "async def handler vs bare ASGI (req/s)", rate.ratio(OURS_ASYNC, CEILING, "rps"), 0.85
+        ),
         Target("def handler vs bare ASGI (req/s)", rate.ratio(OURS_DEF, CEILING, "rps"), 0.7),
         Target("async def handler vs FastAPI (req/s)", rate.ratio(OURS_ASYNC, FASTAPI, "rps"), 2.5),
         Target("def handler vs FastAPI (req/s)", rate.ratio(OURS_DEF, FASTAPI, "rps"), 2.5),
-        Target("async def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_ASYNC, ORIGINAL, "rps"), 5.0),
-        Target("def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_DEF, ORIGINAL, "rps"), 5.0),
+        Target(
+            "async def handler vs dataserve 0.1.0 (req/s)",
+            rate.ratio(OURS_ASYNC, ORIGINAL, "rps"),
+            5.0,
+        ),
+        Target(
+            "def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_DEF, ORIGINAL, "rps"), 5.0
+        ),
+        Target(
+            "def handler vs dataserve 0.1.0, 1 connection (req/s)",
+            latency.ratio(OURS_DEF, ORIGINAL, "rps1"),
+            5.0,
+        ),
     ]
     return section

@@ -1,9 +1,72 @@
-"""placeholder"""
+"""5. tcpy and pyts: calls/s, against the original protocols' behaviour."""
+
 from __future__ import annotations
+
 from ..context import Context
-from ..results import Section
+from ..raw import RawRow, add_rate, cpu_metrics, measure_rows
+from ..results import Metric, Section, Table
+
 NAME = "tcpy-pyts"
-TITLE = "tcpy_pyts"
+TITLE = "5. tcpy and pyts calls"
 PEERS: tuple[str, ...] = ()
+
+TCPY_ORIGINAL = "tcpy's behaviour: threaded socketserver, connection per call"
+PYTS_ORIGINAL = "pyts's behaviour: one connection at a time"
+
+TCPY_ROWS = [
+    RawRow("ours tcpy, connection per call", "tcpy-ours", "tcpy-call", ours=True),
+    RawRow("ours tcpy, persistent connection", "tcpy-ours", "tcpy-persistent", ours=True),
+    RawRow(TCPY_ORIGINAL, "tcpy-socketserver", "tcpy-call"),
+]
+PYTS_ROWS = [
+    RawRow("ours pyts, connection per call", "pyts-ours", "pyts-call", ours=True),
+    RawRow(PYTS_ORIGINAL, "pyts-original", "pyts-call"),
+]
+
+ABOUT = """\
+tcpy: seed 002's `add` command (`{"cmd": "add", "x": 1, "y": 2}` answered
+`{"success": true, "solution": 3}`), spoken by a minimal blocking client on tcpy's wire:
+a connection per call, as the original client does, and one persistent connection,
+which our server also accepts. The original tcpy server is not on PyPI; its behaviour
+(read one message, answer, close; a thread per connection) is reproduced with the
+standard library's threaded `socketserver`. pyts: seed 000's index route, one JSON
+document each way per connection; the original's server (one connection at a time,
+one `recv(1024)`, answer, close) is likewise reproduced with plain sockets. Our servers
+run as `python -m rawproto serve tcpy|pyts MODULE:ATTR`."""
+
+LIMITS = """\
+A connection per call costs a TCP handshake, an accept, a session and its protocol
+object on the engine, and the close, for one small message: the persistent tcpy row
+shows what the call itself costs. Our servers check every limit (frame size, msgpack
+container length and depth, deadlines) where the originals check none."""
+
+
+def _table(title: str, original: str) -> Table:
+    return Table(
+        title,
+        [
+            Metric("rate", "calls/s", "1/s"),
+            Metric("p50", "p50 (µs)", "µs", higher_is_better=False, ratios=False),
+            Metric("p99", "p99 (µs)", "µs", higher_is_better=False, ratios=False),
+            *cpu_metrics(),
+        ],
+        original=original,
+        plot="rate",
+    )
+
+
 def run(ctx: Context) -> Section:
-    return Section(NAME, TITLE, skipped="not written yet")
+    section = Section(NAME, TITLE, about=ABOUT, limits=LIMITS)
+    tcpy = _table("tcpy calls/s", TCPY_ORIGINAL)
+    pyts = _table("pyts calls/s", PYTS_ORIGINAL)
+    section.tables += [tcpy, pyts]
+    seconds = ctx.seconds(3.0, 0.3)
+    section.settings = {"rounds": ctx.rounds, "seconds per run": seconds}
+    measure_rows(ctx, section, TCPY_ROWS, 0, seconds, lambda row, res: add_rate(tcpy, row, res))
+    measure_rows(ctx, section, PYTS_ROWS, 0, seconds, lambda row, res: add_rate(pyts, row, res))
+    for table, original in ((tcpy, TCPY_ORIGINAL), (pyts, PYTS_ORIGINAL)):
+        for row in table.rows:
+            ratio = table.ratio(row.label, original, "rate")
+            if row.ours and ratio is not None:
+                section.notes.append(f"{row.label}: {ratio:.2f}\u00d7 the original's calls/s.")
+    return section
