@@ -29,6 +29,7 @@ from ._ops.logs import announce, log_config
 from .app import create_app
 from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
+from .core.net import bind_socket
 from .core.security import TOKEN_ENV, TLSConfig, token_from_env
 from .loader import dump_limits, handler_spec
 
@@ -74,30 +75,6 @@ def uvicorn_config(
     return config
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``(host, port)``; port 0 picks a free one.
-
-    Binding here, before uvicorn starts, is what lets a caller read the real
-    port back and report "port in use" as one clear error.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted
-    # sockets only when it sees that, and without it every reply written in
-    # two parts waits 40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _url(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
     if ":" in host:
@@ -131,18 +108,15 @@ def run_http_server(
     (``dataserve.ops.OpsConfig``); ``access_log=True`` turns its access log on.
     ``token`` (default: ``$DATASERVE_TOKEN``) requires ``Authorization: Bearer``
     on every request; ``tls`` serves HTTPS (``TLSConfig(cert, key, client_ca)``).
-    ``tcp_port`` also serves the same handler instance, on the same loop and
-    handler threads, over rawproto's native TCP framing (one worker, no token
-    or TLS: the native framing has neither yet).
+    ``tcp_port`` also serves the same handler instance, with the same
+    handler threads, token, TLS and metrics, over rawproto's native TCP
+    framing: on the same loop, or in each worker (``SO_REUSEPORT``).
     """
     token = token_from_env(token)
     tcp_sock = None
     if tcp_port is not None:
-        if workers > 1 or token or tls:
-            raise ValueError("tcp_port needs one worker and no token or TLS (not yet supported)")
-        from rawproto.engine import bind_socket as bind_raw_socket
-
-        tcp_sock = bind_raw_socket(host, tcp_port)
+        # With workers this only reserves the port: each worker listens on it.
+        tcp_sock = bind_socket(host, tcp_port, reuse_port=workers > 1, listen=workers == 1)
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
@@ -170,6 +144,10 @@ def run_http_server(
         os.environ["DATASERVE_OPS"] = dump_ops(ops)
         if token:
             os.environ[TOKEN_ENV] = token
+        if tcp_sock is not None:
+            from ._native import NATIVE_ENV, dump_native
+
+            os.environ[NATIVE_ENV] = dump_native(host, tcp_sock.getsockname()[1], tls)
         from ._ops.metrics import prepare_multiprocess
 
         # Before the workers start: each writes its metrics to a shared directory.
@@ -193,6 +171,8 @@ def run_http_server(
                 Multiprocess(config, sockets=[sock], **extra).run()
         finally:
             clean_up()
+            if tcp_sock is not None:
+                tcp_sock.close()
         return
     if isinstance(data_handler, str):
         from .loader import load_handler
@@ -205,7 +185,7 @@ def run_http_server(
     server = (
         uvicorn.Server(config)
         if tcp_sock is None
-        else _WithNative(config, tcp_sock, data_handler, limits, app.endpoint.dispatcher)
+        else _WithNative(config, tcp_sock, data_handler, app, token, tls)
     )
     with _exit_quietly_on_signals():
         server.run(sockets=[sock])
@@ -225,20 +205,27 @@ class _WithNative(uvicorn.Server):
         config: uvicorn.Config,
         tcp_sock: socket.socket,
         handler: Any,
-        limits: Limits,
-        dispatcher: Any,
+        app: Any,
+        token: str | None,
+        tls: TLSConfig | None,
     ) -> None:
         super().__init__(config)
-        self._tcp = (tcp_sock, handler, limits, dispatcher)
+        self._tcp = (tcp_sock, handler, app, token, tls)
         self._native: Any = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         from rawproto.server import start_server
 
         await super().startup(sockets=sockets)
-        tcp_sock, handler, limits, dispatcher = self._tcp
+        tcp_sock, handler, app, token, tls = self._tcp
         self._native = await start_server(
-            handler, sock=tcp_sock, limits=limits, dispatcher=dispatcher
+            handler,
+            sock=tcp_sock,
+            limits=app.limits,
+            dispatcher=app.endpoint.dispatcher,
+            token=token or "",  # "": none, even if $DATASERVE_TOKEN is set
+            tls=tls,
+            metrics=app.ops.metrics,
         )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:

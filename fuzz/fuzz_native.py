@@ -3,7 +3,8 @@
 As a server the driver answers every request with a reply and every error
 with ``error_reply``; the bytes it sends are part of the trace, and a client
 connection must read them back as frames. As a client (flag bit 1) it takes
-the server's frames.
+the server's frames. ``TOKEN_DRIVER`` is a server that requires a token in
+the first frame (the hypothesis state machine in ``tests/fuzz`` uses it).
 
 Run: ``python fuzz/run.py --seconds 60 native``.
 """
@@ -20,7 +21,9 @@ from rawproto.proto.native import (
     KIND_ERROR,
     KIND_REPLY,
     KIND_REQUEST,
+    PRE_AUTH_MAX_FRAME_SIZE,
     PREFACE,
+    Auth,
     Error,
     NativeConnection,
     Preface,
@@ -39,8 +42,13 @@ _HEAD_REST = HEADER.size - 4
 class NativeDriver:
     has_client = True
 
+    def __init__(self, token: bytes | None = None) -> None:
+        self.token = token
+
     def new(self, client: bool) -> NativeConnection:
-        return NativeConnection(Role.CLIENT if client else Role.SERVER, max_frame_size=MAX_FRAME)
+        if client:
+            return NativeConnection(Role.CLIENT, max_frame_size=MAX_FRAME)
+        return NativeConnection(Role.SERVER, max_frame_size=MAX_FRAME, token=self.token)
 
     def react(self, conn: Any, event: Event, run: Run) -> bytes:
         if isinstance(event, Request):
@@ -55,7 +63,10 @@ class NativeDriver:
     def check(self, conn: Any, run: Run) -> None:
         prefaces = sum(isinstance(e, Preface) for e in run.events)
         assert prefaces <= 1, "two prefaces reported"
-        assert conn.handshake_complete == (prefaces == 1)
+        authenticated = self.token is None or any(isinstance(e, Auth) for e in run.events)
+        assert conn.handshake_complete == (prefaces == 1 and authenticated)
+        if self.token is not None:
+            assert not any(isinstance(e, Request) for e in run.events) or authenticated
 
     def check_error_reply(self, error: Exception, reply: bytes) -> None:
         if not reply:
@@ -70,6 +81,9 @@ class NativeDriver:
 
 
 DRIVER = NativeDriver()
+#: The token ``TOKEN_DRIVER`` requires.
+TOKEN = b"fuzz-token"
+TOKEN_DRIVER = NativeDriver(TOKEN)
 
 
 # --- valid streams ------------------------------------------------------------------
@@ -89,6 +103,22 @@ def request(request_id: int, resource: str, tag: int = 0, body: bytes = b"") -> 
     if len(data) - 4 > MAX_FRAME:
         return [(data[: HEADER.size], err(413, True)), (data[HEADER.size :], None)]
     return [(data, ev(Request(request_id, resource, tag, body)))]
+
+
+def auth(token: bytes, expected: bytes | None = None) -> list[Unit]:
+    """An AUTH first frame, to a server that requires ``expected`` (or none)."""
+    data = frame(KIND_AUTH, 0, token)
+    if len(data) - 4 > PRE_AUTH_MAX_FRAME_SIZE:
+        return [(data[: HEADER.size], err(413, True)), (data[HEADER.size :], None)]
+    if expected is not None and token != expected:
+        return [(data, err(401, True))]
+    return [(data, ev(Auth(token)))]
+
+
+def unauthenticated(request_id: int, body: bytes = b"") -> list[Unit]:
+    """A REQUEST first, to a server that requires a token: 401 from its header."""
+    data = frame(KIND_REQUEST, request_id, b"/x" + body, 0, 2)
+    return [(data[: HEADER.size], err(401, True)), (data[HEADER.size :], None)]
 
 
 def reply(request_id: int, tag: int = 0, body: bytes = b"") -> list[Unit]:

@@ -4,11 +4,10 @@ The driver plays a tinyproto peer that answers every announce (refusing
 some sizes), so the fuzzer reaches the handshake, length, decision and
 payload states. ``ANNOUNCING`` also announces a message of its own after
 some messages and sends it once accepted; the hypothesis state machine in
-``tests/fuzz`` uses it. The fuzzer does not: tinyproto's wire cannot tell a
-refusal (one byte, then silence) from the peer's own announce arriving where
-the answer was due, and the parser decides by what has arrived, so where a
-refusal is followed by more bytes, how the stream was cut matters. The state
-machine marks those pauses (``SILENCE``); random bytes cannot.
+``tests/fuzz`` uses it, with the peer's answers and with the peer's next
+announce crossing ours. Where an answer is due the parser reads the byte
+alone (0x00-0xf0 begin a length, 0xf1-0xff answer), so no valid stream
+needs a pause: every cut gives the same events.
 
 Run: ``python fuzz/run.py --seconds 60 tinyproto``.
 """
@@ -25,6 +24,7 @@ from rawproto.proto.tinyproto import (
     SC_CONLIMIT,
     SC_GENERIC_ERROR,
     SC_OK,
+    SC_REFUSED,
     Accept,
     Accepted,
     Announce,
@@ -36,7 +36,7 @@ from rawproto.proto.tinyproto import (
 )
 
 from ._main import exec_target
-from ._stream import SILENCE, Run, Unit, check_stream, encode_input, err, ev, stream_of
+from ._stream import Run, Unit, check_stream, encode_input, err, ev, stream_of
 
 #: Small, so that over-limit announces (413, refused) are common.
 MAX_MESSAGE = 48
@@ -95,7 +95,7 @@ class TinyProtoDriver:
     def check_error_reply(self, error: Exception, reply: bytes) -> None:
         status, fatal = getattr(error, "status", 0), getattr(error, "fatal", True)
         if status == 413 and not fatal:
-            assert reply == bytes([SC_GENERIC_ERROR]), f"over-limit answer {reply!r}"
+            assert reply == bytes([SC_REFUSED]), f"over-limit answer {reply!r}"
         else:
             # Nothing else has an answer on tinyproto's wire (0xfe is only
             # sent in place of our handshake, which initiate() already sent).
@@ -113,10 +113,11 @@ def opening() -> list[Unit]:
     return [(HANDSHAKE, ev(Handshake()))]
 
 
-def message(payload: bytes, answer: int | None = None) -> list[Unit]:
+def message(payload: bytes, answer: int | None = None, then: bytes | None = None) -> list[Unit]:
     """A peer's message as the driver's policy makes it go; ``answer`` is the
     peer's answer to the announce ``ANNOUNCING`` then makes, if it makes one
-    (``None``: for ``DRIVER``, which makes none)."""
+    (``None``: for ``DRIVER``, which makes none). With ``then``, the peer's
+    next message crosses our announce: its length arrives before the answer."""
     size = len(payload)
     head = _LENGTH.pack(size)
     if size > MAX_MESSAGE:
@@ -126,11 +127,14 @@ def message(payload: bytes, answer: int | None = None) -> list[Unit]:
     units: list[Unit] = [(head, ev(Announce(size))), (payload, ev(Message(bytearray(payload))))]
     if announces_after(size) and answer is not None:
         ours = our_size(size)
-        if answer == SC_OK:
-            units.append((bytes([answer]), ev(Accepted(ours))))
+        result = Accepted(ours) if answer == SC_OK else Refused(ours, answer)
+        reply: Unit = (bytes([answer]), ev(result))
+        if then is None:
+            units.append(reply)
         else:
-            # A refusal is one byte, then silence (see the module docstring).
-            units += [(bytes([answer]), ev(Refused(ours, answer))), (b"", SILENCE)]
+            # The peer's answer to ours follows our answer to its announce.
+            first, *rest = message(then, answer)
+            units += [first, reply, *rest]
     return units
 
 

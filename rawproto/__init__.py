@@ -10,7 +10,9 @@ The native framing serves the same ``HTTPDataHandler`` as
 
 ``AsyncRawDataClient`` pipelines many requests on one connection;
 ``start_server`` and ``BackgroundRawServer`` start a server without
-blocking. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
+blocking. Servers take ``token=`` (default ``$DATASERVE_TOKEN``) and
+``tls=TLSConfig(...)``; clients take ``token=``, ``ca_file=``, ``cert=`` and
+``verify=False``. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
 ``rawproto.tcpy`` and ``rawproto.pyts``; the engine every framing runs on in
 ``rawproto.engine``, the sans-IO protocols in ``rawproto.proto``.
 
@@ -36,8 +38,10 @@ from dataserve.core.errors import ResponseError as ResponseError
 from dataserve.core.errors import ServiceUnavailable as ServiceUnavailable
 from dataserve.core.errors import TimeoutError as TimeoutError
 from dataserve.core.errors import TransportError as TransportError
+from dataserve.core.errors import Unauthorized as Unauthorized
 from dataserve.core.errors import UnsupportedMediaTypeError as UnsupportedMediaTypeError
 from dataserve.core.limits import Limits as Limits
+from dataserve.core.security import TLSConfig as TLSConfig
 
 from .client import AsyncRawDataClient as AsyncRawDataClient
 from .client import RawDataClient as RawDataClient
@@ -74,8 +78,10 @@ __all__ = [
     "Service",
     "ServiceUnavailable",
     "Session",
+    "TLSConfig",
     "TimeoutError",
     "TransportError",
+    "Unauthorized",
     "UnsupportedMediaTypeError",
     "open_connection",
     "serve",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 
 from dataserve.core import errors
@@ -15,8 +16,18 @@ from dataserve.core import errors
 __all__ = ["connect", "translate_errors"]
 
 
-def connect(host: str, port: int, timeout: float | None, what: str) -> socket.socket:
-    """A connected socket with ``TCP_NODELAY``, or ``ConnectError`` naming ``what``."""
+def connect(
+    host: str,
+    port: int,
+    timeout: float | None,
+    what: str,
+    ssl_context: ssl.SSLContext | None = None,
+) -> socket.socket:
+    """A connected socket with ``TCP_NODELAY``, or ``ConnectError`` naming ``what``.
+
+    With ``ssl_context`` the TLS handshake is done too (the server's
+    certificate must name ``host`` unless the context does not check it).
+    """
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -26,7 +37,16 @@ def connect(host: str, port: int, timeout: float | None, what: str) -> socket.so
     # Requests are written in one piece, but the server's reply must not
     # wait for a delayed ACK either.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    if ssl_context is None:
+        return sock
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=host)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        sock.close()
+        reason = getattr(exc, "reason", None) or exc
+        raise errors.ConnectError(
+            f"TLS handshake with the {what} at {host}:{port} failed: {reason}"
+        ) from exc
 
 
 @contextlib.contextmanager

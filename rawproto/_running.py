@@ -6,24 +6,38 @@ until Ctrl-C or SIGTERM, then stop gracefully (requests in flight finish).
 ``BackgroundService`` runs the same server on the shared loop thread and
 returns once it accepts connections, for programs that do other things (and
 for tests).
+
+Both serve TLS when given a ``TLSConfig``, and warn (on the
+``rawproto.<framing>`` logger) when a token-less framing is bound beyond
+loopback without client certificates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable
 
 from dataserve.core.limits import Limits
+from dataserve.core.security import TLSConfig
 
 from ._loop import LoopThread, run
+from ._security import warn_if_exposed
 from .engine import RawServer, Service
 
 __all__ = ["BackgroundService", "serve_until_signalled"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _server(
+    service: Service, host: str, port: int, limits: Limits, tls: TLSConfig | None, framing: str
+) -> RawServer:
+    warn_if_exposed(framing, host, tls, logging.getLogger(f"rawproto.{framing}"))
+    return RawServer(service, host=host, port=port, limits=limits, tls=tls)
 
 
 def serve_until_signalled(
@@ -32,6 +46,9 @@ def serve_until_signalled(
     port: int,
     limits: Limits,
     banner: Callable[[str, int], None],
+    *,
+    tls: TLSConfig | None = None,
+    framing: str = "raw",
 ) -> None:
     """Serve on ``host:port`` until SIGINT or SIGTERM, then stop gracefully.
 
@@ -41,7 +58,7 @@ def serve_until_signalled(
     """
 
     async def main() -> None:
-        server = await RawServer(service, host=host, port=port, limits=limits).start()
+        server = await _server(service, host, port, limits, tls, framing).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
@@ -65,8 +82,17 @@ def serve_until_signalled(
 class BackgroundService:
     """A ``RawServer`` for ``service`` on the shared loop thread."""
 
-    def __init__(self, service: Service, host: str, port: int, limits: Limits) -> None:
-        self._server = RawServer(service, host=host, port=port, limits=limits)
+    def __init__(
+        self,
+        service: Service,
+        host: str,
+        port: int,
+        limits: Limits,
+        *,
+        tls: TLSConfig | None = None,
+        framing: str = "raw",
+    ) -> None:
+        self._server = _server(service, host, port, limits, tls, framing)
         self._thread = LoopThread.shared()
 
     @property

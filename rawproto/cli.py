@@ -4,7 +4,8 @@
 ``rawproto.pyts.Server`` built at a module's top level, as the seeds' examples
 build them (their own ``listen()``/``startServer()`` call must sit under
 ``if __name__ == "__main__":``, or importing the module would start it).
-``--host``, ``--port``, ``--threads`` and every limit flag override what the
+``--host``, ``--port``, ``--threads``, the TLS flags (``--tls-cert``,
+``--tls-key``, ``--tls-client-ca``) and every limit flag override what the
 module set. Library code raises; only this module turns errors into one line
 on stderr and an exit status.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dataserve.core.limits import add_arguments, limits_from_args
+from dataserve.core.security import tls_from_args
 
 __all__ = ["main"]
 
@@ -46,6 +48,7 @@ def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
     if args.threads is not None:
         server.threads = args.threads
     server.limits = limits_from_args(args, server.limits)
+    server.tls = tls_from_args(args) or server.tls
     server.listen()
 
 
@@ -57,6 +60,7 @@ def _run_pyts(server: Any, args: argparse.Namespace) -> None:
     if args.threads is not None:
         server.threads = args.threads
     server.limits = limits_from_args(args, server.limits)
+    server.tls = tls_from_args(args) or server.tls
     server.startServer()
 
 
@@ -107,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default: the server object's)")
     serve.add_argument("--port", type=int, help="port (default: the server object's; 0 picks one)")
     serve.add_argument("--threads", type=int, help="handlers running at once")
+    tls = serve.add_argument_group("TLS (the wire formats have no token)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="require client certificates signed by this CA (mutual TLS)",
+    )
     add_arguments(serve)
     return parser
 

@@ -4,7 +4,15 @@ Both raise exactly what ``dataserve.HTTPDataClient`` raises for the same
 failure: an ERROR frame's code picks the ``ResponseError`` subclass
 (``error_for_status``: 404 ``NotHandled``, 500 ``HandlerError``...), a reply
 that does not decode is ``DecodeError``, no answer is a ``TransportError``
-(``ConnectError``, ``TimeoutError``, ``ConnectionClosed``).
+(``ConnectError``, ``TimeoutError``, ``ConnectionClosed``), a missing or
+wrong token ``Unauthorized``.
+
+Both send a token (``token=``, default ``$DATASERVE_TOKEN``) in an AUTH
+frame right after the preface when they have one, and speak TLS when asked
+(``tls=True``, or any of ``ca_file``, ``cert``, ``verify=False``): the
+server's certificate is verified against the system's CAs or ``ca_file``
+unless ``verify=False`` is said explicitly; ``cert=(certfile, keyfile)``
+presents a client certificate.
 
 Everything but the I/O lives in ``_Exchange``: request ids, request frames,
 the protocol object and turning answers into values or exceptions. The
@@ -19,6 +27,7 @@ import asyncio
 import contextlib
 import select
 import socket
+import ssl
 from typing import Any
 
 from dataserve.core.codec import CodecRegistry, default_registry
@@ -32,16 +41,19 @@ from dataserve.core.errors import (
     error_for_status,
 )
 from dataserve.core.limits import DEFAULT_LIMITS
+from dataserve.core.security import token_from_env
 
 from ._blocking import connect, translate_errors
+from ._security import client_context
 from .engine import Connection, Session, open_connection
 from .proto.base import ConnectionClosed as ConnectionClosedEvent
 from .proto.base import Event, Role
 from .proto.native import (
     DEFAULT_MAX_FRAME_SIZE,
-    PREFACE,
+    Auth,
     Error,
     NativeConnection,
+    Preface,
     Reply,
     Request,
 )
@@ -61,14 +73,26 @@ _SEND_CHUNK = 1024 * 1024
 class _Exchange:
     """The I/O-free half of a client connection: frames out, values back."""
 
-    def __init__(self, host: str, port: int, codecs: CodecRegistry, max_frame_size: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        codecs: CodecRegistry,
+        max_frame_size: int,
+        token: str | None = None,
+    ) -> None:
         self.address = f"{host}:{port}"
         self.codecs = codecs
         self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
+        self.token = token
         self._last_id = 0
 
     def opening(self) -> bytes:
-        return self.proto.initiate()
+        """The preface, then the AUTH frame when there is a token."""
+        data = self.proto.initiate()
+        if self.token:
+            data += self.proto.send(Auth(self.token.encode("utf-8")))
+        return data
 
     def request(self, resource: str, payload: Any) -> tuple[int, bytes]:
         """A new request id and the bytes of its REQUEST frame."""
@@ -87,6 +111,11 @@ class _Exchange:
         try:
             return self.proto.events()
         except RemoteProtocolError as exc:
+            if data is None and not self.proto.handshake_complete:
+                raise ConnectionClosed(
+                    f"the server at {self.address} closed the connection before sending the "
+                    "native protocol's preface (does it serve TLS? another protocol?)"
+                ) from exc
             raise ConnectionClosed(
                 f"the server at {self.address} broke the native protocol: {exc.message}"
             ) from exc
@@ -94,6 +123,11 @@ class _Exchange:
     def connection_error(self, event: Error) -> DataServeError:
         """The exception for an ERROR frame about the whole connection (id 0)."""
         return error_for_status(event.code, event.message)
+
+    @staticmethod
+    def ends_connection(event: Reply | Error) -> bool:
+        """The server closes the connection after this answer (id 0, or 413)."""
+        return type(event) is Error and (event.request_id == 0 or event.code == 413)
 
     def outcome(self, event: Reply | Error) -> Any:
         """The value of a REPLY, or raise the exception an ERROR stands for."""
@@ -116,7 +150,8 @@ class RawDataClient:
 
     One connection, opened on first use and reopened after the server closed
     it; plain sockets, no event loop. ``timeout`` bounds the wait for each
-    answer. Use it as a context manager, or call ``close()``.
+    answer. ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``: see the
+    module docstring. Use it as a context manager, or call ``close()``.
     """
 
     def __init__(
@@ -128,6 +163,11 @@ class RawDataClient:
         connect_timeout: float = CONNECT_TIMEOUT,
         codecs: CodecRegistry = default_registry,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        token: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -135,6 +175,8 @@ class RawDataClient:
         self.connect_timeout = connect_timeout
         self.codecs = codecs
         self.max_frame_size = max_frame_size
+        self.token = token_from_env(token)
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
         self._sock: socket.socket | None = None
         self._exchange: _Exchange | None = None
 
@@ -151,6 +193,8 @@ class RawDataClient:
         except BaseException:
             self.close()  # the connection's state is unknown now
             raise
+        if exchange.ends_connection(answer):
+            self.close()  # the next request goes on a fresh connection
         return exchange.outcome(answer)
 
     def _upload(
@@ -165,7 +209,7 @@ class RawDataClient:
                     return self._answer(exchange, request_id, self._drain(sock))
                 if len(data) <= _SEND_CHUNK:
                     return None
-                if select.select([sock], [], [], 0)[0]:
+                if _readable(sock):
                     answer = self._answer(exchange, request_id, sock.recv(_READ_SIZE) or None)
                     if answer is not None:
                         return answer
@@ -201,9 +245,9 @@ class RawDataClient:
             if not self._stale(self._sock, self._exchange):
                 return self._sock, self._exchange
             self.close()
-        sock = connect(self.host, self.port, self.connect_timeout, _WHAT)
+        sock = connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
         sock.settimeout(self.timeout)
-        exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size)
+        exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
         try:
             with translate_errors(self.host, self.port, self.timeout, _WHAT):
                 sock.sendall(exchange.opening())
@@ -218,18 +262,31 @@ class RawDataClient:
         """Did the server close (or say something) while we were not asking?
 
         Between calls the server sends nothing but its preface, or an ERROR
-        about the connection (idle timeout, shutdown) before closing it: then
-        a fresh connection is used instead of failing the next request.
+        about the connection (idle timeout, shutdown, a refused token) before
+        closing it. What arrived is read into the exchange; anything but the
+        preface means a fresh connection is used instead of failing the next
+        request.
         """
         try:
-            if not select.select([sock], [], [], 0)[0]:
+            if not _readable(sock):
                 return False
-            data = sock.recv(len(PREFACE) + 1, socket.MSG_PEEK)
+            timeout = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                data = sock.recv(_READ_SIZE)
+            finally:
+                sock.settimeout(timeout)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False  # TLS records that carried no data
         except OSError:
             return True
-        if not data or exchange.proto.handshake_complete:
+        if not data:
             return True
-        return not (len(data) <= len(PREFACE) and PREFACE.startswith(data))
+        try:
+            events = exchange.receive(data)
+        except ConnectionClosed:
+            return True
+        return any(not isinstance(event, Preface) for event in events)
 
     def close(self) -> None:
         sock, self._sock, self._exchange = self._sock, None, None
@@ -243,6 +300,13 @@ class RawDataClient:
         self.close()
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Bytes wait to be read (in the kernel, or already decrypted by TLS)."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
+
+
 class _ClientSession(Session):
     """The asyncio client's side of a connection: answers resolve their futures."""
 
@@ -252,6 +316,11 @@ class _ClientSession(Session):
         super().__init__(conn, exchange.proto)
         self.exchange = exchange
         self.pending: dict[int, asyncio.Future[Reply | Error]] = {}
+        #: Why the server closed the connection (an ERROR with id 0), if it said.
+        self.error: Exception | None = None
+
+    def opened(self) -> None:
+        self.conn.write(self.exchange.opening())
 
     @property
     def busy(self) -> bool:
@@ -260,12 +329,15 @@ class _ClientSession(Session):
     def handle(self, event: object) -> None:
         if isinstance(event, (Reply, Error)):
             if event.request_id == 0 and isinstance(event, Error):
-                self._fail_all(self.exchange.connection_error(event))
+                self.error = self.exchange.connection_error(event)
+                self._fail_all(self.error)
                 self.conn.close()
                 return
             future = self.pending.pop(event.request_id, None)
             if future is not None and not future.done():
                 future.set_result(event)
+            if self.exchange.ends_connection(event):
+                self.conn.close()  # as the server does: later requests reconnect
 
     def failed(self, exc: RemoteProtocolError) -> None:
         self._fail_all(
@@ -291,7 +363,8 @@ class AsyncRawDataClient:
     ``await client.send(resource, payload=None)`` may be called by many tasks
     at once: the requests share the connection and each answer finds its
     caller by request id. The connection opens on first use and reopens after
-    the server closed it. ``async with`` or ``await aclose()``.
+    the server closed it. ``token``, ``tls``, ``verify``, ``ca_file``,
+    ``cert``: see the module docstring. ``async with`` or ``await aclose()``.
     """
 
     def __init__(
@@ -303,6 +376,11 @@ class AsyncRawDataClient:
         connect_timeout: float = CONNECT_TIMEOUT,
         codecs: CodecRegistry = default_registry,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        token: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -310,6 +388,8 @@ class AsyncRawDataClient:
         self.connect_timeout = connect_timeout
         self.codecs = codecs
         self.max_frame_size = max_frame_size
+        self.token = token_from_env(token)
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
         self._session: _ClientSession | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -320,7 +400,8 @@ class AsyncRawDataClient:
         request_id, data = exchange.request(resource, payload)
         future: asyncio.Future[Reply | Error] = conn.loop.create_future()
         if conn.is_closed:
-            raise exchange.closed()
+            # Closed while connecting: by a refused token, say.
+            raise session.error or exchange.closed()
         session.pending[request_id] = future
         conn.write(data)
         # A large upload waits for the socket here. If the connection drops,
@@ -343,7 +424,7 @@ class AsyncRawDataClient:
             session = self._session
             if session is not None and not session.conn.is_closed:
                 return session
-            exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size)
+            exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
             limits = DEFAULT_LIMITS.replace(
                 frame_timeout=self.timeout or DEFAULT_LIMITS.frame_timeout,
                 max_frame_size=self.max_frame_size,
@@ -355,6 +436,7 @@ class AsyncRawDataClient:
                     self.port,
                     limits=limits,
                     timeout=self.connect_timeout,
+                    ssl_context=self.ssl_context,
                 )
             except (OSError, asyncio.TimeoutError) as exc:
                 reason = getattr(exc, "strerror", None) or str(exc) or "timed out"

@@ -30,7 +30,10 @@ needs them), and a ``Service`` whose ``session()`` builds it.
 The session's hooks, all optional but ``handle``: ``opened()`` (default: send
 ``proto.initiate()``), ``poll()`` (how events are taken from the protocol),
 ``handle(event)``, ``failed(exc)`` (default: send ``proto.error_reply(exc)``,
-close if fatal), ``closing()`` (graceful shutdown began), ``closed(exc)``;
+close if fatal), ``closing()`` (graceful shutdown began; may return an
+awaitable that keeps the connection open, as in flight), ``abandoned()``
+(the grace period ended with requests in flight: answer them),
+``closed(exc)``;
 the properties ``busy`` (true: no idle timeout, e.g. a client waiting for
 answers) and ``hold_reading`` (true: stop reading the socket until
 ``conn.update_flow()``, e.g. a consumer thread is behind); the class
@@ -90,11 +93,20 @@ Behaviour (every number comes from ``dataserve.core.limits.Limits``):
   ``max_pipelined`` requests of one connection are in flight.
 * **TCP_NODELAY** on every connection; ``reuse_port=True`` sets
   ``SO_REUSEPORT`` on the listener so several processes can share a port.
-* **Graceful shutdown.** ``stop()`` closes the listener, calls
-  ``session.closing()`` on every connection (the native framing answers new
-  requests with 503 from then on), lets requests in flight finish and their
-  replies drain, closes each connection once it is quiet, and aborts what is
-  left after ``shutdown_timeout``.
+* **TLS.** ``RawServer(tls=TLSConfig(...))`` serves TLS (the handshake within
+  ``handshake_timeout``); ``open_connection(ssl_context=...)`` connects with
+  it. Sessions see the same bytes either way. TLS cannot half-close, so a
+  peer's EOF closes a TLS connection at once.
+* **Graceful shutdown.** ``stop()`` closes the listener (new connections are
+  refused), calls ``session.closing()`` on every connection (the native
+  framing answers new requests with 503 from then on), lets requests in
+  flight finish and their replies drain, and closes each connection once it
+  is quiet. When ``shutdown_timeout`` ends with requests still in flight,
+  ``session.abandoned()`` answers them (native: 503) and the connections
+  close; what is still open ``LINGER_SECONDS`` later is aborted.
+* **Metrics.** ``RawServer(connection_metrics=...)`` reports every connection
+  opened and closed (``dataserve.ops.transport_metrics(name)``); nothing is
+  counted without it.
 * **EOF.** A peer that shuts its sending side still gets the replies to
   everything it sent; the connection closes once they are written.
 
@@ -114,16 +126,20 @@ import contextlib
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol, cast
 
 from dataserve.core.errors import RemoteProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import bind_socket as bind_socket
+from dataserve.core.security import TLSConfig
 
 from .proto.base import NEED_DATA, ConnectionClosed, FrameError, ProtocolConnection
 
 __all__ = [
     "Connection",
+    "ConnectionCounter",
     "RawServer",
     "Service",
     "Session",
@@ -217,11 +233,32 @@ class Session:
         """
         return False
 
-    def closing(self) -> None:
-        """Graceful shutdown began: requests in flight may finish, take no new ones."""
+    def closing(self) -> Awaitable[Any] | None:
+        """Graceful shutdown began: requests in flight may finish, take no new ones.
+
+        Return an awaitable to keep the connection open until it completes
+        (work the engine does not see, such as a thread still handling what
+        was received); it counts as in flight.
+        """
+        return None
+
+    def abandoned(self) -> None:
+        """The shutdown grace period ended with requests still in flight.
+
+        Write the protocol's answer for them now (an error frame, an error
+        reply): the connection closes right after. Default: nothing.
+        """
 
     def closed(self, exc: BaseException | None) -> None:
         """The connection is gone (``exc`` is the OS error, if any)."""
+
+
+class ConnectionCounter(Protocol):
+    """What a server reports its connections to (``dataserve.ops.TransportMetrics``)."""
+
+    def connection_opened(self) -> None: ...
+
+    def connection_closed(self) -> None: ...
 
 
 class Service(Protocol):
@@ -242,9 +279,15 @@ SessionFactory = Callable[["Connection"], Session]
 class _Registry:
     """The open connections of one server (or of one client's outgoing ones)."""
 
-    def __init__(self, limits: Limits, max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        max_connections: int | None = None,
+        counter: ConnectionCounter | None = None,
+    ) -> None:
         self.limits = limits
         self.max_connections = max_connections
+        self.counter = counter
         self.connections: set[Connection] = set()
         self.closing = False
         self.all_closed: asyncio.Event | None = None
@@ -294,6 +337,7 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._counted = False
+        self._tls = False
         self.closed_future: asyncio.Future[None] = self.loop.create_future()
 
     # --- asyncio.Protocol -------------------------------------------------------
@@ -303,6 +347,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport = cast(asyncio.Transport, transport)
         self.peername = transport.get_extra_info("peername")
         self.sockname = transport.get_extra_info("sockname")
+        self._tls = transport.get_extra_info("ssl_object") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -323,6 +368,8 @@ class Connection(asyncio.Protocol):
             return
         registry.connections.add(self)
         self._counted = True
+        if registry.counter is not None:
+            registry.counter.connection_opened()
         try:
             session.opened()
         except Exception:
@@ -353,9 +400,10 @@ class Connection(asyncio.Protocol):
             return False
         if not self._tasks:
             self.close()
-            return True
+            return not self._tls
         # Keep the transport open: replies to what the peer sent still go out.
-        return True
+        # (TLS cannot half-close: the transport closes whatever we answer.)
+        return not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -373,6 +421,8 @@ class Connection(asyncio.Protocol):
         if self._counted:
             self._registry.connections.discard(self)
             self._counted = False
+            if self._registry.counter is not None:
+                self._registry.counter.connection_closed()
             self._registry.removed()
         if self.session is not None:
             try:
@@ -531,15 +581,30 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is not None:
             try:
-                session.closing()
+                pending = session.closing()
             except Exception:
                 logger.exception("session.closing() raised for %s", self.peername)
+            else:
+                if pending is not None:
+                    self._track(pending)
         self._flush()
         proto = self.proto
         if not self._tasks and (proto is None or not proto.mid_frame):
             self.close()
         else:
             self._pump()
+
+    def _abandon(self) -> None:
+        """The grace period is over: the session answers what is left, then close."""
+        if self._closed or self._closing:
+            return
+        session = self.session
+        if session is not None:
+            try:
+                session.abandoned()
+            except Exception:
+                logger.exception("session.abandoned() raised for %s", self.peername)
+        self.close()
 
     # --- internals --------------------------------------------------------------
 
@@ -741,27 +806,6 @@ class Connection(asyncio.Protocol):
             self.close()
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``(host, port)``; port 0 picks a free one.
-
-    ``proto=IPPROTO_TCP`` lets asyncio recognise the socket as TCP (it then
-    sets TCP_NODELAY on accepted connections too).
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(4096)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
 class RawServer:
     """An asyncio TCP server running ``service`` on the engine.
 
@@ -769,6 +813,12 @@ class RawServer:
     returns once connections are accepted; ``await stop()`` shuts down
     gracefully (see the module docstring). ``sock`` serves an already bound
     listening socket instead. Usable as ``async with RawServer(...) as s``.
+
+    ``tls`` serves TLS (``TLSConfig(cert, key, client_ca)``; with
+    ``client_ca`` every client must present a certificate signed by it); the
+    TLS handshake must complete within ``limits.handshake_timeout``.
+    ``connection_metrics`` is told of every connection opened and closed
+    (``dataserve.ops.transport_metrics(name)``).
     """
 
     def __init__(
@@ -781,12 +831,16 @@ class RawServer:
         sock: socket.socket | None = None,
         reuse_port: bool = False,
         max_connections: int | None = None,
+        tls: TLSConfig | None = None,
+        connection_metrics: ConnectionCounter | None = None,
     ) -> None:
         self.service = service
         self.host = host
         self.requested_port = port
         self.limits = limits or DEFAULT_LIMITS
         self.reuse_port = reuse_port
+        self.tls = tls
+        self.connection_metrics = connection_metrics
         self.max_connections = (
             self.limits.max_connections if max_connections is None else max_connections
         )
@@ -808,15 +862,20 @@ class RawServer:
     async def start(self) -> RawServer:
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        # Built first: a certificate that does not load fails before binding.
+        context = self.tls.server_context() if self.tls is not None else None
         sock = self._sock or bind_socket(self.host, self.requested_port, reuse_port=self.reuse_port)
         self.port = sock.getsockname()[1]
-        self._registry = _Registry(self.limits, self.max_connections)
+        self._registry = _Registry(self.limits, self.max_connections, self.connection_metrics)
         self._stopped = asyncio.Event()
         registry, factory = self._registry, self.service.session
         loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {}
+        if context is not None:
+            tls = {"ssl": context, "ssl_handshake_timeout": self.limits.handshake_timeout}
         try:
             self._server = await loop.create_server(
-                lambda: Connection(factory, registry), sock=sock, backlog=4096
+                lambda: Connection(factory, registry), sock=sock, backlog=4096, **tls
             )
         except BaseException:
             if self._sock is None:
@@ -834,8 +893,11 @@ class RawServer:
     async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let requests in flight finish, close every connection.
 
-        Connections still open after ``timeout`` (default
-        ``limits.shutdown_timeout``) are aborted. Then ``service.aclose()``.
+        When ``timeout`` (default ``limits.shutdown_timeout``) ends with
+        requests still in flight, each session answers them
+        (``session.abandoned()``: the native framing's 503 error frame) and
+        its connection closes; what is still open ``LINGER_SECONDS`` later
+        is aborted. Then ``service.aclose()``.
         """
         server, registry = self._server, self._registry
         if server is None or registry is None:
@@ -851,9 +913,20 @@ class RawServer:
         try:
             await asyncio.wait_for(registry.all_closed.wait(), timeout)
         except asyncio.TimeoutError:
-            for conn in list(registry.connections):
-                conn.abort()
-            logger.warning("aborted %d connections at shutdown", len(registry.connections))
+            left = list(registry.connections)
+            logger.warning(
+                "shutdown grace period of %g s over: closing %d connections with requests "
+                "in flight",
+                timeout,
+                len(left),
+            )
+            for conn in left:
+                conn._abandon()
+            try:
+                await asyncio.wait_for(registry.all_closed.wait(), LINGER_SECONDS)
+            except asyncio.TimeoutError:
+                for conn in list(registry.connections):
+                    conn.abort()
         with contextlib.suppress(Exception):
             await server.wait_closed()
         try:
@@ -876,17 +949,22 @@ async def open_connection(
     *,
     limits: Limits | None = None,
     timeout: float | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Connection:
     """Connect to ``host:port`` and run ``factory(conn)``'s session on it.
 
-    Returns once the TCP connection is up (the session's ``opened()`` has
-    sent its opening bytes); ``conn.closed_future`` completes when it closes.
-    Raises ``OSError`` (``ConnectionRefusedError``...) or
+    Returns once the TCP connection (and, with ``ssl_context``, the TLS
+    handshake) is up and the session's ``opened()`` has sent its opening
+    bytes; ``conn.closed_future`` completes when it closes. Raises
+    ``OSError`` (``ConnectionRefusedError``, ``ssl.SSLError``...) or
     ``asyncio.TimeoutError`` as ``loop.create_connection`` does.
     """
     loop = asyncio.get_running_loop()
     registry = _Registry(limits or DEFAULT_LIMITS)
-    connect = loop.create_connection(lambda: Connection(factory, registry), host, port)
+    tls: dict[str, Any] = {}
+    if ssl_context is not None:
+        tls = {"ssl": ssl_context, "server_hostname": host}
+    connect = loop.create_connection(lambda: Connection(factory, registry), host, port, **tls)
     if timeout is not None:
         _, conn = await asyncio.wait_for(connect, timeout)
     else:

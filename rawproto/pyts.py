@@ -36,8 +36,14 @@ server. Beyond the original:
 * an unknown endpoint gets the original's 404 document; a request that is
   not JSON or lacks the ``HOST``, ``PORT`` or ``ENDPOINT`` header gets a 400
   document; a client that stalls mid-document gets a 408 document after
-  ``Limits.frame_timeout``; ``startServer()`` stops cleanly on Ctrl-C or
-  SIGTERM.
+  ``Limits.frame_timeout``; a handler that has not answered within
+  ``Limits.handler_timeout`` gets a 504 document (its thread runs on; a
+  late ``SendResponse()`` raises in it); ``startServer()`` stops cleanly on
+  Ctrl-C or SIGTERM, letting running handlers answer (one still running
+  when ``shutdown_timeout`` ends gets a 503 document);
+* ``tls=TLSConfig(...)`` serves TLS, and ``Request`` takes ``tls=True``,
+  ``ca_file``, ``cert`` or ``verify=False``. pyts' wire has no token: a
+  server bound beyond loopback without client certificates logs a warning.
 
 Endpoints are routes of ``dataserve.core.routing.Router``: ``"/items/{id}"``
 matches ``/items/7`` and the handler finds ``request.params == {"id": "7"}``.
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -55,9 +62,11 @@ from dataserve.core.dispatch import Dispatcher
 from dataserve.core.errors import LocalProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
+from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
 from ._running import BackgroundService, serve_until_signalled
+from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
 from .proto import pyts as proto
@@ -99,7 +108,9 @@ class Request:
     ``Headers`` start as the original sets them (``VERSION``, ``type``,
     ``REQUEST-URL``, ``HOST``, ``PORT``, ``ENDPOINT``); ``Body`` is ``{}``
     until ``setBody``. ``timeout`` bounds connecting and waiting for the
-    answer in ``SendRequest``.
+    answer in ``SendRequest``. TLS when ``tls=True`` or any of ``ca_file``,
+    ``cert``, ``verify=False`` is given (the server is verified unless
+    ``verify=False``).
     """
 
     def __init__(
@@ -110,6 +121,10 @@ class Request:
         *,
         timeout: float | None = 30.0,
         limits: Limits | None = None,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.HOST = HOST
         self.PORT = PORT
@@ -120,6 +135,7 @@ class Request:
         self.params: dict[str, str] = {}
         self.timeout = timeout
         self.limits = limits or DEFAULT_LIMITS
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
 
     @classmethod
     def _received(cls, event: proto.Request, params: dict[str, str]) -> Request:
@@ -156,7 +172,7 @@ class Request:
         data = conn.send(proto.Request(dict(self.Headers), self.Body))
         host, port = str(self.HOST), int(self.PORT)
         with (
-            connect(host, port, self.timeout, _WHAT) as sock,
+            connect(host, port, self.timeout, _WHAT, self.ssl_context) as sock,
             translate_errors(host, port, self.timeout, _WHAT),
         ):
             sock.sendall(data)
@@ -289,8 +305,19 @@ class _Session(Session):
             request = Request._received(event, match.params)
             response = Response()
             response._sender = self._send_from_handler
+            timeout = self.service.limits.handler_timeout
             try:
-                await self.service.prepared(match.endpoint)(request, response)
+                await asyncio.wait_for(
+                    self.service.prepared(match.endpoint)(request, response), timeout
+                )
+            except asyncio.TimeoutError:
+                logger.error(
+                    "the handler for %s did not answer within %g s", event.endpoint, timeout
+                )
+                self._answer(
+                    proto.error_response(504, f"the handler did not answer within {timeout:g} s")
+                )
+                return
             except Exception as exc:
                 logger.info("the handler for %s raised %r", event.endpoint, exc, exc_info=exc)
                 self._answer(proto.error_response(500, f"the handler raised: {exc}"))
@@ -298,6 +325,9 @@ class _Session(Session):
             self._answer(response._completed())
         finally:
             self.conn.close()
+
+    def abandoned(self) -> None:
+        self._answer(proto.error_response(503, "the server shut down before the handler answered"))
 
     def _answer(self, response: proto.Response) -> None:
         """Send ``response`` unless the handler already answered; 500 if JSON cannot carry it."""
@@ -333,7 +363,9 @@ class Server:
 
     ``threads`` handlers run at once (``def`` handlers run on threads,
     ``async def`` ones on the event loop); ``limits`` sets sizes and
-    timeouts. ``start()``/``stop()`` serve in the background instead.
+    timeouts, ``tls`` serves TLS. ``start()``/``stop()`` serve in the
+    background instead. A host other than loopback logs a warning unless
+    ``tls`` requires client certificates (pyts has no token).
     """
 
     def __init__(
@@ -343,11 +375,13 @@ class Server:
         *,
         threads: int = 4,
         limits: Limits | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.HOST = HOST
         self.PORT = PORT
         self.threads = threads
         self.limits = limits or DEFAULT_LIMITS
+        self.tls = tls
         #: Endpoint -> handler, as registered (the original's attribute).
         self.RouteHandlers: dict[str, RouteHandler] = {}
         self._background: BackgroundService | None = None
@@ -367,13 +401,17 @@ class Server:
             self.PORT = port
             print(f"INFO:: Server started; {host}:{port}", flush=True)
 
-        serve_until_signalled(self._service(), self.HOST, self.PORT, self.limits, banner)
+        serve_until_signalled(
+            self._service(), self.HOST, self.PORT, self.limits, banner, tls=self.tls, framing="pyts"
+        )
 
     def start(self) -> Server:
         """Serve in the background; returns once connections are accepted."""
         if self._background is not None:
             raise RuntimeError("the server is already running")
-        background = BackgroundService(self._service(), self.HOST, self.PORT, self.limits)
+        background = BackgroundService(
+            self._service(), self.HOST, self.PORT, self.limits, tls=self.tls, framing="pyts"
+        )
         self._background = background.start()
         self.PORT = background.port
         return self

@@ -5,6 +5,12 @@ gracefully. ``await start_server(handler)`` returns a started ``RawServer`` on
 the running loop. ``BackgroundRawServer(handler).start()`` runs one on a
 shared background loop thread and returns once it accepts connections (for
 programs that do other things, and for tests).
+
+Each takes ``token`` (clients must present it; default ``$DATASERVE_TOKEN``,
+``token=""`` for none even when that is set), ``tls`` (a
+``dataserve.core.security.TLSConfig``) and ``metrics`` (record requests and
+connections in ``dataserve.ops``' Prometheus metrics, as transport
+``"native"``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataserve.core.codec import CodecRegistry
 from dataserve.core.dispatch import Dispatcher
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.security import TLSConfig, token_from_env
 
 from ._loop import LoopThread, run
 from .engine import RawServer
@@ -55,20 +62,42 @@ async def start_server(
     sock: socket.socket | None = None,
     caller: Caller | None = None,
     dispatcher: Dispatcher | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    metrics: bool = False,
 ) -> RawServer:
     """Serve ``data_handler`` over the native framing on the running loop.
 
     Returns the started ``RawServer`` (``server.port`` is the bound port, so
     ``port=0`` picks a free one); ``await server.stop()`` shuts it down.
     ``caller``/``dispatcher`` share an already prepared handler (see
-    ``NativeService``).
+    ``NativeService``). ``token``, ``tls``, ``metrics``: see the module
+    docstring.
     """
     limits = _limits(limits, handler_threads)
+    recorder = None
+    if metrics:
+        from dataserve.ops import transport_metrics
+
+        recorder = transport_metrics("native")
     service = NativeService(
-        _load(data_handler), caller=caller, limits=limits, codecs=codecs, dispatcher=dispatcher
+        _load(data_handler),
+        caller=caller,
+        limits=limits,
+        codecs=codecs,
+        dispatcher=dispatcher,
+        token=token_from_env(token),
+        metrics=recorder,
     )
     server = RawServer(
-        service, host=host, port=port, limits=limits, sock=sock, reuse_port=reuse_port
+        service,
+        host=host,
+        port=port,
+        limits=limits,
+        sock=sock,
+        reuse_port=reuse_port,
+        tls=tls,
+        connection_metrics=recorder,
     )
     return await server.start()
 
@@ -83,13 +112,18 @@ def serve(
     codecs: CodecRegistry | None = None,
     reuse_port: bool = False,
     banner: Callable[[str], None] | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    metrics: bool = False,
 ) -> None:
     """Serve ``data_handler`` over the native framing until Ctrl-C or SIGTERM.
 
     ``data_handler`` is what ``run_http_server`` takes: an ``HTTPDataHandler``
     subclass or instance, a ``Router``, a callable or a ``MODULE:ATTR``
     string. Binds loopback by default. Requests in flight finish before this
-    returns (up to ``limits.shutdown_timeout``).
+    returns (up to ``limits.shutdown_timeout``; then they are answered 503).
+    ``token`` (default ``$DATASERVE_TOKEN``) is required of every client;
+    ``tls`` serves TLS.
     """
 
     async def main() -> None:
@@ -101,6 +135,9 @@ def serve(
             handler_threads=handler_threads,
             codecs=codecs,
             reuse_port=reuse_port,
+            token=token,
+            tls=tls,
+            metrics=metrics,
         )
         (banner or _default_banner)(f"tcp://{_hostport(host, server.port)}")
         stop = asyncio.Event()
@@ -144,6 +181,9 @@ class BackgroundRawServer:
         handler_threads: int | None = None,
         codecs: CodecRegistry | None = None,
         reuse_port: bool = False,
+        token: str | None = None,
+        tls: TLSConfig | None = None,
+        metrics: bool = False,
     ) -> None:
         self.data_handler = data_handler
         self.host = host
@@ -151,6 +191,9 @@ class BackgroundRawServer:
         self.limits = _limits(limits, handler_threads)
         self.codecs = codecs
         self.reuse_port = reuse_port
+        self.token = token
+        self.tls = tls
+        self.metrics = metrics
         self.server: RawServer | None = None
         self._loop = LoopThread.shared()
         self.port = 0
@@ -168,6 +211,9 @@ class BackgroundRawServer:
                 limits=self.limits,
                 codecs=self.codecs,
                 reuse_port=self.reuse_port,
+                token=self.token,
+                tls=self.tls,
+                metrics=self.metrics,
             ),
             timeout=30,
         )

@@ -17,11 +17,18 @@ answer no codec can encode             ERROR 500
 no answer within ``handler_timeout``   ERROR 504 (a ``def`` handler runs on; its
                                        answer is dropped)
 request during graceful shutdown       ERROR 503
+still running when the shutdown grace  ERROR 503 (then the connection closes)
+period ends
 =====================================  ===========================================
 
 Each of these keeps the connection open. Framing errors (a frame above
 ``max_frame_size``: 413; a bad preface: 400; a deadline: 408) are answered by
-the protocol's error frame and close it (see ``rawproto.engine``).
+the protocol's error frame and close it (see ``rawproto.engine``); so is a
+missing or wrong token when the service has one (401).
+
+With ``metrics`` (a ``dataserve.ops.TransportMetrics``), every answer is
+recorded: resource, status, duration, payload bytes in and out. Without it
+the answering path has no metering at all.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from dataserve.core.codec import CodecRegistry, default_registry
 from dataserve.core.dispatch import Dispatcher
@@ -42,9 +50,20 @@ from .engine import Connection, Session
 from .proto.base import Role
 from .proto.native import Error, NativeConnection, Reply, Request
 
-__all__ = ["NativeService", "NativeSession"]
+__all__ = ["NativeService", "NativeSession", "RequestMetrics"]
 
 logger = logging.getLogger("rawproto.native")
+
+#: Sends one request's answer (``conn.send``, or a wrapper that meters it).
+Answer = Callable[[Reply | Error], None]
+
+
+class RequestMetrics(Protocol):
+    """What answered requests are reported to (``dataserve.ops.TransportMetrics``)."""
+
+    def observe(
+        self, resource: str, status: int, duration: float, bytes_in: int, bytes_out: int
+    ) -> None: ...
 
 
 class NativeSession(Session):
@@ -54,14 +73,36 @@ class NativeSession(Session):
 
     def __init__(self, conn: Connection, service: NativeService) -> None:
         super().__init__(
-            conn, NativeConnection(Role.SERVER, max_frame_size=service.limits.max_frame_size)
+            conn,
+            NativeConnection(
+                Role.SERVER, max_frame_size=service.limits.max_frame_size, token=service.token
+            ),
         )
         self.service = service
+        #: Ids of the requests being answered (for ``abandoned``).
+        self.in_flight: set[int] = set()
+        self._abandoned = False
 
     def handle(self, event: object) -> Awaitable[Any] | None:
         if type(event) is Request:
-            return self.service.respond(self.conn, event)
-        return None  # the preface: nothing to answer
+            self.in_flight.add(event.request_id)
+            return self.service.respond(self.conn, event, self.send_answer)
+        return None  # the preface or the token: nothing to answer
+
+    def send_answer(self, event: Reply | Error) -> None:
+        """Send a request's answer (unless it was answered 503 at the end of a shutdown)."""
+        if self._abandoned:
+            return
+        self.in_flight.discard(event.request_id)
+        self.conn.send(event)
+
+    def abandoned(self) -> None:
+        self._abandoned = True
+        for rid in sorted(self.in_flight):
+            self.conn.send(
+                Error(rid, 503, "the server shut down before the handler answered; send it again")
+            )
+        self.in_flight.clear()
 
 
 class NativeService:
@@ -71,7 +112,9 @@ class NativeService:
     subclass or instance, a ``Router``, a ``fn(resource, payload)``);
     ``caller`` is an already prepared one, so an HTTP app and this service can
     share one handler instance and one thread pool. A ``dispatcher`` passed in
-    is not closed by ``aclose()``; one made here is.
+    is not closed by ``aclose()``; one made here is. ``token`` (a string)
+    makes every connection present it first (see ``rawproto.proto.native``);
+    ``metrics`` records every answer.
     """
 
     def __init__(
@@ -82,9 +125,13 @@ class NativeService:
         limits: Limits | None = None,
         codecs: CodecRegistry | None = None,
         dispatcher: Dispatcher | None = None,
+        token: str | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.limits = limits or DEFAULT_LIMITS
         self.codecs = codecs or default_registry
+        self.token = token.encode("utf-8") if token else None
+        self.metrics = metrics
         self._owns_dispatcher = dispatcher is None and caller is None
         self.dispatcher = dispatcher or Dispatcher(self.limits.handler_threads, "rawproto-handler")
         if caller is None:
@@ -103,37 +150,60 @@ class NativeService:
 
     # --- one request ------------------------------------------------------------
 
-    def respond(self, conn: Connection, request: Request) -> Awaitable[Any] | None:
-        """Start answering ``request``; the awaitable is in flight until the answer is sent."""
+    def respond(
+        self, conn: Connection, request: Request, send: Answer | None = None
+    ) -> Awaitable[Any] | None:
+        """Start answering ``request``; the awaitable is in flight until the answer is sent.
+
+        The answer goes out through ``send`` (default ``conn.send``).
+        """
+        send = send or conn.send
+        metrics = self.metrics
+        if metrics is None:
+            return self._respond(conn, request, send)
+        resource, size = request.resource, len(request.body)
+        started = time.perf_counter()
+
+        def answer(event: Reply | Error) -> None:
+            send(event)
+            if type(event) is Reply:
+                status, out = 200, len(event.body)
+            else:
+                status, out = event.code, 0  # type: ignore[union-attr]
+            metrics.observe(resource, status, time.perf_counter() - started, size, out)
+
+        return self._respond(conn, request, answer)
+
+    def _respond(self, conn: Connection, request: Request, answer: Answer) -> Awaitable[Any] | None:
         rid, resource = request.request_id, request.resource
         if conn.closing:
-            conn.send(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
+            answer(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
             return None
         try:
             payload = self.codecs.decode_tag(request.tag, request.body)
         except CodecError as exc:
-            conn.send(Error(rid, exc.status, exc.message))
+            answer(Error(rid, exc.status, exc.message))
             return None
         try:
             pending = self._call(resource, payload)
         except Exception as exc:  # the pool is closed, or a router endpoint failed to start
-            self._raised(conn, rid, resource, exc)
+            self._raised(answer, rid, resource, exc)
             return None
         if isinstance(pending, asyncio.Future):
             # A def handler on the pool: finish in a callback, no task needed.
             done: asyncio.Future[None] = conn.loop.create_future()
             timer = conn.loop.call_later(
-                self.limits.handler_timeout, self._expired, conn, rid, resource, done
+                self.limits.handler_timeout, self._expired, answer, rid, resource, done
             )
             pending.add_done_callback(
-                functools.partial(self._pooled, conn, rid, resource, done, timer)
+                functools.partial(self._pooled, answer, rid, resource, done, timer)
             )
             return done
-        return self._awaited(conn, rid, resource, pending)
+        return self._awaited(conn, answer, rid, resource, pending)
 
     def _pooled(
         self,
-        conn: Connection,
+        answer: Answer,
         rid: int,
         resource: str,
         done: asyncio.Future[None],
@@ -146,21 +216,19 @@ class NativeService:
         if not pending.cancelled():
             exc = pending.exception()
             if exc is None:
-                self._answer(conn, rid, resource, pending.result())
+                self._answer(answer, rid, resource, pending.result())
             else:
-                self._raised(conn, rid, resource, exc)
+                self._raised(answer, rid, resource, exc)
         done.set_result(None)
 
-    def _expired(
-        self, conn: Connection, rid: int, resource: str, done: asyncio.Future[None]
-    ) -> None:
+    def _expired(self, answer: Answer, rid: int, resource: str, done: asyncio.Future[None]) -> None:
         # A def handler's thread cannot be stopped: it runs on, its answer is dropped.
         if not done.done():
-            self._timed_out(conn, rid, resource)
+            self._timed_out(answer, rid, resource)
             done.set_result(None)
 
     async def _awaited(
-        self, conn: Connection, rid: int, resource: str, pending: Awaitable[Any]
+        self, conn: Connection, answer: Answer, rid: int, resource: str, pending: Awaitable[Any]
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -179,23 +247,23 @@ class NativeService:
                 raise
             if hasattr(task, "uncancel"):
                 task.uncancel()
-            self._timed_out(conn, rid, resource)
+            self._timed_out(answer, rid, resource)
             return
         except Exception as exc:
-            self._raised(conn, rid, resource, exc)
+            self._raised(answer, rid, resource, exc)
             return
         finally:
             timer.cancel()
-        self._answer(conn, rid, resource, result)
+        self._answer(answer, rid, resource, result)
 
-    def _timed_out(self, conn: Connection, rid: int, resource: str) -> None:
+    def _timed_out(self, answer: Answer, rid: int, resource: str) -> None:
         timeout = self.limits.handler_timeout
         logger.error("handler for %s did not answer in %g s", resource, timeout)
-        conn.send(Error(rid, 504, f"the handler did not answer within {timeout:g} s"))
+        answer(Error(rid, 504, f"the handler did not answer within {timeout:g} s"))
 
-    def _raised(self, conn: Connection, rid: int, resource: str, exc: BaseException) -> None:
+    def _raised(self, answer: Answer, rid: int, resource: str, exc: BaseException) -> None:
         logger.error("handler raised for %s", resource, exc_info=exc)
-        conn.send(
+        answer(
             Error(
                 rid,
                 500,
@@ -203,18 +271,18 @@ class NativeService:
             )
         )
 
-    def _answer(self, conn: Connection, rid: int, resource: str, result: Any) -> None:
+    def _answer(self, answer: Answer, rid: int, resource: str, result: Any) -> None:
         if result is None:
-            conn.send(Error(rid, 404, f"resource {resource!r} is not handled"))
+            answer(Error(rid, 404, f"resource {resource!r} is not handled"))
             return
         try:
             tag, body = self.codecs.encode_tag(result)
         except DataServeError as exc:
             logger.error("cannot encode the answer for %s: %s", resource, exc.message)
-            conn.send(
+            answer(
                 Error(
                     rid, 500, f"the handler's answer for {resource} cannot be sent: {exc.message}"
                 )
             )
             return
-        conn.send(Reply(rid, tag, body))
+        answer(Reply(rid, tag, body))

@@ -28,9 +28,16 @@ servers of the original interoperate with these. Beyond the original:
   and the connection stays usable; a message that is not msgpack, or a
   request that is not a map, gets an error reply and the connection closes;
 * every limit of ``dataserve.core.limits.Limits`` applies (frame size,
-  msgpack container length and nesting, timeouts, connection count), and
-  ``listen()`` stops cleanly on Ctrl-C or SIGTERM, letting running handlers
-  finish.
+  msgpack container length and nesting, timeouts, connection count); a
+  handler that takes longer than ``handler_timeout`` gets the reply
+  ``{"error": True, "message": "command 'x' did not answer within N s"}``
+  (its thread runs on; its ``send``/``recv`` raise ``ConnectionClosed``);
+* ``listen()`` stops cleanly on Ctrl-C or SIGTERM, letting running handlers
+  finish; one still running when ``shutdown_timeout`` ends gets an error
+  reply saying the server shut down;
+* ``tls=TLSConfig(...)`` serves TLS, and the client takes ``tls=True``,
+  ``ca_file``, ``cert`` or ``verify=False``. tcpy's wire has no token: a
+  server bound beyond loopback without client certificates logs a warning.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import contextlib
 import inspect
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any
@@ -49,9 +57,11 @@ from dataserve.core.dispatch import Dispatcher
 from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
+from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
 from ._running import BackgroundService, serve_until_signalled
+from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
 from .proto import tcpy as proto
@@ -76,6 +86,9 @@ class _Channel:
 
     def recv(self) -> Any:
         raise RuntimeError("this handler is not running on a TCPServer connection")
+
+    def close(self) -> None:
+        """The exchange is over: no more ``send``/``recv``."""
 
 
 _UNCONNECTED = _Channel()
@@ -196,8 +209,20 @@ class _Service:
         problem = _parameter_problem(request.command, match.endpoint, request.params)
         if problem is not None:
             return {"error": True, "message": problem}
+        timeout = self.limits.handler_timeout
         try:
-            reply = await self.run(match.endpoint, request.params, channel)
+            reply = await asyncio.wait_for(
+                self.run(match.endpoint, request.params, channel), timeout
+            )
+        except asyncio.TimeoutError:
+            # The thread cannot be stopped: it runs on, its reply is dropped,
+            # and its conversation with the client is over.
+            channel.close()
+            logger.error("command %r did not answer within %g s", request.command, timeout)
+            return {
+                "error": True,
+                "message": f"command {request.command!r} did not answer within {timeout:g} s",
+            }
         except Exception as exc:
             logger.info("command %r raised %r", request.command, exc, exc_info=exc)
             return proto.error_map(exc)
@@ -216,12 +241,26 @@ class _SessionChannel(_Channel):
     def __init__(self, session: _Session) -> None:
         self._session = session
         self._loop = asyncio.get_running_loop()
+        self._closed = False
+
+    def close(self) -> None:
+        """The exchange is over (answered already): the handler may not converse."""
+        self._closed = True
+        self._session.end_conversation()
 
     def send(self, data: Any) -> None:
+        self._check()
         self._call(self._session.send_message(data))
 
     def recv(self) -> Any:
+        self._check()
         return self._call(self._session.receive_message())
+
+    def _check(self) -> None:
+        if self._closed:
+            raise errors.ConnectionClosed(
+                "this command was already answered (it took longer than handler_timeout)"
+            )
 
     def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         try:
@@ -283,6 +322,21 @@ class _Session(Session):
 
     def closed(self, exc: BaseException | None) -> None:
         self._wake(errors.ConnectionClosed("the client closed the connection"))
+
+    def end_conversation(self) -> None:
+        """A timed-out handler waiting in ``recv()`` is woken with an error."""
+        self._wake(errors.ConnectionClosed("this command was already answered"))
+
+    def abandoned(self) -> None:
+        if self.tcpy.busy and not self.conn.is_closed:
+            self.conn.send(
+                proto.Reply(
+                    {
+                        "error": True,
+                        "message": "the server shut down before the command finished",
+                    }
+                )
+            )
 
     async def _serve(self, request: proto.Request) -> None:
         try:
@@ -355,8 +409,9 @@ class TCPServer:
     that are running finish first); ``start()``/``stop()`` run it in the
     background instead. ``threads`` is how many handlers run at once.
     ``poll_intv`` is accepted for compatibility: nothing here polls.
-    ``limits`` sets every other limit and timeout. The default host,
-    ``localhost``, serves this machine only.
+    ``limits`` sets every other limit and timeout, ``tls`` serves TLS. The
+    default host, ``localhost``, serves this machine only; any other logs a
+    warning unless ``tls`` requires client certificates (tcpy has no token).
     """
 
     def __init__(
@@ -368,6 +423,7 @@ class TCPServer:
         poll_intv: float = 0.1,
         *,
         limits: Limits | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -375,6 +431,7 @@ class TCPServer:
         self.threads = threads
         self.poll_intv = poll_intv
         self.limits = limits or DEFAULT_LIMITS
+        self.tls = tls
         self._background: BackgroundService | None = None
 
     def _service(self) -> _Service:
@@ -387,13 +444,17 @@ class TCPServer:
             self.port = port
             print(f"TCPServer is listening at {host}:{port}!", flush=True)
 
-        serve_until_signalled(self._service(), self.host, self.port, self.limits, banner)
+        serve_until_signalled(
+            self._service(), self.host, self.port, self.limits, banner, tls=self.tls, framing="tcpy"
+        )
 
     def start(self) -> TCPServer:
         """Serve in the background; returns once connections are accepted."""
         if self._background is not None:
             raise RuntimeError("the server is already running")
-        background = BackgroundService(self._service(), self.host, self.port, self.limits)
+        background = BackgroundService(
+            self._service(), self.host, self.port, self.limits, tls=self.tls, framing="tcpy"
+        )
         self._background = background.start()
         self.port = background.port
         return self
@@ -425,6 +486,8 @@ class TCPClient:
     are, as the original does; failing to get an answer raises a
     ``dataserve.core.errors.TransportError`` (``ConnectError``,
     ``TimeoutError``, ``ConnectionClosed``) and closes the connection.
+    TLS when ``tls=True`` or any of ``ca_file``, ``cert``, ``verify=False``
+    is given (the server is verified unless ``verify=False``).
     """
 
     def __init__(
@@ -434,11 +497,16 @@ class TCPClient:
         *,
         timeout: float | None = 30.0,
         limits: Limits | None = None,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
         self.timeout = timeout
         self.limits = limits or DEFAULT_LIMITS
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
         self._sock: socket.socket | None = None
         self._conn: proto.Connection | None = None
 
@@ -493,7 +561,7 @@ class TCPClient:
 
     def _open(self) -> tuple[socket.socket, proto.Connection]:
         if self._sock is None or self._conn is None:
-            self._sock = connect(self.host, self.port, self.timeout, _WHAT)
+            self._sock = connect(self.host, self.port, self.timeout, _WHAT, self.ssl_context)
             self._conn = proto.Connection(proto.Role.CLIENT, self.limits)
         return self._sock, self._conn
 

@@ -31,9 +31,19 @@ How the hooks run, and why it matches the original:
   ``(conn_id, conn_o)``.
 * Setting ``shutdown = True`` on a connection closes it (after ``post_loop``);
   on a server, ends ``start()``; on a client, ends its ``start()`` loop.
+* Ending ``start()`` (``shutdown``, or SIGTERM in the main thread) is
+  graceful: the listeners close, each connection refuses messages announced
+  from then on (0xfc: the sender's ``transmit`` raises ``TinyProtoError``),
+  hands every message it had accepted to its hooks, lets them finish (their
+  ``transmit`` calls too), runs ``post_loop`` and closes; connections still
+  busy after ``limits.shutdown_timeout`` are closed.
+* ``tls=TLSConfig(cert, key, client_ca)`` serves TLS; the client takes
+  ``tls=True``, ``ca_file``, ``cert`` or ``verify=False``. The wire format
+  has no token: a server bound beyond loopback without client certificates
+  logs a warning (see ``docs/security.md``).
 * Messages are ``bytearray`` as in the original, up to ``MSG_MAX_SIZE``
   (0xf0ffffff) by default; ``max_message_size`` lowers the limit, and a
-  larger announced message is refused with 0x00 before any of it is read.
+  larger announced message is refused with 0xfc before any of it is read.
   A refused ``transmit`` raises ``TinyProtoError``; a closed connection makes
   ``transmit`` set ``shutdown`` instead, as the original does.
 * ``connection_limit`` (``None``: unlimited, as in the original): a
@@ -58,6 +68,8 @@ import ipaddress
 import logging
 import math
 import queue
+import signal
+import ssl
 import threading
 import time
 import uuid
@@ -66,8 +78,10 @@ from typing import Any, ClassVar
 
 from dataserve.core.errors import DataServeError, RemoteProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.security import TLSConfig
 
 from ._loop import LoopThread
+from ._security import client_context, warn_if_exposed
 from .engine import Connection, RawServer, Session, bind_socket, open_connection
 from .proto.base import Role
 from .proto.tinyproto import (
@@ -76,6 +90,7 @@ from .proto.tinyproto import (
     SC_CONLIMIT,
     SC_GENERIC_ERROR,
     SC_OK,
+    SC_REFUSED,
     Accept,
     Accepted,
     Announce,
@@ -92,6 +107,7 @@ __all__ = [
     "SC_CONLIMIT",
     "SC_GENERIC_ERROR",
     "SC_OK",
+    "SC_REFUSED",
     "TinyProtoClient",
     "TinyProtoConnection",
     "TinyProtoConnectionDetails",
@@ -162,6 +178,8 @@ def _check_port(port: Any) -> int:
 _READY = "ready"
 _CLOSED = "closed"
 _WAKE = "wake"
+# The server is shutting down and every message accepted is in the inbox.
+_DRAIN = "drain"
 
 
 class TinyProtoConnection:
@@ -280,6 +298,9 @@ class TinyProtoConnection:
                 self._closed_seen = True
                 self._lost()
                 return bytearray()
+            if kind == _DRAIN:
+                self._shutdown = True
+                return bytearray()
             if kind == _WAKE and self._shutdown:
                 return bytearray()
 
@@ -328,9 +349,17 @@ class TinyProtoConnection:
             if self._wait_ready():
                 self._loop_thread()
         finally:
+            self._drained()
             self._close_socket()
             if self._on_exit is not None:
                 self._on_exit(self)
+
+    def _drained(self) -> None:
+        """Tell a shutting-down server this connection's hooks are done."""
+        session, loop = self._session, self._loop
+        if session is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone at exit
+                loop.call_soon_threadsafe(session.hooks_done)
 
     def _wait_ready(self) -> bool:
         while True:
@@ -338,8 +367,8 @@ class TinyProtoConnection:
             if kind == _READY:
                 self.peername_details = self.socket_o.getpeername()
                 return True
-            if kind == _CLOSED:
-                self._closed_seen = True
+            if kind in (_CLOSED, _DRAIN):
+                self._closed_seen = kind == _CLOSED
                 return False
             if kind == _WAKE and self._shutdown:
                 return False
@@ -362,6 +391,8 @@ class TinyProtoConnection:
             elif kind == _CLOSED:
                 self._closed_seen = True
                 self._lost()  # as the original notices a dropped connection
+            elif kind == _DRAIN:
+                break  # the server stops: every message accepted was handled
             if time.monotonic() >= next_pass and not self._shutdown:
                 if not self._hook(self.loop_pass):
                     return
@@ -444,6 +475,10 @@ class _TinySession(Session):
         self.queued_messages = 0
         self.ready: asyncio.Future[None] = conn.loop.create_future()
         self._admit = admit  # the server's connection limit and bookkeeping
+        # Graceful shutdown: done once the connection's thread has finished.
+        self._draining: asyncio.Future[None] | None = None
+        self._drain_posted = False
+        self._hooks_finished = False
         owner._attach(self)
 
     def opened(self) -> None:
@@ -468,13 +503,16 @@ class _TinySession(Session):
     def handle(self, event: object) -> None:
         conn = self.conn
         if type(event) is Announce:
-            conn.send(Accept())
+            # Shutting down: what was accepted is handled; nothing new is taken.
+            conn.send(Accept() if self._draining is None else Refuse())
+            self._post_drain()
         elif type(event) is Message:
             data = event.data
             assert isinstance(data, bytearray)
             self.queued_bytes += len(data)
             self.queued_messages += 1
             self.owner._inbox.put(("msg", data))
+            self._post_drain()
         elif type(event) is Accepted:
             assert self.sending is not None
             data, future = self.sending
@@ -519,6 +557,29 @@ class _TinySession(Session):
                 return
             self.sending = self.outgoing.popleft()
             self.conn.send(Announce(len(self.sending[0])))
+
+    # --- graceful shutdown ---------------------------------------------------------
+
+    def closing(self) -> asyncio.Future[None] | None:
+        """Keep the connection until its thread has handled what was accepted."""
+        if self._hooks_finished or self.owner._thread is None:
+            return None  # no thread (any more) to wait for
+        self._draining = self.conn.loop.create_future()
+        self._post_drain()
+        return self._draining
+
+    def _post_drain(self) -> None:
+        # After the last message accepted (none may be on its way), the
+        # thread finds the drain marker and ends.
+        if self._draining is not None and not self._drain_posted and not self.tiny.announced:
+            self._drain_posted = True
+            self.owner._inbox.put((_DRAIN, None))
+
+    def hooks_done(self) -> None:
+        """The connection's thread ended (its post_loop has run)."""
+        self._hooks_finished = True
+        if self._draining is not None and not self._draining.done():
+            self._draining.set_result(None)
 
     def consumed(self, size: int) -> None:
         held = self.hold_reading
@@ -595,7 +656,7 @@ class _Base:
     """What the server and the client share: handler, plugins, shutdown, the hook loop."""
 
     loop_pass_interval: ClassVar[float] = 0.1
-    #: Largest message accepted from a peer (refused with 0x00 above it).
+    #: Largest message accepted from a peer (refused with 0xfc above it).
     max_message_size: int = MSG_MAX_SIZE
 
     def __init__(
@@ -702,7 +763,9 @@ class TinyProtoServer(_Base):
 
     ``TinyProtoServer()`` as in 2.x, or tinyproto 3.0's
     ``TinyProtoServer(listen_addresses, connection_handler, connection_limit,
-    connection_plugin_list)``. ``start()`` blocks until ``shutdown`` is set.
+    connection_plugin_list)``. ``start()`` blocks until ``shutdown`` is set
+    (or SIGTERM arrives), then stops gracefully. ``tls`` serves TLS on every
+    address.
     """
 
     def __init__(
@@ -711,6 +774,8 @@ class TinyProtoServer(_Base):
         connection_handler: type[TinyProtoConnection] = TinyProtoConnection,
         connection_limit: int | None = None,
         connection_plugin_list: Iterable[Any] = (),
+        *,
+        tls: TLSConfig | None = None,
     ) -> None:
         super().__init__(connection_handler, connection_plugin_list)
         self.listen_addrs: list[tuple[str, int]] = []
@@ -718,6 +783,7 @@ class TinyProtoServer(_Base):
             self.add_addr(details.host, details.port)
         self.listen_socks: list[Any] = []
         self.connection_limit: int | None = connection_limit
+        self.tls = tls
         self._servers: list[RawServer] = []
 
     @property
@@ -734,7 +800,7 @@ class TinyProtoServer(_Base):
         self.listen_addrs.append((ipaddr, port))
 
     def start(self) -> None:
-        """Listen, run the hooks until ``shutdown``, then close everything."""
+        """Listen, run the hooks until ``shutdown`` (or SIGTERM), then stop gracefully."""
         if self.listen_socks:
             raise TinyProtoError("There are already active listeners")
         if not self.listen_addrs:
@@ -742,19 +808,38 @@ class TinyProtoServer(_Base):
         loop = LoopThread.shared()
         limits = self._limits()
         service = _Service(self, limits)
+        restore = self._stop_on_sigterm()
         try:
             for host, port in self.listen_addrs:
+                warn_if_exposed("tinyproto", host, self.tls, logger)
                 self.listen_socks.append(bind_socket(host, port))
             for sock, (host, _) in zip(self.listen_socks, self.listen_addrs, strict=True):
-                server = RawServer(service, host=host, limits=limits, sock=sock)
+                server = RawServer(service, host=host, limits=limits, sock=sock, tls=self.tls)
                 self._servers.append(loop.run(server.start(), timeout=30))
                 logger.info("tinyproto server listening on %s:%d", host, server.port)
             self.pre_loop()
             self._main_loop(self._on_event)
             self.post_loop()
         finally:
-            self._shutdown_active_cons()
+            # Graceful first: each connection handles what it accepted and
+            # closes; then whatever is left is told to stop.
             self._stop_servers(loop)
+            self._shutdown_active_cons()
+            restore()
+
+    def _stop_on_sigterm(self) -> Callable[[], None]:
+        """SIGTERM ends ``start()`` gracefully (main thread only); returns the undo."""
+        if threading.current_thread() is not threading.main_thread():
+            return _nothing
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._terminate())
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
+
+    def _terminate(self) -> None:
+        self.shutdown = True
 
     def _on_event(self, kind: str, conn_o: TinyProtoConnection) -> None:
         if kind == "init":
@@ -793,7 +878,9 @@ class TinyProtoClient(_Base):
 
     ``start()`` (optional, as in the original) runs ``pre_loop``,
     ``loop_pass`` every ``loop_pass_interval`` until ``shutdown``, then
-    ``post_loop`` and closes the connections.
+    ``post_loop`` and closes the connections. TLS when ``tls=True`` or any of
+    ``ca_file``, ``cert``, ``verify=False`` is given (the server is verified
+    unless ``verify=False``).
     """
 
     def __init__(
@@ -801,9 +888,15 @@ class TinyProtoClient(_Base):
         connection_handler: type[TinyProtoConnection] = TinyProtoConnection,
         connection_plugin_list: Iterable[Any] = (),
         timeout: float = 5,
+        *,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(connection_handler, connection_plugin_list)
         self.socket_timeout: float = timeout
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
 
     def set_timeout(self, t: float) -> None:
         """Seconds allowed to connect and complete the handshake."""
@@ -832,6 +925,7 @@ class TinyProtoClient(_Base):
                 port,
                 limits=limits,
                 timeout=self.socket_timeout,
+                ssl_context=self.ssl_context,
             )
             assert isinstance(conn.session, _TinySession)
             try:
@@ -858,3 +952,7 @@ class TinyProtoClient(_Base):
         self._main_loop(lambda kind, value: None)
         self.post_loop()
         self._shutdown_active_cons()
+
+
+def _nothing() -> None:
+    return None

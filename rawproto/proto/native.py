@@ -5,7 +5,7 @@ short, after a 6-byte preface each way (``89 52 50 4e`` "\\x89RPN", version
 1, flags 0), every frame is::
 
     length     u32   bytes after this field: 8 + len(resource) + len(payload)
-    kind       u8    0x01 REQUEST, 0x02 REPLY, 0x03 ERROR
+    kind       u8    0x01 REQUEST, 0x02 REPLY, 0x03 ERROR, 0x10 AUTH
     tag        u8    the codec's media tag of the payload (0: no payload)
     res_len    u16   length of the resource (REQUEST; 0 otherwise)
     request_id u32   chosen by the client, echoed by the server's answer
@@ -14,7 +14,17 @@ short, after a 6-byte preface each way (``89 52 50 4e`` "\\x89RPN", version
 
 all integers big-endian. A client may send many requests without waiting;
 answers come in any order and carry the request's id. Error codes are the
-HTTP statuses with the same meaning (400, 404, 408, 413, 415, 500, 503).
+HTTP statuses with the same meaning (400, 401, 404, 408, 413, 415, 500, 503,
+504).
+
+Authentication: a server made with ``token=`` requires an AUTH frame (the
+token's UTF-8 bytes as its payload, request id 0) as the first frame after
+the preface. Until it has arrived, a frame's ``length`` may not exceed
+``PRE_AUTH_MAX_FRAME_SIZE`` (16 KiB: 413) and any other kind is refused
+(401); a wrong token is refused (401, compared in constant time); each of
+these is fatal. A good token is not answered, so a client sends its first
+requests right behind it. A server without a token accepts and ignores an
+AUTH first frame, so a client may always send one.
 
 Errors in a frame that can be skipped (an unknown kind, a kind the receiver
 does not take, a resource that is not UTF-8) raise a non-fatal
@@ -28,6 +38,7 @@ trusted any more. ``error_reply`` turns either into the ERROR frame to send
 Events (frozen, slotted dataclasses)::
 
     Preface(version, flags)             the peer's preface arrived
+    Auth(token)                         client -> server, the first frame
     Request(request_id, resource, tag, body)    client -> server
     Reply(request_id, tag, body)                server -> client
     Error(request_id, code, message)            server -> client
@@ -44,6 +55,7 @@ import struct
 from dataclasses import dataclass
 
 from dataserve.core.errors import LocalProtocolError, ProtocolError
+from dataserve.core.security import token_matches
 
 from .base import (
     NEED_DATA,
@@ -64,7 +76,9 @@ __all__ = [
     "KIND_REQUEST",
     "MAGIC",
     "PREFACE",
+    "PRE_AUTH_MAX_FRAME_SIZE",
     "VERSION",
+    "Auth",
     "ConnectionClosed",
     "Error",
     "NativeConnection",
@@ -81,7 +95,7 @@ PREFACE = MAGIC + bytes([VERSION, 0])
 KIND_REQUEST = 0x01
 KIND_REPLY = 0x02
 KIND_ERROR = 0x03
-#: Reserved for token authentication; a server without it answers 400.
+#: Token authentication: the client's first frame when the server has a token.
 KIND_AUTH = 0x10
 
 #: ``length, kind, tag, res_len, request_id``
@@ -90,6 +104,10 @@ _HEAD_REST = HEADER.size - 4  # header bytes counted by ``length``
 _CODE = struct.Struct(">H")
 _MAX_ID = 0xFFFFFFFF
 DEFAULT_MAX_FRAME_SIZE = 1024 * 1024 * 1024
+#: Until a token has been presented, no frame may be longer than this: an
+#: unauthenticated peer cannot make the server buffer more (Redis, after
+#: CVE-2021-32675, caps unauthenticated requests the same way).
+PRE_AUTH_MAX_FRAME_SIZE = 16 * 1024
 # An error message longer than this is cut: it is a one-line explanation.
 _MAX_MESSAGE = 4096
 
@@ -112,6 +130,16 @@ class Preface(Event):
 
     version: int = VERSION
     flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(Event):
+    """The client's token (UTF-8 bytes), its first frame after the preface."""
+
+    token: bytes
+
+    def __repr__(self) -> str:
+        return f"Auth(token=<{len(self.token)} bytes>)"  # a secret stays out of logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +193,30 @@ class _State(enum.Enum):
 class NativeConnection:
     """One end of a native-framing connection.
 
-    ``role`` decides which frames it takes: a server takes REQUEST, a client
-    REPLY and ERROR. ``max_frame_size`` bounds the ``length`` field of any
-    frame it receives.
+    ``role`` decides which frames it takes: a server takes REQUEST (and AUTH
+    first), a client REPLY and ERROR. ``max_frame_size`` bounds the
+    ``length`` field of any frame it receives. A server with ``token``
+    requires it in an AUTH first frame (see the module docstring): until
+    then ``handshake_complete`` stays false, so the engine's handshake
+    deadline covers the token too.
     """
 
-    def __init__(self, role: Role, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        role: Role,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        token: bytes | None = None,
+    ) -> None:
+        if token is not None and role is not Role.SERVER:
+            raise LocalProtocolError("only a server checks a token; a client sends Auth")
         self.role = role
         self.max_frame_size = max_frame_size
         self._accepts = (KIND_REQUEST,) if role is Role.SERVER else (KIND_REPLY, KIND_ERROR)
+        self._token = token or None
+        # The first frame after the preface may be AUTH (required with a token).
+        self._first_frame = role is Role.SERVER
+        self._authenticated = self._token is None
         self._buf = ReceiveBuffer()
         self._state = _State.PREFACE
         self._remaining = 0  # BODY / SKIP: bytes of the current frame still due
@@ -187,7 +230,12 @@ class NativeConnection:
 
     @property
     def handshake_complete(self) -> bool:
-        return self._state is not _State.PREFACE
+        return self._state is not _State.PREFACE and not self.awaiting_auth
+
+    @property
+    def awaiting_auth(self) -> bool:
+        """A server with a token has not received it yet."""
+        return not self._authenticated
 
     @property
     def mid_frame(self) -> bool:
@@ -294,6 +342,16 @@ class NativeConnection:
     def _start_frame(
         self, length: int, kind: int, tag: int, res_len: int, request_id: int
     ) -> Event | None:
+        if self._first_frame:
+            self._first_frame = False
+            if kind == KIND_AUTH:
+                self._start_auth(length, res_len, request_id)
+                return None
+            if not self._authenticated:
+                # Decided from the header: nothing of the frame is read.
+                raise FrameError(
+                    "this server requires a token: send it in an AUTH frame first", 401
+                )
         if length > self.max_frame_size:
             raise FrameError(
                 f"frame of {length} bytes is over the limit of {self.max_frame_size} bytes",
@@ -340,6 +398,21 @@ class NativeConnection:
         self._state = _State.BODY
         return None
 
+    def _start_auth(self, length: int, res_len: int, request_id: int) -> None:
+        # Fatal, all of them: an unauthenticated peer gets no second try on
+        # this connection, and nothing of an oversized frame is buffered.
+        if length > PRE_AUTH_MAX_FRAME_SIZE:
+            raise FrameError(
+                f"an AUTH frame of {length} bytes is over the limit of "
+                f"{PRE_AUTH_MAX_FRAME_SIZE} bytes before authentication",
+                413,
+            )
+        if length < _HEAD_REST or res_len or request_id:
+            raise FrameError("an AUTH frame has no resource and request id 0", 400)
+        self._header = (KIND_AUTH, 0, 0, 0)
+        self._remaining = length - _HEAD_REST
+        self._state = _State.BODY
+
     def _skip(self, n: int) -> None:
         self._remaining = n
         self._state = _State.SKIP if n else _State.HEADER
@@ -362,6 +435,12 @@ class NativeConnection:
             return Request(request_id, resource, tag, body)
         if kind == KIND_REPLY:
             return Reply(request_id, tag, buf.take(size))
+        if kind == KIND_AUTH:
+            token = buf.take(size)
+            if self._token is not None and not token_matches(self._token, token):
+                raise FrameError("wrong token", 401)
+            self._authenticated = True
+            return Auth(token)
         data = buf.take(size)
         (code,) = _CODE.unpack_from(data)
         return Error(request_id, code, data[_CODE.size :].decode("utf-8", "replace"))
@@ -377,6 +456,13 @@ class NativeConnection:
                 )
                 + event.body
             )
+        if isinstance(event, Auth):
+            self._require(Role.CLIENT, event)
+            if len(event.token) > PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST:
+                raise LocalProtocolError(
+                    f"a token is at most {PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST} bytes"
+                )
+            return HEADER.pack(_HEAD_REST + len(event.token), KIND_AUTH, 0, 0, 0) + event.token
         if isinstance(event, Request):
             self._require(Role.CLIENT, event)
             if event.request_id == 0:

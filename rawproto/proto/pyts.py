@@ -23,6 +23,9 @@ bytes arrive, so a document of any size (up to ``Limits.max_body_size``, 413)
 is recognised the moment its last byte arrives, and is parsed once.
 ``Limits.max_depth`` bounds nesting before anything is parsed. Bytes after the
 document are ignored: the exchange is over (the original ignores them too).
+They do not count against the size limit either, however the stream is cut:
+only the document, up to its closing brace, must fit in ``max_body_size``
+(at most one byte more than that is ever buffered).
 
 Decoding uses the standard library's ``json``, not the shared codec's orjson,
 because pyts peers are Python programs using ``json``: integers beyond 64 bits
@@ -86,6 +89,7 @@ STATUS_TEXTS = {
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -368,14 +372,11 @@ class Connection:
             return
         if self._state is not _State.RECEIVING:
             return  # the document is complete: what follows is not part of it
-        if len(self._buffer) + len(data) > self.limits.max_body_size:
-            self._fail(
-                FrameError(
-                    f"the document exceeds the limit of {self.limits.max_body_size} bytes", 413
-                )
-            )
-            return
-        self._buffer += data
+        # Keep one byte past the limit: enough to tell "ends within the limit"
+        # from "does not"; whatever follows is past the document or over it.
+        room = self.limits.max_body_size + 1 - len(self._buffer)
+        if room > 0:
+            self._buffer += data[:room] if len(data) > room else data
 
     def _fail(self, exc: FrameError) -> None:
         self._error = exc
@@ -390,6 +391,9 @@ class Connection:
             return NEED_DATA
         try:
             end = self._scanner.feed(self._buffer)
+            limit = self.limits.max_body_size
+            if (end is None and len(self._buffer) > limit) or (end is not None and end > limit):
+                raise FrameError(f"the document exceeds the limit of {limit} bytes", 413)
             if end is None:
                 if not self._eof:
                     return NEED_DATA

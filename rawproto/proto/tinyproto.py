@@ -5,29 +5,35 @@ The wire::
     on connect        each side sends 0xff and expects 0xff
                       (a server over its connection limit sends 0xfe instead)
     one message       sender:   4-byte big-endian length
-                      receiver: one byte, 0xff to accept, 0x00 to refuse
-                                (a length above the limit)
+                      receiver: one byte, 0xff to accept, another to refuse
+                                (0xfc here: a length above the limit)
                       sender:   the payload, only if accepted
 
 Either side may send messages; each message is one announce / answer /
 payload exchange. Lengths above ``MSG_MAX_SIZE`` (0xf0ffffff) are never
-valid, which is what keeps a length's first byte apart from the 0xff answer.
-After a refusal the connection stays usable: the sender did not send the
-payload, so both sides are still in step (tinyproto 2.x keeps the
-connection; 3.0's receiving thread stops).
+valid, which is what keeps a length's first byte (0x00 to 0xf0) apart from
+the answers (0xf1 to 0xff): "any other current or future signal", as the
+original's comment on ``MSG_MAX_SIZE`` says. After a refusal the connection
+stays usable: the sender did not send the payload, so both sides are still
+in step (tinyproto 2.x keeps the connection; 3.0's receiving thread stops).
 
-The originals read the byte after an announced length as its answer, so a
-side waiting for an answer reads the next byte as that answer; and they
-never announce while receiving a message, so neither does this one
-(``send(Announce)`` while a message is coming in raises).
-
-When both sides announce at once (a client sends its next message just as
-the server answers the last one), each receives a length where it waits for
-an answer. The originals cannot tell and fall out of step; here a byte other
-than 0xff followed at once by three more is taken as the peer's announce
-(a refusal is one byte, then silence): it is reported as ``Announce``, and the
-peer's answer to ours follows our answer to theirs, before its payload. Two
-peers of this implementation so exchange both messages.
+The originals never announce while receiving a message, so neither does
+this one (``send(Announce)`` while a message is coming in raises). But both
+sides may announce at once (a client sends its next message just as the
+server answers the last one): each then receives a length where it waits
+for an answer. This side tells them apart by the byte alone, never by how
+the bytes were cut into reads: where an answer is due, 0xff accepts, 0xf1
+to 0xfe refuse (the code is in ``Refused``), and 0x00 to 0xf0 begin the
+peer's own announce, reported as ``Announce``; the peer's answer to ours
+then follows our answer to theirs, before its payload. Two peers of this
+implementation so exchange both messages. That is why this side refuses
+with 0xfc (``SC_REFUSED``), not the originals' 0x00 (the first byte of
+every length below 16 MiB): an original sender takes any byte but 0xff as
+a refusal, and an original receiver refuses only lengths above
+``MSG_MAX_SIZE``, which no sender announces, so nothing the originals send
+changes meaning. (The originals read the byte after their announce as its
+answer whatever it is, so an original peer that announces at the same
+moment as this side falls out of step, as two originals do.)
 
 Events (frozen, slotted dataclasses)::
 
@@ -39,7 +45,7 @@ Events (frozen, slotted dataclasses)::
                               the originals deliver it); also sent by us once
                               our announce was accepted
     Accepted(size)            the peer accepted our announce: send(Message(data))
-    Refused(size, code)       the peer refused our announce (0x00: too large)
+    Refused(size, code)       the peer refused our announce (0xfc: too large)
     ConnectionClosed()        the peer closed between messages
 
 An announced length above ``max_message_size`` raises ``FrameError`` (413,
@@ -72,6 +78,7 @@ __all__ = [
     "SC_CONLIMIT",
     "SC_GENERIC_ERROR",
     "SC_OK",
+    "SC_REFUSED",
     "Accept",
     "Accepted",
     "Announce",
@@ -88,12 +95,22 @@ SC_OK = 0xFF
 SC_GENERIC_ERROR = 0x00
 SC_CONLIMIT = 0xFE
 SC_CONFLICT = 0xFD
+#: This implementation's refusal of an announced message (over the limit);
+#: unlike 0x00 it cannot be the first byte of a length (see the docstring).
+SC_REFUSED = 0xFC
 #: The largest length tinyproto allows ("never change this value").
 MSG_MAX_SIZE = 0xF0FFFFFF
+#: Where an answer is due, a byte up to this begins a length, not an answer.
+_MAX_LENGTH_LEAD = MSG_MAX_SIZE >> 24
 HANDSHAKE = bytes([SC_OK])
 
 _LENGTH = struct.Struct(">I")
-_NAMES = {SC_GENERIC_ERROR: "refused", SC_CONLIMIT: "connection limit", SC_CONFLICT: "conflict"}
+_NAMES = {
+    SC_GENERIC_ERROR: "refused",
+    SC_REFUSED: "refused",
+    SC_CONLIMIT: "connection limit",
+    SC_CONFLICT: "conflict",
+}
 
 
 def _check_size(size: int) -> None:
@@ -123,13 +140,20 @@ class Accept(Event):
 
 @dataclass(frozen=True, slots=True)
 class Refuse(Event):
-    """Our answer to the peer's ``Announce`` (0x00), or 0xfe instead of the handshake."""
+    """Our answer to the peer's ``Announce`` (0xfc), or 0xfe instead of the handshake.
 
-    code: int = SC_GENERIC_ERROR
+    The code is a byte from 0xf1 to 0xfe: lower ones begin a length, so a
+    peer waiting for an answer would read the refusal as an announce.
+    """
+
+    code: int = SC_REFUSED
 
     def __post_init__(self) -> None:
-        if not 0 <= self.code <= 0xFF or self.code == SC_OK:
-            raise LocalProtocolError(f"a refusal code is one byte other than 0xff, not {self.code}")
+        if not _MAX_LENGTH_LEAD < self.code < SC_OK:
+            raise LocalProtocolError(
+                f"a refusal code is a byte from 0xf1 to 0xfe (lower ones begin a length), "
+                f"not {self.code:#x}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +226,11 @@ class TinyProtoConnection:
     def receiving(self) -> bool:
         """A message of the peer's is under way (announced, or its length partly here)."""
         return self._recv is not _Recv.LENGTH or (self._their_handshake and bool(self._buf))
+
+    @property
+    def announced(self) -> bool:
+        """The peer announced a message that has not arrived whole yet."""
+        return self._recv is not _Recv.LENGTH
 
     @property
     def awaiting_answer(self) -> bool:
@@ -306,12 +335,11 @@ class TinyProtoConnection:
         if self._send is _Send.AWAIT_ANSWER and recv is not _Recv.DECIDE:
             if not buf:
                 return NEED_DATA
-            code = buf.byte()
-            # Both sides announced at once: the peer's 4 length bytes (sent in
-            # one piece) arrive where its answer was due. A refusal is one byte
-            # followed by silence, so more bytes after it mean an announce.
-            collision = code != SC_OK and recv is _Recv.LENGTH and len(buf) >= 4
-            if not collision:
+            # Between the peer's messages, a byte that can begin a length is
+            # the peer's own announce crossing ours (see the module
+            # docstring); once we accepted theirs, its answer to ours comes
+            # before its payload, so the next byte is that answer.
+            if recv is _Recv.PAYLOAD or buf.byte() > _MAX_LENGTH_LEAD:
                 return self._answer(buf)
         if recv is _Recv.LENGTH:
             if len(buf) < 4:
@@ -392,9 +420,9 @@ class TinyProtoConnection:
         raise LocalProtocolError(f"tinyproto cannot send {type(event).__name__}")
 
     def error_reply(self, error: ProtocolError) -> bytes:
-        """0x00 for an over-limit message, 0xfe instead of the handshake at the limit."""
+        """0xfc for an over-limit message, 0xfe instead of the handshake at the limit."""
         if error.status == 413 and not getattr(error, "fatal", True):
-            return bytes([SC_GENERIC_ERROR])
+            return bytes([SC_REFUSED])
         if error.status == 503 and not self._our_handshake:
             self._our_handshake = True
             return bytes([SC_CONLIMIT])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
@@ -13,7 +15,7 @@ from .machine import SETTINGS, StreamMachine
 IDS = st.integers(1, 0xFFFFFFFF)
 TAGS = st.integers(0, 255)
 BODIES = st.binary(max_size=48)
-# Kinds a server skips: the client's own, the reserved AUTH, unknown ones.
+# Kinds a server skips: the client's own, AUTH after the first frame, unknown ones.
 OTHER_KINDS = st.one_of(
     st.sampled_from([KIND_REPLY, KIND_ERROR, KIND_AUTH]),
     st.integers(0, 255).filter(lambda k: k != KIND_REQUEST),
@@ -32,9 +34,35 @@ class NativeServerMachine(StreamMachine):
         st.just(target.zero_request_id()),
     )
 
-    @initialize()
-    def preface(self) -> None:
-        self.queue(target.opening())
+    @initialize(data=st.data())
+    def preface(self, data: Any) -> None:
+        # The first frame may be AUTH, which a server without a token ignores.
+        first = data.draw(
+            st.builds(target.auth, BODIES) | st.builds(target.request, IDS, st.text(max_size=12))
+        )
+        self.queue(target.opening() + first)
+
+
+class NativeTokenMachine(NativeServerMachine):
+    """A server that requires a token: the first frame decides, whatever the cuts."""
+
+    driver = target.TOKEN_DRIVER
+
+    @initialize(data=st.data())
+    def preface(self, data: Any) -> None:
+        first = data.draw(
+            st.one_of(
+                st.just(target.auth(target.TOKEN, target.TOKEN)),
+                st.builds(target.auth, BODIES, st.just(target.TOKEN)),  # mostly wrong
+                st.builds(
+                    target.auth,
+                    st.binary(min_size=16_384, max_size=16_400),  # over the pre-auth cap
+                    st.just(target.TOKEN),
+                ),
+                st.builds(target.unauthenticated, IDS, BODIES),
+            )
+        )
+        self.queue(target.opening() + first)
 
 
 class NativeClientMachine(StreamMachine):
@@ -54,5 +82,7 @@ class NativeClientMachine(StreamMachine):
 
 TestNativeServer = NativeServerMachine.TestCase
 TestNativeServer.settings = SETTINGS
+TestNativeToken = NativeTokenMachine.TestCase
+TestNativeToken.settings = SETTINGS
 TestNativeClient = NativeClientMachine.TestCase
 TestNativeClient.settings = SETTINGS

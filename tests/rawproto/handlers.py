@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 from dataserve import HTTPDataHandler
@@ -17,4 +18,13 @@ class Counter(HTTPDataHandler):
     def handle_request(self, resource: str, payload: Any) -> Any:
         if resource == "/count":
             return {"call": next(self.calls), "payload": payload}
+        return None
+
+
+class Pid(HTTPDataHandler):
+    """Answers with the worker's process id: shows which process served a request."""
+
+    def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/pid":
+            return os.getpid()
         return None

@@ -24,7 +24,7 @@ def block(kind: str, name: str, lang: str) -> str:
     return m.group(1)
 
 
-@pytest.mark.parametrize("name", ["blocking", "pipelined"])
+@pytest.mark.parametrize("name", ["blocking", "pipelined", "token"])
 def test_the_examples_print_what_the_page_says(name: str) -> None:
     result = run_python(block("example", name, "python"), timeout=60)
     assert result.returncode == 0, result.stderr

@@ -11,6 +11,7 @@ from rawproto.proto.base import NEED_DATA, ConnectionClosed, Event, FrameError, 
 from rawproto.proto.tinyproto import (
     MSG_MAX_SIZE,
     SC_CONLIMIT,
+    SC_REFUSED,
     Accept,
     Accepted,
     Announce,
@@ -74,8 +75,8 @@ def test_an_oversize_announce_is_refused_before_the_payload() -> None:
     exc = info.value
     assert (exc.status, exc.fatal) == (413, False)
     assert "1001 bytes is over the limit of 1000" in exc.message
-    assert conn.error_reply(exc) == b"\x00"
-    # The sender does not send the payload after 0x00: the next length follows.
+    assert conn.error_reply(exc) == b"\xfc"
+    # The sender does not send the payload after 0xfc: the next length follows.
     conn.receive_data(b"\x00\x00\x00\x02ok")
     assert conn.next_event() == Announce(2)
     conn.send(Accept())
@@ -94,12 +95,20 @@ def test_refusing_an_announce_in_the_application() -> None:
     conn = ready()
     conn.receive_data(b"\x00\x00\x00\x05")
     assert conn.next_event() == Announce(5)
-    assert conn.send(Refuse()) == b"\x00"
+    assert conn.send(Refuse()) == b"\xfc"
     assert not conn.mid_frame
 
 
-@pytest.mark.parametrize(("answer", "code"), [(b"\x00", 0x00), (b"\xfe", 0xFE), (b"\x07", 0x07)])
-def test_anything_but_0xff_refuses_our_announce(answer: bytes, code: int) -> None:
+@pytest.mark.parametrize("code", [0x00, 0x07, 0xF0, 0xFF, 0x100])
+def test_a_refusal_code_cannot_begin_a_length(code: int) -> None:
+    with pytest.raises(LocalProtocolError, match="from 0xf1 to 0xfe"):
+        Refuse(code)
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"), [(b"\xfc", 0xFC), (b"\xfe", 0xFE), (b"\xfd", 0xFD), (b"\xf1", 0xF1)]
+)
+def test_a_byte_above_0xf0_refuses_our_announce(answer: bytes, code: int) -> None:
     conn = ready()
     conn.send(Announce(10))
     assert conn.mid_frame and conn.awaiting_answer
@@ -111,7 +120,6 @@ def test_anything_but_0xff_refuses_our_announce(answer: bytes, code: int) -> Non
 
 
 def test_the_byte_after_our_announce_is_its_answer() -> None:
-    # What the originals do: a side waiting for an answer reads one byte.
     conn = ready()
     conn.send(Announce(1))
     conn.receive_data(b"\xff\x00\x00\x00")
@@ -270,8 +278,40 @@ def test_both_sides_announcing_at_once_exchange_both_messages() -> None:
     assert a.can_announce and b.can_announce
 
 
-def test_a_refusal_is_one_byte_not_a_collision() -> None:
+def test_a_refusal_then_an_announce_is_read_the_same_however_it_is_cut() -> None:
+    stream = b"\xfc\x00\x00\x00\x31"  # refused, then the peer announces 49 bytes
+    for cuts in ([], [1], [1, 2, 3, 4], [3]):
+        conn = ready()
+        conn.send(Announce(1000))
+        got: list[Event] = []
+        for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            conn.receive_data(stream[a:b])
+            got += conn.events()
+        assert got == [Refused(1000, SC_REFUSED), Announce(0x31)], cuts
+
+
+def test_a_crossing_announce_is_read_the_same_however_it_is_cut() -> None:
+    # The peer's length (its first byte 0x00..0xf0) where our answer was due,
+    # then its answer to ours: the same events for every split.
+    stream = b"\x00\x00\x00\x31\xff"
+    for cuts in ([], [1], [1, 2, 3, 4], [4]):
+        conn = ready()
+        conn.send(Announce(7))
+        got: list[Event] = []
+        for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            conn.receive_data(stream[a:b])
+            while (event := conn.next_event()) is not NEED_DATA:
+                got.append(event)
+                if isinstance(event, Announce):
+                    conn.send(Accept())
+        assert got == [Announce(0x31), Accepted(7)], cuts
+
+
+def test_the_originals_generic_refusal_begins_a_length_where_an_answer_is_due() -> None:
+    # An original receiver sends 0x00 only for lengths above MSG_MAX_SIZE,
+    # which no sender announces; where an answer is due it begins a length.
     conn = ready()
-    conn.send(Announce(1000))
+    conn.send(Announce(10))
     conn.receive_data(b"\x00")
-    assert conn.events() == [Refused(1000, 0)]
+    assert conn.events() == []
+    assert conn.awaiting_answer

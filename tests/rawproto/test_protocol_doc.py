@@ -19,7 +19,7 @@ VECTOR = re.compile(
 NAMESPACE: dict[str, Any] = {
     name: getattr(module, name)
     for module, names in (
-        (native, ("Preface", "Request", "Reply", "Error")),
+        (native, ("Preface", "Auth", "Request", "Reply", "Error")),
         (tinyproto, ("Handshake", "Announce", "Accept", "Refuse", "Message")),
     )
     for name in names
@@ -41,12 +41,12 @@ TINY = [v for v in VECTORS if v[0].startswith("tinyproto")]
 
 def test_the_doc_has_vectors_for_every_native_frame_kind() -> None:
     kinds = {type(event).__name__ for _, event, _ in NATIVE}
-    assert kinds == {"Preface", "Request", "Reply", "Error"}
+    assert kinds == {"Preface", "Auth", "Request", "Reply", "Error"}
     assert len(TINY) >= 5
 
 
 def sender(event: Any) -> native.NativeConnection:
-    role = Role.CLIENT if isinstance(event, native.Request) else Role.SERVER
+    role = Role.CLIENT if isinstance(event, (native.Request, native.Auth)) else Role.SERVER
     conn = native.NativeConnection(role)
     if not isinstance(event, native.Preface):
         conn.initiate()
@@ -54,6 +54,11 @@ def sender(event: Any) -> native.NativeConnection:
 
 
 def receiver(event: Any) -> native.NativeConnection:
+    if isinstance(event, native.Auth):  # checked by a server that has this token
+        conn = native.NativeConnection(Role.SERVER, token=event.token)
+        conn.receive_data(native.PREFACE)
+        assert conn.next_event() == native.Preface()
+        return conn
     role = Role.SERVER if isinstance(event, native.Request) else Role.CLIENT
     conn = native.NativeConnection(role)
     if not isinstance(event, native.Preface):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dataserve.core.security import TLSConfig
 from rawproto.tinyproto import (
     MSG_MAX_SIZE,
     TinyProtoClient,
@@ -481,3 +483,38 @@ def test_a_peer_that_stops_mid_message_is_closed_at_the_frame_deadline(run_serve
     assert conn.next_message() == b"others are served"
     conn.shutdown = True
     conn.join(10)
+
+
+# --- TLS, and binding beyond loopback -------------------------------------------------
+
+
+def test_tinyproto_over_tls_with_client_certificates(run_server: Any, pki: dict[str, str]) -> None:
+    class Echo(Collector):
+        def transmission_received(self, msg: bytearray) -> None:
+            self.transmit(msg)
+
+    server = ReadyServer(tls=TLSConfig(pki["cert"], pki["key"], client_ca=pki["ca"]))
+    server.set_conn_handler(Echo)
+    running = run_server(server)
+    cert = (pki["client_cert"], pki["client_key"])
+    _, conn = connect(running.port, ca_file=pki["ca"], cert=cert)
+    conn.transmit(b"over tls")
+    assert conn.next_message() == b"over tls"
+    conn.shutdown = True
+    conn.join(10)
+    with pytest.raises(TinyProtoError):
+        connect(running.port, ca_file=pki["ca"])  # no client certificate
+
+
+def test_binding_beyond_loopback_without_client_certificates_warns(
+    run_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rawproto.tinyproto")
+    server = ReadyServer()
+    server.add_addr("127.0.0.1", 0)
+    server.add_addr("0.0.0.0", 0)
+    run_server(server).stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "tinyproto server listening on 0.0.0.0" in warnings[0]
+    assert "the tinyproto wire format has no token" in warnings[0]
