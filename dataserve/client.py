@@ -119,18 +119,8 @@ def _client_options(
     return {"timeout": timeout, "verify": context, "headers": headers}
 
 
-class HTTPDataClient:
-    """Blocking client (seed 001's API): ``send(resource, payload=None)``.
-
-    ``address`` ends in a colon, as in the seed: ``'http://10.0.0.5:'`` (or
-    ``'https://...:'``: the server's certificate is verified unless
-    ``verify=False`` is given; ``ca_file`` trusts a private CA, ``cert`` is a
-    ``(certfile, keyfile)`` pair for mutual TLS). ``token`` (default:
-    ``$DATASERVE_TOKEN``) is sent as ``Authorization: Bearer``.
-    Raises ``dataserve.ResponseError`` subclasses for error statuses (e.g.
-    ``NotHandled`` for 404) and ``TransportError`` subclasses when there is no
-    answer. Use it as a context manager, or call ``close()``.
-    """
+class _ClientBase:
+    """What both clients hold: the exchange and httpx's options, built once."""
 
     def __init__(
         self,
@@ -144,15 +134,38 @@ class HTTPDataClient:
         token: str | None = None,
         codecs: CodecRegistry = default_registry,
         headers: dict[str, str] | None = None,
+        max_connections: int = 100,
     ) -> None:
         self._exchange = _Exchange(_base_url(port, address), codecs)
-        self._client = httpx.Client(
-            **_client_options(timeout, verify, ca_file, cert, token, headers)
-        )
+        options = _client_options(timeout, verify, ca_file, cert, token, headers)
+        options["limits"] = httpx.Limits(max_connections=max_connections)
+        self._open(options)
+
+    def _open(self, options: dict[str, Any]) -> None:
+        """Create the httpx client; the sync and async clients differ here only."""
+        raise TypeError("use HTTPDataClient or AsyncHTTPDataClient")
 
     @property
     def url(self) -> str:
         return self._exchange.base_url
+
+
+class HTTPDataClient(_ClientBase):
+    """Blocking client (seed 001's API): ``send(resource, payload=None)``.
+
+    ``address`` ends in a colon, as in the seed: ``'http://10.0.0.5:'`` (or
+    ``'https://...:'``: the server's certificate is verified unless
+    ``verify=False`` is given; ``ca_file`` trusts a private CA, ``cert`` is a
+    ``(certfile, keyfile)`` pair for mutual TLS). ``token`` (default:
+    ``$DATASERVE_TOKEN``) is sent as ``Authorization: Bearer``; ``timeout``
+    is an ``httpx.Timeout`` or seconds; ``max_connections`` bounds the pool.
+    Raises ``dataserve.ResponseError`` subclasses for error statuses (e.g.
+    ``NotHandled`` for 404) and ``TransportError`` subclasses when there is no
+    answer. Use it as a context manager, or call ``close()``.
+    """
+
+    def _open(self, options: dict[str, Any]) -> None:
+        self._client = httpx.Client(**options)
 
     def send(self, resource: str, payload: Any = None) -> Any:
         """PUT ``payload`` to ``resource`` and return the decoded answer."""
@@ -172,32 +185,12 @@ class HTTPDataClient:
         self.close()
 
 
-class AsyncHTTPDataClient:
-    """The asyncio twin of ``HTTPDataClient``: ``await client.send(...)``."""
+class AsyncHTTPDataClient(_ClientBase):
+    """The asyncio twin of ``HTTPDataClient``: ``await client.send(...)``,
+    the same options."""
 
-    def __init__(
-        self,
-        port: int | str,
-        address: str = "http://localhost:",
-        *,
-        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
-        verify: bool = True,
-        ca_file: str | None = None,
-        cert: tuple[str, str] | None = None,
-        token: str | None = None,
-        codecs: CodecRegistry = default_registry,
-        headers: dict[str, str] | None = None,
-        max_connections: int = 100,
-    ) -> None:
-        self._exchange = _Exchange(_base_url(port, address), codecs)
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections),
-            **_client_options(timeout, verify, ca_file, cert, token, headers),
-        )
-
-    @property
-    def url(self) -> str:
-        return self._exchange.base_url
+    def _open(self, options: dict[str, Any]) -> None:
+        self._client = httpx.AsyncClient(**options)
 
     async def send(self, resource: str, payload: Any = None) -> Any:
         """PUT ``payload`` to ``resource`` and return the decoded answer."""
