@@ -3,42 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
-import sys
 from typing import Any
 
 from .core.limits import DEFAULT_LIMITS, Limits
+from .core.loading import LoadError, import_object
 
 __all__ = ["HandlerLoadError", "dump_limits", "handler_spec", "load_handler", "load_limits"]
 
 
-class HandlerLoadError(Exception):
-    """The handler named by ``MODULE:ATTR`` cannot be loaded; one clear line."""
+#: The handler named by ``MODULE:ATTR`` cannot be loaded; one clear line.
+HandlerLoadError = LoadError
 
 
 def load_handler(spec: str) -> Any:
     """Import ``MODULE:ATTR`` and check it is something a server can serve."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise HandlerLoadError(f"handler must be given as MODULE:ATTR, not {spec!r}")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # as `python -m` and uvicorn do: the current directory
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise HandlerLoadError(f"cannot import module {module_name!r}: {exc}") from exc
-    except Exception as exc:
-        raise HandlerLoadError(
-            f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise HandlerLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    obj = import_object(spec, "handler")
     from .core.routing import Router
 
     if isinstance(obj, Router) or hasattr(obj, "handle_request"):

@@ -13,19 +13,15 @@ on stderr and an exit status.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from dataserve.core.limits import add_arguments, limits_from_args
+from dataserve.core.loading import LoadError, import_object
 from dataserve.core.security import tls_from_args
 
 __all__ = ["main"]
-
-
-class _LoadError(Exception):
-    """The object named by ``MODULE:ATTR`` cannot be served; one clear line."""
 
 
 def _tcpy_class() -> type:
@@ -72,27 +68,9 @@ _FRAMINGS: dict[str, tuple[Callable[[], type], Callable[[Any, argparse.Namespace
 
 
 def _load(spec: str, expected: type) -> Any:
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise _LoadError(f"the server must be given as MODULE:ATTR, not {spec!r}")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # as `python -m` does: the current directory
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise _LoadError(f"cannot import module {module_name!r}: {exc}") from exc
-    except Exception as exc:
-        raise _LoadError(
-            f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise _LoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    obj = import_object(spec, "the server")
     if not isinstance(obj, expected):
-        raise _LoadError(
+        raise LoadError(
             f"{spec} is a {type(obj).__name__}, not a {expected.__module__}.{expected.__name__}"
         )
     return obj
@@ -129,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = _load(args.server, server_class())
         run(server, args)
-    except (_LoadError, ValueError, TypeError, OSError) as exc:
+    except (LoadError, ValueError, TypeError, OSError) as exc:
         print(f"rawproto: error: {exc}", file=sys.stderr)
         return 2
     return 0
