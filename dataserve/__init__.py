@@ -77,8 +77,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .app import DataServeApp as DataServeApp
     from .app import create_app as create_app
-    from .ops import OpsConfig as OpsConfig
-    from .ops import request_id as request_id
     from .client import AsyncHTTPDataClient as AsyncHTTPDataClient
     from .client import HTTPDataClient as HTTPDataClient
     from .core.codec import Codec as Codec
@@ -112,5 +110,7 @@ if TYPE_CHECKING:
     from .core.handler import HTTPDataHandler as HTTPDataHandler
     from .core.limits import Limits as Limits
     from .core.routing import Router as Router
+    from .ops import OpsConfig as OpsConfig
+    from .ops import request_id as request_id
     from .server import BackgroundServer as BackgroundServer
     from .server import run_http_server as run_http_server

@@ -22,6 +22,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ._transport import CoalescingTransport
+
 __all__ = ["DataServeHttpProtocol"]
 
 _REASONS = {
@@ -47,7 +49,8 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # A response's headers and body leave in one send (see _transport).
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -11,8 +11,6 @@ from typing import Any, Literal
 
 __all__ = ["DEFAULT_OPS", "OpsConfig", "add_arguments", "dump_ops", "load_ops", "ops_from_args"]
 
-LogFormat = Literal["text", "json"]
-
 # Starlette reads "{...}" in a route path as a parameter, and a space or a
 # quote in a URL path is a client error: a prefix is plain path characters.
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
@@ -39,7 +37,7 @@ class OpsConfig:
     request_id: bool = _knob(True, "request ids (X-Request-ID)")
     # Off by default: one log record per request is the most expensive part.
     access_log: bool = _knob(False, "one log line per request")
-    log_format: LogFormat = _knob("text", "log line format")
+    log_format: Literal["text", "json"] = _knob("text", "log line format")
     # Resource paths are chosen by clients; a label per path would let any
     # client grow the metrics without end. Only resources the handler
     # answered get a label of their own, and at most this many.

@@ -261,7 +261,7 @@ def _forget_dead_processes(path: str) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, path)
+            multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
         except PermissionError:  # alive, someone else's
             pass
 
@@ -273,7 +273,7 @@ def process_exiting() -> None:
         from prometheus_client import multiprocess
 
         with contextlib.suppress(OSError):
-            multiprocess.mark_process_dead(os.getpid(), path)
+            multiprocess.mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
 
 
 def exposition(accept: str | None) -> tuple[bytes, str]:
@@ -289,6 +289,6 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
 
         _forget_dead_processes(path)
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path)
+        multiprocess.MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
         return encoder(registry), content_type
     return encoder(REGISTRY), content_type

@@ -58,4 +58,3 @@ class NoHandleRequest:
 
 def one_argument(resource: str) -> str:
     return resource
-

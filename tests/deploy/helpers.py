@@ -84,11 +84,18 @@ class Nginx:
         if "--with-stream=dynamic" in version:
             # Debian builds the stream module separately; the nginx image has it built in.
             if not STREAM_MODULE.exists():
-                missing("nginx's stream module is not installed (apt-get install libnginx-mod-stream)")
+                missing(
+                    "nginx's stream module is not installed (apt-get install libnginx-mod-stream)"
+                )
             head = f"load_module {STREAM_MODULE};\n"
         self.workdir = workdir
         self.http_sock = bind_socket("127.0.0.1", 0)
         self.tcp_sock = bind_socket("127.0.0.1", 0)
+        # nginx makes the sockets it opens non-blocking, not those it inherits:
+        # a blocking one would leave a worker stuck in accept(), deaf to its
+        # other connections.
+        self.http_sock.setblocking(False)
+        self.tcp_sock.setblocking(False)
         self.http_port = self.http_sock.getsockname()[1]
         self.tcp_port = self.tcp_sock.getsockname()[1]
 
@@ -137,6 +144,10 @@ class Nginx:
     def log(self) -> str:
         return self.error_log.read_text() if self.error_log.exists() else ""
 
+    def access_log(self) -> str:
+        path = self.workdir / "access.log"
+        return path.read_text() if path.exists() else ""
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()  # nginx's fast shutdown
@@ -162,6 +173,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30) -> bool:
         if condition():
             return True
     return condition()
+
+
+def all_started(server: ServerProcess, workers: int) -> bool:
+    """Wait until ``workers`` workers have started (their native listeners
+    with them: each starts its own, and only then reports its startup)."""
+
+    def started() -> bool:
+        ready = httpx.get(server.url + "/_dataserve/ready", timeout=30).status_code == 200
+        return ready and server.error_output().count("Application startup complete.") == workers
+
+    return wait_until(started)
 
 
 def finish(server: ServerProcess, timeout: float = 30) -> tuple[int, str, str]:
@@ -196,7 +218,9 @@ def metric(
     return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
-def scrape(url: str, prefix: str = "/_dataserve") -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def scrape(
+    url: str, prefix: str = "/_dataserve"
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     r = httpx.get(f"{url}{prefix}/metrics", timeout=30)
     assert r.status_code == 200, r.text
     return parse_metrics(r.text)

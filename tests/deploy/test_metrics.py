@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dataserve import create_app
 from dataserve.ops import OTHER, Metrics, transport_metrics
-
 from tests.conftest import ROOT
 
 from .helpers import metric, parse_metrics, scrape, serve_process, wait_until
+
 
 def samples_of(registry: CollectorRegistry) -> Any:
     return parse_metrics(generate_latest(registry).decode())
@@ -29,7 +29,9 @@ def test_resource_labels_are_bounded() -> None:
         http.observe(f"/scan/{i}", 404, 0.001, 0, 30)
     http.observe("/a", 500, 0.002, 10, 40)  # a known resource keeps its label
     samples = samples_of(registry)
-    resources = {dict(labels)["resource"] for (name, labels) in samples if "resource" in dict(labels)}
+    resources = {
+        dict(labels)["resource"] for (name, labels) in samples if "resource" in dict(labels)
+    }
     assert resources == {"/a", "/b", OTHER}
     assert metric(samples, "dataserve_requests_total", resource=OTHER, status="404") == 500
     assert metric(samples, "dataserve_requests_total", resource=OTHER, status="200") == 1
@@ -145,9 +147,7 @@ def test_the_cap_on_resource_labels_is_a_flag() -> None:
     finally:
         server.stop()
     resources = {
-        dict(labels)["resource"]
-        for (name, labels) in samples
-        if name == "dataserve_requests_total"
+        dict(labels)["resource"] for (name, labels) in samples if name == "dataserve_requests_total"
     }
     assert resources == {"/any/0", "/any/1", "/any/2", OTHER}
     assert metric(samples, "dataserve_requests_total", resource=OTHER) == 37
