@@ -439,7 +439,7 @@ class DataServeApp(Starlette):
         super().__init__(
             debug=debug,
             routes=[
-                *ops_routes(ops, self.readiness),
+                *ops_routes(ops, self.readiness, token),
                 Route("/{resource:path}", self.data, methods=None),
             ],
             lifespan=lifespan,

@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ..core.security import bearer_token, token_matches
 from .config import OpsConfig
 from .metrics import exposition
 from .readiness import Readiness
@@ -20,8 +21,14 @@ from .readiness import Readiness
 __all__ = ["ops_routes"]
 
 
-def ops_routes(ops: OpsConfig, readiness: Readiness) -> list[BaseRoute]:
-    """The routes for ``ops.prefix`` (none when it is empty)."""
+def ops_routes(ops: OpsConfig, readiness: Readiness, token: str | None = None) -> list[BaseRoute]:
+    """The routes for ``ops.prefix`` (none when it is empty).
+
+    With a ``token``, metrics need ``Authorization: Bearer <token>`` like
+    data requests (Prometheus scrape configs support bearer tokens); health
+    and readiness stay open for load balancers' probes and reveal nothing.
+    """
+    expected = token.encode() if token else None
     prefix = ops.prefix
     if not prefix:
         return []
@@ -39,6 +46,15 @@ def ops_routes(ops: OpsConfig, readiness: Readiness) -> list[BaseRoute]:
     def metrics_view(request: Request) -> Response:
         # A plain def: Starlette runs it on a thread, so reading the worker
         # files in multiprocess mode never stalls the event loop.
+        if expected is not None:
+            auth = request.headers.getlist("authorization")
+            presented = bearer_token(auth[0].encode("latin-1")) if len(auth) == 1 else None
+            if not token_matches(expected, presented):
+                return PlainTextResponse(
+                    "missing or wrong token: send Authorization: Bearer <token>",
+                    status_code=401,
+                    headers={"www-authenticate": 'Bearer realm="dataserve"'},
+                )
         body, content_type = exposition(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 

@@ -192,3 +192,13 @@ def test_a_handler_that_hangs_gets_504_and_the_server_keeps_serving(serve: Any) 
             client.send("/hang")
         assert client.send("/other") == "ok"  # the second handler thread answers
     release.set()
+
+
+def test_metrics_need_the_token_health_and_ready_do_not(serve: Any) -> None:
+    server = serve(create_app(EchoHandler, token="secret"))
+    assert httpx.get(server.url + "/_dataserve/health").status_code == 200
+    assert httpx.get(server.url + "/_dataserve/ready").status_code == 200
+    r = httpx.get(server.url + "/_dataserve/metrics")
+    assert r.status_code == 401 and r.text.startswith("missing or wrong token")
+    r = httpx.get(server.url + "/_dataserve/metrics", headers={"authorization": "Bearer secret"})
+    assert r.status_code == 200 and "dataserve_" in r.text
