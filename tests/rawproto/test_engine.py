@@ -132,7 +132,7 @@ def run(coro: Any) -> Any:
 async def until(condition: Any) -> None:
     """Wait for a server-side state the test can observe (bounded by ``run``'s timeout)."""
     while not condition():
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # sleep-ok: yields to the loop while polling a state
 
 
 def only_connection(server: RawServer) -> Connection:
