@@ -90,7 +90,9 @@ def test_token_tls_and_metrics_apply_to_the_tcp_port(
     with HTTPDataClient(server.port, "https://127.0.0.1:", token="s3cret", ca_file=ca) as http:
         assert http.send("/count", "c") == {"call": 3, "payload": "c"}
         context = ssl.create_default_context(cafile=ca)
-        metrics = httpx.get(f"https://127.0.0.1:{server.port}/_dataserve/metrics", verify=context)
+        url = f"https://127.0.0.1:{server.port}/_dataserve/metrics"
+        assert httpx.get(url, verify=context).status_code == 401  # metrics need the token too
+        metrics = httpx.get(url, verify=context, headers={"authorization": "Bearer s3cret"})
         assert metrics.status_code == 200
     assert _native_requests(metrics.text, "/count") == 2
     status, _ = finish(server)
@@ -119,7 +121,11 @@ def test_workers_each_listen_on_the_tcp_port(server_process: Any, pki: dict[str,
         tcp.send("/pid")
     # Workers share the metrics (prometheus-client's multiprocess mode).
     context = ssl.create_default_context(cafile=ca)
-    metrics = httpx.get(f"https://127.0.0.1:{server.port}/_dataserve/metrics", verify=context)
+    metrics = httpx.get(
+        f"https://127.0.0.1:{server.port}/_dataserve/metrics",
+        verify=context,
+        headers={"authorization": "Bearer s3cret"},
+    )
     assert _native_requests(metrics.text, "/pid") == len(tcp_pids)
     status, _ = finish(server)  # SIGTERM: every worker drains and exits
     assert status == 0
