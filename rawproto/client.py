@@ -145,14 +145,9 @@ class _Exchange:
         )
 
 
-class RawDataClient:
-    """Blocking native-framing client: ``send(resource, payload=None)``.
-
-    One connection, opened on first use and reopened after the server closed
-    it; plain sockets, no event loop. ``timeout`` bounds the wait for each
-    answer. ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``: see the
-    module docstring. Use it as a context manager, or call ``close()``.
-    """
+class _ClientSettings:
+    """The settings both native clients share; each adds its connection state
+    in ``_init_state``."""
 
     def __init__(
         self,
@@ -177,6 +172,22 @@ class RawDataClient:
         self.max_frame_size = max_frame_size
         self.token = token_from_env(token)
         self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        raise TypeError("use RawDataClient or AsyncRawDataClient")
+
+
+class RawDataClient(_ClientSettings):
+    """Blocking native-framing client: ``send(resource, payload=None)``.
+
+    One connection, opened on first use and reopened after the server closed
+    it; plain sockets, no event loop. ``timeout`` bounds the wait for each
+    answer. ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``: see the
+    module docstring. Use it as a context manager, or call ``close()``.
+    """
+
+    def _init_state(self) -> None:
         self._sock: socket.socket | None = None
         self._exchange: _Exchange | None = None
 
@@ -357,7 +368,7 @@ class _ClientSession(Session):
                 future.set_exception(error)
 
 
-class AsyncRawDataClient:
+class AsyncRawDataClient(_ClientSettings):
     """asyncio native-framing client that pipelines on one connection.
 
     ``await client.send(resource, payload=None)`` may be called by many tasks
@@ -367,29 +378,7 @@ class AsyncRawDataClient:
     ``cert``: see the module docstring. ``async with`` or ``await aclose()``.
     """
 
-    def __init__(
-        self,
-        port: int,
-        host: str = "127.0.0.1",
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        codecs: CodecRegistry = default_registry,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        token: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        verify: bool = True,
-        ca_file: str | None = None,
-        cert: tuple[str, str] | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.codecs = codecs
-        self.max_frame_size = max_frame_size
-        self.token = token_from_env(token)
-        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
+    def _init_state(self) -> None:
         self._session: _ClientSession | None = None
         self._lock: asyncio.Lock | None = None
 

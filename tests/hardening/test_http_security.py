@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
 
 from dataserve import (
     ConnectError,
@@ -24,27 +23,6 @@ from dataserve.core.security import TLSConfig
 from tests.conftest import ServerProcess
 
 from ..http.conftest import EchoHandler
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    d = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client@example.test")
-    paths = {
-        "ca": d / "ca.pem",
-        "cert": d / "server.pem",
-        "key": d / "server.key",
-        "client_cert": d / "client.pem",
-        "client_key": d / "client.key",
-    }
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    server.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    server.private_key_pem.write_to_path(str(paths["key"]))
-    client.cert_chain_pems[0].write_to_path(str(paths["client_cert"]))
-    client.private_key_pem.write_to_path(str(paths["client_key"]))
-    return {k: str(v) for k, v in paths.items()}
 
 
 def test_tls_verifies_against_a_ca_file(serve: Any, pki: dict[str, str]) -> None:

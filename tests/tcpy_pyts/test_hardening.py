@@ -17,7 +17,6 @@ from dataserve.core.limits import Limits
 from dataserve.core.security import TLSConfig
 from rawproto.pyts import Request, Response, Server
 from rawproto.tcpy import TCPClient, TCPHandler, TCPServer
-from tests.rawproto.conftest import pki as pki  # the trustme certificates fixture
 from tests.tcpy_pyts.helpers import TIMEOUT, Process, write_module
 
 
