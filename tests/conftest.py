@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,22 @@ def run_python(
         input=input,
         cwd=str(pythonpath or ROOT),
     )
+
+
+def wait_until_refused(port: int, timeout: float = 60.0) -> None:
+    """Poll until the listener on ``port`` is gone: connections are refused.
+
+    A connection that lands in the listen backlog at the moment the server
+    closes its listener is reset by the kernel instead; that is a refusal too.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except (ConnectionRefusedError, ConnectionResetError):
+            return
+        time.sleep(0.01)  # sleep-ok: bounded wait for the listener to close
+    raise AssertionError(f"the listener on port {port} still accepts")
 
 
 class ServerProcess:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from dataserve import AsyncHTTPDataClient, HandlerError, HTTPDataClient
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, wait_until_refused
 
 SERVE = [sys.executable, "-m", "dataserve", "serve", "tests.hardening.handlers:Slow", "--port", "0"]
 MiB = 1024 * 1024
@@ -34,14 +34,7 @@ def test_sigterm_lets_100_in_flight_requests_finish_and_exits_0() -> None:
                     pass  # each probe is a round trip: no sleeping
             server.proc.send_signal(signal.SIGTERM)
             # new connections are refused once the server starts draining
-            for _ in range(1000):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                except ConnectionRefusedError:
-                    break
-                await asyncio.sleep(0.01)  # sleep-ok: bounded wait for the listener to close
-            else:
-                raise AssertionError("the listener still accepts after SIGTERM")
+            await asyncio.to_thread(wait_until_refused, port)
             return list(await asyncio.gather(*tasks, return_exceptions=True))
 
     results = asyncio.run(main())

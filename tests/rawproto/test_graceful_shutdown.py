@@ -14,11 +14,9 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,7 +26,7 @@ from rawproto import AsyncRawDataClient, ServiceUnavailable
 from rawproto.pyts import Request
 from rawproto.tcpy import TCPClient
 from rawproto.tinyproto import TinyProtoClient, TinyProtoConnection
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until_refused
 
 N = 100
 TIMEOUT = 60.0
@@ -185,18 +183,6 @@ def in_background(fn: Callable[[], list[Any]]) -> tuple[threading.Thread, list[A
     thread = threading.Thread(target=lambda: results.extend(fn()), daemon=True)
     thread.start()
     return thread, results
-
-
-def wait_until_refused(port: int) -> None:
-    """New connections are refused once the server starts draining."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        except ConnectionRefusedError:
-            return
-        time.sleep(0.01)  # sleep-ok: bounded wait for the listener to close
-    raise AssertionError("the listener still accepts after SIGTERM")
 
 
 def drain_under_sigterm(server: Script, requests: Callable[[], list[Any]]) -> list[Any]:
