@@ -20,6 +20,8 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -64,16 +66,40 @@ BUCKETS = (
     float("inf"),
 )
 
+#: Seconds between flushes of the request tallies into the Prometheus metrics.
+FLUSH_INTERVAL = 0.5
+
 # A longer path is not a name anyone charts; it shares "other".
 _MAX_LABEL_LEN = 200
+
+
+class _Tally:
+    """What one (resource label, status) gathered since the last flush."""
+
+    __slots__ = ("buckets", "bytes_in", "bytes_out", "children", "count", "seconds")
+
+    def __init__(self, children: tuple[Any, Any, Any, Any]) -> None:
+        self.children = children
+        self.count = 0
+        self.seconds = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.buckets = [0] * len(BUCKETS)
 
 
 class TransportMetrics:
     """What one transport (``"http"``, ``"native"``, ``"tinyproto"``...) records.
 
     Call ``connection_opened()``/``connection_closed()`` once per connection
-    and ``observe(...)`` once per answered request. Cheap enough for the hot
-    path: label children are looked up once per (resource, status) and cached.
+    and ``observe(...)`` once per answered request.
+
+    ``observe`` is on every request's path, and prometheus-client's own
+    ``inc``/``observe`` take a lock and look up a value per call (six of them
+    per request). So requests are tallied here in plain integers, and
+    ``flush()`` adds the tallies to the Prometheus metrics: before every
+    scrape this process answers, and every ``FLUSH_INTERVAL`` seconds from a
+    background thread (that is how other workers' counts reach the shared
+    files in multiprocess mode: at most that much behind).
     """
 
     def __init__(self, owner: Metrics, transport: str) -> None:
@@ -82,6 +108,8 @@ class TransportMetrics:
         self._open = owner.open_connections.labels(transport)
         self._accepted = owner.connections.labels(transport)
         self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
+        self._tallies: dict[tuple[str, int], _Tally] = {}
+        self._lock = threading.Lock()
 
     def connection_opened(self) -> None:
         self._accepted.inc()
@@ -96,19 +124,42 @@ class TransportMetrics:
         """One request to ``resource`` answered with ``status`` (HTTP-like code)
         after ``duration`` seconds, ``bytes_in`` payload bytes received and
         ``bytes_out`` sent."""
-        label = self._owner.resource_label(resource, status)
-        children = self._children.get((label, status))
+        key = (self._owner.resource_label(resource, status), status)
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = _Tally(self._children_for(key))
+            tally.count += 1
+            tally.seconds += duration
+            tally.bytes_in += bytes_in
+            tally.bytes_out += bytes_out
+            tally.buckets[bisect_left(BUCKETS, duration)] += 1  # le: inclusive bound
+        if not self._owner.flushing:
+            self._owner.start_flushing()
+
+    def _children_for(self, key: tuple[str, int]) -> tuple[Any, Any, Any, Any]:
+        children = self._children.get(key)
         if children is None:
-            children = self._children[(label, status)] = self._owner.children(
-                self.transport, label, status
-            )
-        requests, latency, received, sent = children
-        requests.inc()
-        latency.observe(duration)
-        if bytes_in:
-            received.inc(bytes_in)
-        if bytes_out:
-            sent.inc(bytes_out)
+            children = self._children[key] = self._owner.children(self.transport, *key)
+        return children
+
+    def flush(self) -> None:
+        """Add what was tallied since the last flush to the Prometheus metrics."""
+        with self._lock:
+            tallies, self._tallies = self._tallies, {}
+        for tally in tallies.values():
+            requests, latency, received, sent = tally.children
+            requests.inc(tally.count)
+            # Histogram.observe takes one value; a tally holds many. Its
+            # buckets (not cumulative) and sum are what observe adds to.
+            latency._sum.inc(tally.seconds)
+            for bucket, n in zip(latency._buckets, tally.buckets, strict=True):
+                if n:
+                    bucket.inc(n)
+            if tally.bytes_in:
+                received.inc(tally.bytes_in)
+            if tally.bytes_out:
+                sent.inc(tally.bytes_out)
 
 
 class Metrics:
@@ -124,6 +175,11 @@ class Metrics:
         self._known: set[str] = set()
         self._transports: dict[str, TransportMetrics] = {}
         self._lock = threading.Lock()
+        #: True while this process's flusher thread runs.
+        self.flushing = False
+        # Registered first, so a collection flushes the tallies before the
+        # metrics below are read, whoever collects the registry.
+        registry.register(_FlushOnCollect(self))
         self.requests = Counter(
             "dataserve_requests",
             "Requests answered, by transport, resource and status.",
@@ -171,6 +227,33 @@ class Metrics:
                 found = self._transports.setdefault(name, TransportMetrics(self, name))
         return found
 
+    def flush(self) -> None:
+        """Every transport's tallies into the Prometheus metrics, now."""
+        for transport in list(self._transports.values()):
+            transport.flush()
+
+    def start_flushing(self) -> None:
+        """Start the flusher thread (once per process, on the first request)."""
+        with self._lock:
+            if self.flushing:
+                return
+            self.flushing = True
+        threading.Thread(
+            target=self._flush_every_interval, name="dataserve-metrics", daemon=True
+        ).start()
+
+    def _flush_every_interval(self) -> None:
+        pid = os.getpid()
+        while os.getpid() == pid:
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+    def _forked(self) -> None:
+        # The flusher thread does not survive a fork; the child starts its own.
+        self.flushing = False
+        for transport in self._transports.values():
+            transport._lock = threading.Lock()
+
     def resource_label(self, resource: str, status: int) -> str:
         """``resource`` itself once the handler has answered it (status 200),
         up to ``max_resource_labels`` of them; ``"other"`` for the rest.
@@ -198,6 +281,20 @@ class Metrics:
         )
 
 
+class _FlushOnCollect:
+    """A collector with no metrics of its own: collecting it flushes the tallies."""
+
+    def __init__(self, owner: Metrics) -> None:
+        self._owner = owner
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self._owner.flush()
+        return []
+
+
 _metrics: Metrics | None = None
 _metrics_lock = threading.Lock()
 
@@ -212,6 +309,8 @@ def metrics(max_resource_labels: int | None = None) -> Metrics:
         with _metrics_lock:
             if _metrics is None:
                 _metrics = Metrics()
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=_metrics._forked)
     if max_resource_labels is not None:
         _metrics.max_resource_labels = max_resource_labels
     return _metrics
@@ -268,6 +367,8 @@ def _forget_dead_processes(path: str) -> None:
 
 def process_exiting() -> None:
     """A worker that stops cleanly removes its live gauges at once."""
+    if _metrics is not None:
+        _metrics.flush()  # what this process counted reaches the files before it goes
     path = multiprocess_dir()
     if path:
         from prometheus_client import multiprocess
@@ -281,7 +382,7 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
     from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_client.exposition import choose_encoder
 
-    metrics()  # a scrape before any request still lists the metrics
+    metrics().flush()  # a scrape before any request still lists the metrics
     encoder, content_type = choose_encoder(accept or "")
     path = multiprocess_dir()
     if path:

@@ -44,6 +44,10 @@ def test_workers_add_up_their_metrics_whichever_answers_the_scrape(tmp_path: Pat
             seen += pids_from(server.url, 20)
         assert len(seen) == 2, seen
         total = sum(seen.values())
+        # Each worker adds its tallies to the shared files every FLUSH_INTERVAL.
+        assert wait_until(
+            lambda: metric(scrape(server.url), "dataserve_requests_total", resource="/pid") == total
+        )
         # Each scrape is a new connection, so different workers answer them.
         for _ in range(10):
             with httpx.Client() as http:
@@ -72,6 +76,12 @@ def test_workers_serve_the_native_port_too_and_count_it_in_the_same_metrics() ->
             with RawDataClient(int(tcp.group(1)), timeout=30) as raw:  # a new connection
                 seen[raw.send("/pid")] += 1
         assert len(seen) == 2, seen  # SO_REUSEPORT spread them over both workers
+
+        def native_total() -> float:
+            samples = scrape(server.url)
+            return metric(samples, "dataserve_requests_total", transport="native", resource="/pid")
+
+        assert wait_until(lambda: native_total() == sum(seen.values()))  # both have flushed
         for _ in range(5):  # whichever worker answers the scrape
             samples = scrape(server.url)
             total = metric(samples, "dataserve_requests_total", transport="native", resource="/pid")
