@@ -18,6 +18,7 @@ All are answered with ``connection: close``; nothing reaches the app.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -37,30 +38,79 @@ class _Refused(Exception):
     """Raised from a parser callback: httptools then fails the feed."""
 
 
+class _HeaderWatch:
+    """The connections of one loop waiting for a request's headers, swept by one timer.
+
+    A loop timer armed and cancelled per request costs about as much as the
+    rest of the protocol's checks together. Here each connection waiting for
+    headers is an entry in an insertion-ordered dict; all of a watch's
+    deadlines are the same length, so that order is deadline order, and a
+    timer ticking every ``resolution`` seconds (only while some connection
+    waits) expires the entries at the front. A deadline fires at most
+    ``resolution`` late.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.resolution = min(0.25, timeout / 4)
+        self.waiting: dict[DataServeHttpProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: DataServeHttpProtocol) -> None:
+        self.waiting[protocol] = self.loop.time() + self.timeout
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.resolution, self._tick)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        expired = []
+        for protocol, deadline in self.waiting.items():
+            if deadline > now:
+                break
+            expired.append(protocol)
+        for protocol in expired:
+            del self.waiting[protocol]
+            protocol._on_deadline()  # may wait again: it goes to the back
+        self._timer = self.loop.call_later(self.resolution, self._tick) if self.waiting else None
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _HeaderWatch]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _watch_for(loop: asyncio.AbstractEventLoop, timeout: float) -> _HeaderWatch:
+    by_timeout = _watches.get(loop)
+    if by_timeout is None:
+        by_timeout = _watches[loop] = {}
+    watch = by_timeout.get(timeout)
+    if watch is None:
+        watch = by_timeout[timeout] = _HeaderWatch(loop, timeout)
+    return watch
+
+
 class DataServeHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._max_header_size: int = config.h11_max_incomplete_event_size or 16 * 1024
         self._header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
+        self._watch = _watch_for(self.loop, self._header_timeout)
         self._in_headers = True
         self._header_bytes = 0  # raw bytes received while headers are incomplete
-        self._parsed_bytes = 0  # request line and headers parsed so far
         self._refusal: tuple[int, str] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # A response's headers and body leave in one send (see _transport).
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-        self._start_deadline()
+        self._watch.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_deadline()
+        self._watch.waiting.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
-            if self._deadline is None:
-                self._start_deadline()
             self._header_bytes += len(data)
         super().data_received(data)
         if (
@@ -69,11 +119,6 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             and not self.transport.is_closing()
         ):
             self._refuse_oversize()
-
-    def _count(self, n: int) -> None:
-        self._parsed_bytes += n
-        if self._parsed_bytes > self._max_header_size:
-            self._fail(431, f"request headers are over the limit of {self._max_header_size} bytes")
 
     def _fail(self, status: int, message: str) -> None:
         # Raising from a parser callback makes httptools fail the feed;
@@ -94,27 +139,27 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_headers = True
         self._header_bytes = 0
-        self._parsed_bytes = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
+        if self not in self._watch.waiting:
+            self._watch.add(self)  # the request's first byte: its deadline starts
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._cancel_deadline()
+        self._watch.waiting.pop(self, None)
+        # The size of the request line and headers, as parsed. Headers that
+        # arrive over several reads are capped in data_received as they come;
+        # here are those that came whole in one read, before the app sees them.
+        size = len(self.url)
         hosts = 0
         chunked = False
         for name, value in self.headers:
+            size += len(name) + len(value) + 4  # ": " and CRLF
             if name == b"host":
                 # userinfo or a path in Host is as invalid as a second Host
                 hosts += 2 if (b"@" in value or b"/" in value) else 1
             elif name == b"transfer-encoding":
                 chunked = True
+        if size > self._max_header_size:
+            self._fail(431, f"request headers are over the limit of {self._max_header_size} bytes")
         if self.parser.get_http_version() == "1.1":
             if hosts != 1:
                 self._fail(400, "an HTTP/1.1 request needs exactly one valid Host header")
@@ -122,22 +167,13 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             self._fail(400, "Transfer-Encoding is not allowed in HTTP/1.0")
         super().on_headers_complete()
 
-    def _start_deadline(self) -> None:
-        self._deadline = self.loop.call_later(self._header_timeout, self._on_deadline)
-
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
     def _on_deadline(self) -> None:
-        self._deadline = None
         if not self._in_headers or self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # A response is still being produced for an earlier request on
             # this connection; judge the pipelined one once that is done.
-            self._start_deadline()
+            self._watch.add(self)
             return
         if self._header_bytes == 0 and self.cycle is None:
             self.transport.close()  # connected, never sent a byte
@@ -151,4 +187,4 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
-        self._cancel_deadline()
+        self._watch.waiting.pop(self, None)

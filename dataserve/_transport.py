@@ -32,6 +32,10 @@ class CoalescingTransport:
         self._pending: list[bytes] = []
         self._size = 0
         self._scheduled = False
+        # Called on every request: bound here, not looked up through __getattr__.
+        self.is_closing = transport.is_closing
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def write(self, data: bytes) -> None:
         if not data:
