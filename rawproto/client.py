@@ -43,13 +43,14 @@ from dataserve.core.errors import (
 from dataserve.core.limits import DEFAULT_LIMITS
 from dataserve.core.security import token_from_env
 
-from ._blocking import connect, translate_errors
+from ._blocking import connect, raise_socket_error, set_timeout
 from ._security import client_context
 from .engine import Connection, Session, open_connection
+from .proto.base import NEED_DATA, Event, Role
 from .proto.base import ConnectionClosed as ConnectionClosedEvent
-from .proto.base import Event, Role
 from .proto.native import (
     DEFAULT_MAX_FRAME_SIZE,
+    HEADER,
     Auth,
     Error,
     NativeConnection,
@@ -68,6 +69,11 @@ _WHAT = "rawproto server"
 _READ_SIZE = 256 * 1024
 # Large payloads go out in pieces so an early error answer (413) stops the upload.
 _SEND_CHUNK = 1024 * 1024
+# A payload below this is joined to its frame header and sent in one call; a
+# larger one is sent on its own, without copying it into a frame.
+_JOIN_BELOW = 64 * 1024
+# An answer from this size on is read in one call into its own buffer.
+_LARGE = 64 * 1024
 
 
 class _Exchange:
@@ -86,6 +92,7 @@ class _Exchange:
         self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
         self.token = token
         self._last_id = 0
+        self._eof = False
 
     def opening(self) -> bytes:
         """The preface, then the AUTH frame when there is a token."""
@@ -96,22 +103,32 @@ class _Exchange:
 
     def request(self, resource: str, payload: Any) -> tuple[int, bytes]:
         """A new request id and the bytes of its REQUEST frame."""
+        request_id, head, body = self.request_parts(resource, payload)
+        return request_id, head + body
+
+    def request_parts(self, resource: str, payload: Any) -> tuple[int, bytes, bytes]:
+        """A new request id, its REQUEST frame's header (with the resource) and payload."""
         if not resource.startswith("/"):
             resource = "/" + resource  # as the HTTP client: resources are paths
         tag, body = self.codecs.encode_tag(payload)
-        self._last_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
-        return self._last_id, self.proto.send(Request(self._last_id, resource, tag, body))
+        self._last_id = request_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
+        head, body = self.proto.send_parts(Request(request_id, resource, tag, body))
+        return request_id, head, body
 
-    def receive(self, data: bytes | None) -> list[Event]:
-        """Feed bytes (``None``: EOF); the answers complete so far.
+    def feed(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Bytes from the server (``None``: EOF); ``next_event`` parses them."""
+        self._eof = data is None
+        self.proto.receive_data(data)
+
+    def next_event(self) -> Event | None:
+        """The next event, or ``None`` until more bytes arrive.
 
         A server that breaks the protocol raises ``ConnectionClosed``.
         """
-        self.proto.receive_data(data)
         try:
-            return self.proto.events()
+            event = self.proto.next_event()
         except RemoteProtocolError as exc:
-            if data is None and not self.proto.handshake_complete:
+            if self._eof and not self.proto.handshake_complete:
                 raise ConnectionClosed(
                     f"the server at {self.address} closed the connection before sending the "
                     "native protocol's preface (does it serve TLS? another protocol?)"
@@ -119,6 +136,17 @@ class _Exchange:
             raise ConnectionClosed(
                 f"the server at {self.address} broke the native protocol: {exc.message}"
             ) from exc
+        return None if event is NEED_DATA else event  # type: ignore[return-value]
+
+    def receive(self, data: bytes | None) -> list[Event]:
+        """Feed bytes (``None``: EOF); the answers complete so far."""
+        self.feed(data)
+        events: list[Event] = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
+            if isinstance(event, ConnectionClosedEvent):
+                break
+        return events
 
     def connection_error(self, event: Error) -> DataServeError:
         """The exception for an ERROR frame about the whole connection (id 0)."""
@@ -190,37 +218,73 @@ class RawDataClient(_ClientSettings):
     def _init_state(self) -> None:
         self._sock: socket.socket | None = None
         self._exchange: _Exchange | None = None
+        self._poller = select.poll()
+        self._large_reply = False
+        self._tls = False
+        self._buffer = bytearray(_READ_SIZE)
+        self._view = memoryview(self._buffer)
 
     def send(self, resource: str, payload: Any = None) -> Any:
         """Send ``payload`` to ``resource`` and return the decoded answer."""
         sock, exchange = self._connection()
-        request_id, data = exchange.request(resource, payload)
+        request_id, head, body = exchange.request_parts(resource, payload)
         try:
-            with translate_errors(self.host, self.port, self.timeout, _WHAT):
-                answer = self._upload(sock, exchange, request_id, data)
-                while answer is None:
-                    chunk = sock.recv(_READ_SIZE)
-                    answer = self._answer(exchange, request_id, chunk or None)
-        except BaseException:
+            answer = self._upload(sock, exchange, request_id, head, body)
+            while answer is None:
+                answer = self._answer(exchange, request_id, self._receive(sock, exchange))
+        except OSError as exc:
             self.close()  # the connection's state is unknown now
+            raise_socket_error(exc, self.host, self.port, self.timeout, _WHAT)
+        except BaseException:
+            self.close()
             raise
         if exchange.ends_connection(answer):
             self.close()  # the next request goes on a fresh connection
         return exchange.outcome(answer)
 
+    def _receive(self, sock: socket.socket, exchange: _Exchange) -> bytes | memoryview | None:
+        """The next bytes from the server (``None``: it closed).
+
+        Small reads land in one reused buffer. The rest of a large frame
+        whose header has arrived is read in one call into its own ``bytes``
+        (``MSG_WAITALL``), which the protocol keeps as the payload without a
+        copy when it is all of it.
+        """
+        if self._large_reply:  # the last answer was large (never with TLS: no flags there)
+            want = exchange.proto.body_remaining
+            if want >= _LARGE:
+                return sock.recv(want, socket.MSG_WAITALL) or None
+            if not exchange.proto.mid_frame:
+                # Read this one's header alone, so that its payload can be read as above.
+                return sock.recv(HEADER.size, socket.MSG_WAITALL) or None
+        n = sock.recv_into(self._view)
+        return self._view[:n] if n else None
+
     def _upload(
-        self, sock: socket.socket, exchange: _Exchange, request_id: int, data: bytes
+        self,
+        sock: socket.socket,
+        exchange: _Exchange,
+        request_id: int,
+        head: bytes,
+        body: bytes | memoryview,
     ) -> Reply | Error | None:
-        with memoryview(data) as view:
-            for start in range(0, len(data), _SEND_CHUNK):
+        size = len(body)
+        try:
+            if size <= _JOIN_BELOW:
+                sock.sendall(head + body)
+                return None
+            sock.sendall(head)
+        except OSError:
+            # The server may have answered (413, 503) and closed: read that.
+            return self._answer(exchange, request_id, self._drain(sock))
+        with memoryview(body) as view:
+            for start in range(0, size, _SEND_CHUNK):
                 try:
                     sock.sendall(view[start : start + _SEND_CHUNK])
                 except OSError:
-                    # The server may have answered (413, 503) and closed: read that.
                     return self._answer(exchange, request_id, self._drain(sock))
-                if len(data) <= _SEND_CHUNK:
-                    return None
-                if _readable(sock):
+                if start + _SEND_CHUNK < size and _readable(sock):
+                    # An early answer (413) stops the upload.
                     answer = self._answer(exchange, request_id, sock.recv(_READ_SIZE) or None)
                     if answer is not None:
                         return answer
@@ -237,13 +301,21 @@ class RawDataClient(_ClientSettings):
             pass
         return b"".join(chunks) or None
 
-    @staticmethod
-    def _answer(exchange: _Exchange, request_id: int, data: bytes | None) -> Reply | Error | None:
-        for event in exchange.receive(data):
-            if isinstance(event, (Reply, Error)):
+    def _answer(
+        self, exchange: _Exchange, request_id: int, data: bytes | memoryview | None
+    ) -> Reply | Error | None:
+        exchange.feed(data)
+        while True:
+            event = exchange.next_event()
+            if event is None:
+                break
+            if type(event) is Reply or type(event) is Error:
                 if event.request_id == request_id:
+                    self._large_reply = (
+                        type(event) is Reply and len(event.body) >= _LARGE and not self._tls
+                    )
                     return event
-                if event.request_id == 0 and isinstance(event, Error):
+                if event.request_id == 0 and type(event) is Error:
                     raise exchange.connection_error(event)
             elif isinstance(event, ConnectionClosedEvent):
                 raise exchange.closed()
@@ -252,24 +324,30 @@ class RawDataClient(_ClientSettings):
         return None
 
     def _connection(self) -> tuple[socket.socket, _Exchange]:
-        if self._sock is not None and self._exchange is not None:
-            if not self._stale(self._sock, self._exchange):
-                return self._sock, self._exchange
+        sock, exchange = self._sock, self._exchange
+        if sock is not None and exchange is not None:
+            if not self._stale(sock, exchange):
+                return sock, exchange
             self.close()
         sock = connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
-        sock.settimeout(self.timeout)
+        set_timeout(sock, self.timeout)
         exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
         try:
-            with translate_errors(self.host, self.port, self.timeout, _WHAT):
-                sock.sendall(exchange.opening())
+            sock.sendall(exchange.opening())
+        except OSError as exc:
+            sock.close()
+            raise_socket_error(exc, self.host, self.port, self.timeout, _WHAT)
         except BaseException:
             sock.close()
             raise
         self._sock, self._exchange = sock, exchange
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._large_reply = False
+        self._tls = isinstance(sock, ssl.SSLSocket)
         return sock, exchange
 
-    @staticmethod
-    def _stale(sock: socket.socket, exchange: _Exchange) -> bool:
+    def _stale(self, sock: socket.socket, exchange: _Exchange) -> bool:
         """Did the server close (or say something) while we were not asking?
 
         Between calls the server sends nothing but its preface, or an ERROR
@@ -278,15 +356,19 @@ class RawDataClient(_ClientSettings):
         preface means a fresh connection is used instead of failing the next
         request.
         """
+        tls = self._tls
+        if not (self._poller.poll(0) or (tls and sock.pending())):  # type: ignore[attr-defined]
+            return False
         try:
-            if not _readable(sock):
-                return False
-            timeout = sock.gettimeout()
-            sock.setblocking(False)
-            try:
-                data = sock.recv(_READ_SIZE)
-            finally:
-                sock.settimeout(timeout)
+            if tls:  # no recv flags with TLS
+                timeout = sock.gettimeout()
+                sock.setblocking(False)
+                try:
+                    data = sock.recv(_READ_SIZE)
+                finally:
+                    sock.settimeout(timeout)
+            else:
+                data = sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, ssl.SSLWantReadError):
             return False  # TLS records that carried no data
         except OSError:

@@ -38,14 +38,17 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from types import CoroutineType
 from typing import Any, Protocol
 
 from dataserve.core.codec import CodecRegistry, default_registry
+from dataserve.core.deadlines import Deadline, Watchdogs, resolution_for
 from dataserve.core.dispatch import Dispatcher
 from dataserve.core.errors import CodecError, DataServeError
 from dataserve.core.handler import Caller, make_caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 
+from ._eager import start_eagerly
 from .engine import Connection, Session
 from .proto.base import Role
 from .proto.native import Error, NativeConnection, Reply, Request
@@ -139,6 +142,8 @@ class NativeService:
                 raise TypeError("NativeService needs a handler or a caller")
             caller = make_caller(handler, self.dispatcher)
         self._call = caller
+        # Handler deadlines fire at most a quarter of the timeout late (0.25 s at most).
+        self._watchdogs = Watchdogs(resolution_for(self.limits.handler_timeout))
 
     def session(self, conn: Connection) -> NativeSession:
         return NativeSession(conn, self)
@@ -189,17 +194,21 @@ class NativeService:
         except Exception as exc:  # the pool is closed, or a router endpoint failed to start
             self._raised(answer, rid, resource, exc)
             return None
+        if type(pending) is CoroutineType:
+            # An async def handler: most answer without awaiting, in this very
+            # call (see rawproto._eager); one that suspends goes on as a task.
+            return start_eagerly(conn.loop, self._awaited(answer, rid, resource, pending))
         if isinstance(pending, asyncio.Future):
             # A def handler on the pool: finish in a callback, no task needed.
             done: asyncio.Future[None] = conn.loop.create_future()
-            timer = conn.loop.call_later(
+            deadline = self._watchdogs.get(conn.loop).call_later(
                 self.limits.handler_timeout, self._expired, answer, rid, resource, done
             )
             pending.add_done_callback(
-                functools.partial(self._pooled, answer, rid, resource, done, timer)
+                functools.partial(self._pooled, answer, rid, resource, done, deadline)
             )
             return done
-        return self._awaited(conn, answer, rid, resource, pending)
+        return conn.loop.create_task(self._awaited(answer, rid, resource, pending))
 
     def _pooled(
         self,
@@ -207,10 +216,10 @@ class NativeService:
         rid: int,
         resource: str,
         done: asyncio.Future[None],
-        timer: asyncio.TimerHandle,
+        deadline: Deadline,
         pending: asyncio.Future[Any],
     ) -> None:
-        timer.cancel()
+        deadline.stop()
         if done.done():
             return  # answered 504 already: the late result is dropped
         if not pending.cancelled():
@@ -228,32 +237,21 @@ class NativeService:
             done.set_result(None)
 
     async def _awaited(
-        self, conn: Connection, answer: Answer, rid: int, resource: str, pending: Awaitable[Any]
+        self, answer: Answer, rid: int, resource: str, pending: Awaitable[Any]
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = conn.loop.call_later(self.limits.handler_timeout, expire)
+        deadline = self._watchdogs.get().start(self.limits.handler_timeout)
         try:
             result = await pending
         except asyncio.CancelledError:
-            if not expired:
-                raise
-            if hasattr(task, "uncancel"):
-                task.uncancel()
+            if not deadline.owns():
+                raise  # cancelled by someone else: the connection is gone
             self._timed_out(answer, rid, resource)
             return
         except Exception as exc:
             self._raised(answer, rid, resource, exc)
             return
         finally:
-            timer.cancel()
+            deadline.stop()
         self._answer(answer, rid, resource, result)
 
     def _timed_out(self, answer: Answer, rid: int, resource: str) -> None:

@@ -147,6 +147,10 @@ class ReceiveBuffer:
     nothing else is copied. The consumed front is released when the buffer
     empties (the common case between frames) or when it outgrows what is
     left, so a stream of small frames in one large read costs O(n).
+
+    A ``bytes`` chunk appended to an empty buffer is kept as it is, not
+    copied; taking all of it returns that very object, so a payload read in
+    one piece (``recv(n, MSG_WAITALL)``) reaches the caller without a copy.
     """
 
     __slots__ = ("_data", "_start")
@@ -156,7 +160,7 @@ class ReceiveBuffer:
     _COMPACT_AT = 64 * 1024
 
     def __init__(self) -> None:
-        self._data = bytearray()
+        self._data: bytes | bytearray = b""
         self._start = 0
 
     def __len__(self) -> int:
@@ -166,7 +170,21 @@ class ReceiveBuffer:
         return len(self._data) > self._start
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
-        self._data += data
+        if not data:
+            return
+        current = self._data
+        if self._start >= len(current):  # empty: keep the chunk itself
+            self._data = data if type(data) is bytes else bytes(data)
+            self._start = 0
+        elif type(current) is bytes:
+            # A second chunk: from now on a bytearray (the rest of the first, then this).
+            with memoryview(current) as view:
+                grown = bytearray(view[self._start :])
+            grown += data
+            self._data = grown
+            self._start = 0
+        else:
+            current += data
 
     def peek(self, n: int) -> bytes:
         """Up to ``n`` bytes from the front, not consumed."""
@@ -183,17 +201,23 @@ class ReceiveBuffer:
         return values
 
     def take(self, n: int) -> bytes:
-        """Consume ``n`` buffered bytes and return them as ``bytes`` (one copy)."""
-        start = self._start
-        with memoryview(self._data) as view:
-            out = bytes(view[start : start + n])
+        """Consume ``n`` buffered bytes and return them as ``bytes`` (one copy at most)."""
+        data, start = self._data, self._start
+        if type(data) is bytes:
+            out = data if start == 0 and n == len(data) else data[start : start + n]
+        elif n <= 4096:
+            out = bytes(data[start : start + n])  # small: cheaper than a memoryview
+        else:
+            with memoryview(data) as view:
+                out = bytes(view[start : start + n])
         self._consume(n)
         return out
 
     def take_bytearray(self, n: int) -> bytearray:
         """Consume ``n`` buffered bytes and return them as a ``bytearray`` (one copy)."""
         start = self._start
-        out = self._data[start : start + n]
+        with memoryview(self._data) as view:
+            out = bytearray(view[start : start + n])
         self._consume(n)
         return out
 
@@ -205,10 +229,14 @@ class ReceiveBuffer:
 
     def _consume(self, n: int) -> None:
         self._start += n
-        size = len(self._data)
+        data = self._data
+        size = len(data)
         if self._start >= size:
-            self._data.clear()
+            self._data = b""
             self._start = 0
         elif self._start >= self._COMPACT_AT and self._start * 2 >= size:
-            del self._data[: self._start]
+            if type(data) is bytes:
+                self._data = data[self._start :]
+            else:
+                del data[: self._start]  # type: ignore[union-attr]
             self._start = 0

@@ -85,6 +85,7 @@ __all__ = [
     "Preface",
     "Reply",
     "Request",
+    "trusted_reply",
 ]
 
 MAGIC = b"\x89RPN"
@@ -183,6 +184,37 @@ class Error(Event):
             raise LocalProtocolError(f"an error code is 0..65535, not {self.code}")
 
 
+# Constructors for events whose fields are known to be valid already: those
+# the parser builds from a header it has unpacked and checked, and the
+# answers a server builds for a request id it received. They skip
+# ``__post_init__``'s checks and the frozen dataclass's ``__init__``; events
+# made by callers keep both.
+_new = object.__new__
+_request_fields = tuple(getattr(Request, f).__set__ for f in Request.__slots__)
+_reply_fields = tuple(getattr(Reply, f).__set__ for f in Reply.__slots__)
+
+
+def _trusted_request(request_id: int, resource: str, tag: int, body: bytes) -> Request:
+    event = _new(Request)
+    set_id, set_resource, set_tag, set_body = _request_fields
+    set_id(event, request_id)
+    set_resource(event, resource)
+    set_tag(event, tag)
+    set_body(event, body)
+    return event
+
+
+def trusted_reply(request_id: int, tag: int, body: bytes) -> Reply:
+    """``Reply(request_id, tag, body)`` for a ``request_id`` received from the peer and a
+    codec's tag: fields already known to be in range, so not checked again."""
+    event = _new(Reply)
+    set_id, set_tag, set_body = _reply_fields
+    set_id(event, request_id)
+    set_tag(event, tag)
+    set_body(event, body)
+    return event
+
+
 class _State(enum.Enum):
     PREFACE = "preface"
     HEADER = "header"
@@ -240,6 +272,17 @@ class NativeConnection:
     @property
     def mid_frame(self) -> bool:
         return self._state is not _State.HEADER or bool(self._buf)
+
+    @property
+    def body_remaining(self) -> int:
+        """Bytes of the current frame still to arrive once its header is here (else 0).
+
+        A blocking reader may read that many at once into one buffer (see
+        ``ReceiveBuffer``).
+        """
+        if self._state is not _State.BODY:
+            return 0
+        return max(0, self._remaining - len(self._buf))
 
     # --- receiving --------------------------------------------------------------
 
@@ -432,9 +475,9 @@ class NativeConnection:
                 raise FrameError(
                     "the resource is not valid UTF-8", 400, fatal=False, request_id=request_id
                 ) from None
-            return Request(request_id, resource, tag, body)
+            return _trusted_request(request_id, resource, tag, body)
         if kind == KIND_REPLY:
-            return Reply(request_id, tag, buf.take(size))
+            return trusted_reply(request_id, tag, buf.take(size))
         if kind == KIND_AUTH:
             token = buf.take(size)
             if self._token is not None and not token_matches(self._token, token):
@@ -448,14 +491,11 @@ class NativeConnection:
     # --- sending ----------------------------------------------------------------
 
     def send(self, event: Event) -> bytes:
-        if isinstance(event, Reply):
-            self._require(Role.SERVER, event)
-            return (
-                HEADER.pack(
-                    _HEAD_REST + len(event.body), KIND_REPLY, event.tag, 0, event.request_id
-                )
-                + event.body
-            )
+        if type(event) is Reply or type(event) is Request:
+            head, body = self.send_parts(event)
+            return head + body if body else head
+        if isinstance(event, (Reply, Request)):  # a subclass
+            return b"".join(self.send_parts(event))
         if isinstance(event, Auth):
             self._require(Role.CLIENT, event)
             if len(event.token) > PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST:
@@ -463,18 +503,6 @@ class NativeConnection:
                     f"a token is at most {PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST} bytes"
                 )
             return HEADER.pack(_HEAD_REST + len(event.token), KIND_AUTH, 0, 0, 0) + event.token
-        if isinstance(event, Request):
-            self._require(Role.CLIENT, event)
-            if event.request_id == 0:
-                raise LocalProtocolError("request id 0 is reserved for the connection")
-            resource = event.resource.encode("utf-8")
-            if len(resource) > 0xFFFF:
-                raise LocalProtocolError(
-                    f"a resource is at most 65535 bytes of UTF-8, not {len(resource)}"
-                )
-            length = _HEAD_REST + len(resource) + len(event.body)
-            head = HEADER.pack(length, KIND_REQUEST, event.tag, len(resource), event.request_id)
-            return b"".join((head, resource, event.body))
         if isinstance(event, Error):
             self._require(Role.SERVER, event)
             message = event.message.encode("utf-8", "replace")[:_MAX_MESSAGE]
@@ -489,6 +517,27 @@ class NativeConnection:
             self._preface_sent = True
             return MAGIC + bytes([event.version, event.flags])
         raise LocalProtocolError(f"the native framing cannot send {type(event).__name__}")
+
+    def send_parts(self, event: Request | Reply) -> tuple[bytes, bytes]:
+        """A REQUEST or REPLY as two pieces to send in order: the frame header (with
+        the resource), and the payload, not copied (``send`` joins them)."""
+        body = event.body
+        if type(event) is Reply or isinstance(event, Reply):
+            if self.role is not Role.SERVER or not self._preface_sent:
+                self._require(Role.SERVER, event)
+            length = _HEAD_REST + len(body)
+            return HEADER.pack(length, KIND_REPLY, event.tag, 0, event.request_id), body
+        self._require(Role.CLIENT, event)
+        if event.request_id == 0:
+            raise LocalProtocolError("request id 0 is reserved for the connection")
+        resource = event.resource.encode("utf-8")
+        if len(resource) > 0xFFFF:
+            raise LocalProtocolError(
+                f"a resource is at most 65535 bytes of UTF-8, not {len(resource)}"
+            )
+        length = _HEAD_REST + len(resource) + len(body)
+        head = HEADER.pack(length, KIND_REQUEST, event.tag, len(resource), event.request_id)
+        return head + resource, body
 
     def _require(self, role: Role, event: Event) -> None:
         if self.role is not role:
