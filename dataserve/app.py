@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from ._ops.config import DEFAULT_OPS, OpsConfig
 from ._ops.metrics import process_exiting
-from ._ops.observe import observed
+from ._ops.observe import CLIENT_CLOSED, Observer, observer_for
 from ._ops.readiness import Readiness
 from ._ops.routes import ops_routes
 from .core.codec import Codec, CodecRegistry, default_registry, parse_media_type
@@ -93,6 +93,9 @@ else:  # pragma: no cover - Python 3.10
 
 class _Disconnected(Exception):
     """The client went away before its request was complete."""
+
+    def __init__(self, received: int) -> None:
+        self.received = received
 
 
 class _Deadline:
@@ -171,8 +174,9 @@ class _Watchdog:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str, close: bool = False) -> None:
+    def __init__(self, status: int, message: str, close: bool = False, received: int = 0) -> None:
         self.status, self.message, self.close = status, message, close
+        self.received = received  # body bytes read before the refusal
 
 
 async def send_error(
@@ -182,8 +186,10 @@ async def send_error(
     *,
     close: bool = False,
     headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """An error reply: the status and a one-line ``text/plain`` message."""
+) -> int:
+    """An error reply: the status and a one-line ``text/plain`` message.
+
+    Returns the number of body bytes sent."""
     body = message.encode("utf-8", "replace")
     head = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
     if headers:
@@ -192,6 +198,7 @@ async def send_error(
         head += _CLOSE
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
+    return len(body)
 
 
 class DataEndpoint:
@@ -205,8 +212,11 @@ class DataEndpoint:
         codecs: CodecRegistry = default_registry,
         dispatcher: Dispatcher | None = None,
         token: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.limits = limits
+        #: Request ids, metrics and access lines (``None``: all off).
+        self._observer = observer
         self.codecs = codecs
         #: The bearer token every request must present; ``None``: no auth.
         self._token = token.encode() if token else None
@@ -222,31 +232,58 @@ class DataEndpoint:
         self._last_watchdog: _Watchdog | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        observer = self._observer
+        if observer is None:
+            await self._answer(scope, receive, send, None)
+            return
+        seen = observer.begin(scope)
+        status, received, sent = CLIENT_CLOSED, 0, 0
+        try:
+            status, received, sent = await self._answer(scope, receive, send, seen.headers)
+        except Exception:
+            status = 500  # what uvicorn answers to an app that raised
+            raise
+        finally:
+            observer.end(scope, seen, status, received, sent)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra: list[tuple[bytes, bytes]] | None,
+    ) -> tuple[int, int, int]:
+        """Answer one request; ``extra`` headers go on the answer, whatever
+        it is. Returns its status, and the body bytes received and sent
+        (status ``CLIENT_CLOSED`` if the client went away first)."""
         if self._token is not None and not self._authorized(scope):
-            await send_error(
+            sent = await send_error(
                 send,
                 401,
                 "missing or wrong token: send Authorization: Bearer <token>",
-                headers=_CHALLENGE,
+                headers=_CHALLENGE + extra if extra else _CHALLENGE,
             )
-            return
+            return 401, 0, sent
         method = scope["method"]
         if method != "PUT" and method != "POST":
-            await send_error(
+            sent = await send_error(
                 send,
                 405,
                 f"method {method} is not allowed: call a resource with PUT or POST",
-                headers=_ALLOW,
+                headers=_ALLOW + extra if extra else _ALLOW,
             )
-            return
+            return 405, 0, sent
         try:
-            await self._serve(scope, receive, send)
-        except _Disconnected:
-            return  # nobody to answer; nothing was handled
+            return await self._serve(scope, receive, send, extra)
+        except _Disconnected as exc:
+            return CLIENT_CLOSED, exc.received, 0  # nobody to answer; nothing was handled
         except _Reject as exc:
-            await send_error(send, exc.status, exc.message, close=exc.close)
+            sent = await send_error(send, exc.status, exc.message, close=exc.close, headers=extra)
+            return exc.status, exc.received, sent
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]] | None
+    ) -> tuple[int, int, int]:
         content_type: bytes | None = None
         length: int | None = None
         # Host and framing checks happen in the protocol (dataserve._protocol)
@@ -277,10 +314,11 @@ class DataEndpoint:
         deadline = self._watchdog().start(self.limits.body_timeout)
         try:
             body = await self._read_body(receive, deadline)
+            received = len(body)
             try:
                 payload = codec.decode(body, params) if codec is not None else (body or None)
             except CodecError as exc:
-                raise _Reject(exc.status, exc.message) from None
+                raise _Reject(exc.status, exc.message, received=received) from None
             del body  # the payload holds what it needs; free a large body early
             deadline.restart(self.limits.handler_timeout, _HANDLER)
             try:
@@ -290,6 +328,7 @@ class DataEndpoint:
                 raise _Reject(
                     500,
                     f"the handler raised {type(exc).__name__} for {resource} (see the server log)",
+                    received=received,
                 ) from None
         except asyncio.CancelledError:
             if not deadline.owns():
@@ -306,29 +345,30 @@ class DataEndpoint:
             raise _Reject(
                 504,
                 f"the handler did not answer within {self.limits.handler_timeout:g} s",
+                received=received,
             ) from None
         finally:
             deadline.stop()
         if result is None:
-            raise _Reject(404, f"resource {resource!r} is not handled")
+            raise _Reject(404, f"resource {resource!r} is not handled", received=received)
         try:
             media_type, data = self.codecs.encode(result)
         except DataServeError as exc:
             logger.error("cannot encode the answer for %s: %s", resource, exc.message)
             raise _Reject(
-                500, f"the handler's answer for {resource} cannot be sent: {exc.message}"
+                500,
+                f"the handler's answer for {resource} cannot be sent: {exc.message}",
+                received=received,
             ) from None
         mt = self._media_bytes.get(media_type)
         if mt is None:
             mt = self._media_bytes[media_type] = (media_type or "").encode("latin-1")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", mt), (b"content-length", b"%d" % len(data))],
-            }
-        )
+        headers = [(b"content-type", mt), (b"content-length", b"%d" % len(data))]
+        if extra:
+            headers += extra
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
+        return 200, received, len(data)
 
     def _authorized(self, scope: Scope) -> bool:
         assert self._token is not None
@@ -375,7 +415,7 @@ class DataEndpoint:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _Disconnected
+                raise _Disconnected(size)
             chunk = message.get("body", b"")
             more = message.get("more_body", False)
             if chunk:
@@ -385,6 +425,7 @@ class DataEndpoint:
                         413,
                         f"request body is over the limit of {limit} bytes",
                         close=True,
+                        received=size,
                     )
                 chunks.append(chunk)
                 if more:  # an idle deadline: each chunk that arrives restarts it
@@ -409,10 +450,10 @@ class DataServeApp(Starlette):
     ) -> None:
         self.limits = limits
         self.ops = ops
-        self.endpoint = DataEndpoint(handler, limits=limits, codecs=codecs, token=token)
-        # Request ids, metrics and access lines around the endpoint: decided
-        # here, once; with all of them off this is the endpoint itself.
-        self.data = observed(self.endpoint, ops)
+        # Request ids, metrics and access lines are decided here, once.
+        self.endpoint = DataEndpoint(
+            handler, limits=limits, codecs=codecs, token=token, observer=observer_for(ops)
+        )
         #: Ready once the lifespan has started, draining from SIGTERM on.
         self.readiness = Readiness()
         self.readiness.hold("startup")
@@ -440,7 +481,7 @@ class DataServeApp(Starlette):
             debug=debug,
             routes=[
                 *ops_routes(ops, self.readiness, token),
-                Route("/{resource:path}", self.data, methods=None),
+                Route("/{resource:path}", self.endpoint, methods=None),
             ],
             lifespan=lifespan,
         )
@@ -454,7 +495,7 @@ class DataServeApp(Starlette):
             and not self.user_middleware
             and not scope["path"].startswith(self._ops_prefix)
         ):
-            await self.data(scope, receive, send)
+            await self.endpoint(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

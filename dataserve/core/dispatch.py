@@ -18,11 +18,11 @@ threads) and runs them back to back, and hands the results to the loop in one
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import functools
 import inspect
+import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -80,7 +80,10 @@ class HandlerPool:
     """Runs ``def`` handlers on up to ``threads`` threads, in batches.
 
     Threads start on demand and are daemons, so a handler that hangs forever
-    cannot keep the process alive after the server has stopped.
+    cannot keep the process alive after the server has stopped. Calls wait in
+    a ``queue.SimpleQueue``: putting one there from the loop is a C call with
+    no Python-level lock, and a waiting thread wakes without a condition
+    variable's bookkeeping.
     """
 
     def __init__(self, threads: int = 1, name: str = "dataserve-handler") -> None:
@@ -88,8 +91,8 @@ class HandlerPool:
             raise ValueError(f"threads must be at least 1, not {threads}")
         self.threads = threads
         self._name = name
-        self._jobs: collections.deque[_Job] = collections.deque()
-        self._cv = threading.Condition(threading.Lock())
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # guards _workers, _idle and _closed
         self._workers: list[threading.Thread] = []
         self._idle = 0
         self._closed = False
@@ -100,33 +103,49 @@ class HandlerPool:
         fut = loop.create_future()
         # The caller's context goes along (as asyncio.to_thread does), so
         # context variables such as the request id reach the handler.
-        context = contextvars.copy_context()
-        with self._cv:
+        job = (loop, fut, contextvars.copy_context(), fn, args, kwargs)
+        with self._lock:  # so no call can land behind close()'s end marker
             if self._closed:
                 raise RuntimeError("the handler pool is closed")
-            self._jobs.append((loop, fut, context, fn, args, kwargs))
-            if self._idle:
-                self._cv.notify()
-            elif len(self._workers) < self.threads:
-                t = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
-                )
-                self._workers.append(t)
-                t.start()
+            self._jobs.put(job)
+        if len(self._workers) < self.threads:
+            self._start_worker()
         return fut
 
+    def _start_worker(self) -> None:
+        with self._lock:
+            # An idle thread takes the call; start another only if none is.
+            if self._closed or self._idle or len(self._workers) >= self.threads:
+                return
+            t = threading.Thread(
+                target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
+            )
+            self._workers.append(t)
+            t.start()
+
     def _take(self) -> list[_Job] | None:
-        with self._cv:
-            while not self._jobs:
-                if self._closed:
-                    return None
-                self._idle += 1
-                self._cv.wait()
-                self._idle -= 1
-            # With several threads take a fair share, so others can run in parallel.
-            n = len(self._jobs)
-            share = n if self.threads == 1 else max(1, n // self.threads)
-            return [self._jobs.popleft() for _ in range(share)]
+        with self._lock:
+            self._idle += 1
+        job = self._jobs.get()
+        with self._lock:
+            self._idle -= 1
+        if job is None:
+            self._jobs.put(None)  # closed: the other threads see it too
+            return None
+        batch = [job]
+        # One thread takes every queued call; several take a fair share each,
+        # so the others can run in parallel.
+        more = self._jobs.qsize() if self.threads == 1 else self._jobs.qsize() // self.threads
+        for _ in range(more):
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._jobs.put(None)
+                break
+            batch.append(job)
+        return batch
 
     def _work(self) -> None:
         while True:
@@ -167,9 +186,10 @@ class HandlerPool:
 
     def close(self, wait: float | None = None) -> None:
         """Stop the threads once the queue is empty; wait up to ``wait`` seconds."""
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._jobs.put(None)  # after every queued call: they run first
         if wait:
             deadline = time.monotonic() + wait
             for t in self._workers:
