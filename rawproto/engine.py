@@ -338,6 +338,10 @@ class Connection(asyncio.Protocol):
         self._timer_at = math.inf
         self._counted = False
         self._tls = False
+        # Set once the session is known: its protocol's next_event() when the
+        # session keeps the default poll(); whether it may hold reading.
+        self._next_event: Callable[[], object] | None = None
+        self._holds = False
         self.closed_future: asyncio.Future[None] = self.loop.create_future()
 
     # --- asyncio.Protocol -------------------------------------------------------
@@ -362,6 +366,10 @@ class Connection(asyncio.Protocol):
             transport.abort()
             return
         self.proto = session.proto
+        cls = type(session)
+        if cls.poll is Session.poll:
+            self._next_event = session.proto.next_event
+        self._holds = cls.hold_reading is not Session.hold_reading
         limit = registry.max_connections
         if registry.closing or (limit is not None and len(registry.connections) >= limit):
             self._refuse()
@@ -638,16 +646,30 @@ class Connection(asyncio.Protocol):
             return
         self._in_pump = True
         progress = False
+        # The default poll() is the protocol's next_event(): called directly.
+        next_event = self._next_event
+        tasks, max_pipelined = self._tasks, self.limits.max_pipelined
         try:
-            while not (self._held() or self._closing or self._closed):
+            while not (
+                self._blocked
+                or self._write_paused
+                or len(tasks) >= max_pipelined
+                or self._closing
+                or self._closed
+            ):
                 try:
-                    event = session.poll()
+                    if next_event is not None:
+                        event = next_event()
+                        if event is NEED_DATA or event is None:
+                            break
+                    else:
+                        event = session.poll()
+                        if event is None:
+                            break
                 except RemoteProtocolError as exc:
                     progress = True
                     self.fail(exc)
                     continue
-                if event is None:
-                    break
                 progress = True
                 if isinstance(event, ConnectionClosed):
                     break  # nothing follows EOF; eof_received closes the connection
@@ -662,6 +684,25 @@ class Connection(asyncio.Protocol):
         finally:
             self._in_pump = False
         self._flush()
+        proto = self.proto
+        if (
+            # The usual state after a batch: nothing held back or half-received,
+            # reading on. A timer is armed no later than the idle deadline, the
+            # only one that applies now (or none, with requests in flight).
+            not self._read_paused
+            and not self._holds
+            and not self._blocked
+            and not self._write_paused
+            and len(tasks) < max_pipelined
+            and not self._closing
+            and not self._closed
+            and proto is not None
+            and not proto.mid_frame
+            and proto.handshake_complete
+            and self._timer_at <= self._last_active + self.limits.idle_timeout
+        ):
+            self._frame_started = None
+            return
         self._update_reading()
         self._update_timer(progress)
 

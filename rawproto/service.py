@@ -51,7 +51,7 @@ from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from ._eager import start_eagerly
 from .engine import Connection, Session
 from .proto.base import Role
-from .proto.native import Error, NativeConnection, Reply, Request
+from .proto.native import Error, NativeConnection, Reply, Request, trusted_reply
 
 __all__ = ["NativeService", "NativeSession", "RequestMetrics"]
 
@@ -196,8 +196,13 @@ class NativeService:
             return None
         if type(pending) is CoroutineType:
             # An async def handler: most answer without awaiting, in this very
-            # call (see rawproto._eager); one that suspends goes on as a task.
-            return start_eagerly(conn.loop, self._awaited(answer, rid, resource, pending))
+            # call (see rawproto._eager), and need no deadline (nothing could
+            # interrupt them); one that suspends goes on as a task, under one.
+            holder: list[Deadline] = []
+            task = start_eagerly(conn.loop, self._awaited(answer, rid, resource, pending, holder))
+            if task is not None:
+                self._guard(conn, task, holder)
+            return task
         if isinstance(pending, asyncio.Future):
             # A def handler on the pool: finish in a callback, no task needed.
             done: asyncio.Future[None] = conn.loop.create_future()
@@ -208,7 +213,16 @@ class NativeService:
                 functools.partial(self._pooled, answer, rid, resource, done, deadline)
             )
             return done
-        return conn.loop.create_task(self._awaited(answer, rid, resource, pending))
+        holder = []
+        task = conn.loop.create_task(self._awaited(answer, rid, resource, pending, holder))
+        self._guard(conn, task, holder)
+        return task
+
+    def _guard(self, conn: Connection, task: asyncio.Task[Any], holder: list[Deadline]) -> None:
+        """Put ``task`` (a handler that suspended) under the handler deadline."""
+        deadline = self._watchdogs.get(conn.loop).start(self.limits.handler_timeout, task)
+        holder.append(deadline)
+        task.add_done_callback(lambda _: deadline.stop())  # however the task ended
 
     def _pooled(
         self,
@@ -237,13 +251,19 @@ class NativeService:
             done.set_result(None)
 
     async def _awaited(
-        self, answer: Answer, rid: int, resource: str, pending: Awaitable[Any]
+        self,
+        answer: Answer,
+        rid: int,
+        resource: str,
+        pending: Awaitable[Any],
+        deadline: list[Deadline],
     ) -> None:
-        deadline = self._watchdogs.get().start(self.limits.handler_timeout)
+        """Answer what ``pending`` returns; ``deadline`` holds the handler deadline once
+        the task has one (from its first suspension on)."""
         try:
             result = await pending
         except asyncio.CancelledError:
-            if not deadline.owns():
+            if not deadline or not deadline[0].owns():
                 raise  # cancelled by someone else: the connection is gone
             self._timed_out(answer, rid, resource)
             return
@@ -251,7 +271,8 @@ class NativeService:
             self._raised(answer, rid, resource, exc)
             return
         finally:
-            deadline.stop()
+            if deadline:
+                deadline[0].stop()
         self._answer(answer, rid, resource, result)
 
     def _timed_out(self, answer: Answer, rid: int, resource: str) -> None:
@@ -283,4 +304,5 @@ class NativeService:
                 )
             )
             return
-        answer(Reply(rid, tag, body))
+        # The id came from the peer's frame, the tag from a registered codec.
+        answer(trusted_reply(rid, tag, body))

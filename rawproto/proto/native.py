@@ -262,7 +262,7 @@ class NativeConnection:
 
     @property
     def handshake_complete(self) -> bool:
-        return self._state is not _State.PREFACE and not self.awaiting_auth
+        return self._authenticated and self._state is not _State.PREFACE
 
     @property
     def awaiting_auth(self) -> bool:
@@ -271,7 +271,7 @@ class NativeConnection:
 
     @property
     def mid_frame(self) -> bool:
-        return self._state is not _State.HEADER or bool(self._buf)
+        return self._state is not _State.HEADER or len(self._buf) > 0
 
     @property
     def body_remaining(self) -> int:
