@@ -18,12 +18,12 @@ All are answered with ``connection: close``; nothing reaches the app.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ._transport import CoalescingTransport
+from .core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
 
 __all__ = ["DataServeHttpProtocol"]
 
@@ -38,56 +38,16 @@ class _Refused(Exception):
     """Raised from a parser callback: httptools then fails the feed."""
 
 
-class _HeaderWatch:
-    """The connections of one loop waiting for a request's headers, swept by one timer.
-
-    A loop timer armed and cancelled per request costs about as much as the
-    rest of the protocol's checks together. Here each connection waiting for
-    headers is an entry in an insertion-ordered dict; all of a watch's
-    deadlines are the same length, so that order is deadline order, and a
-    timer ticking every ``resolution`` seconds (only while some connection
-    waits) expires the entries at the front. A deadline fires at most
-    ``resolution`` late.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self.loop = loop
-        self.timeout = timeout
-        self.resolution = min(0.25, timeout / 4)
-        self.waiting: dict[DataServeHttpProtocol, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, protocol: DataServeHttpProtocol) -> None:
-        self.waiting[protocol] = self.loop.time() + self.timeout
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.resolution, self._tick)
-
-    def _tick(self) -> None:
-        now = self.loop.time()
-        expired = []
-        for protocol, deadline in self.waiting.items():
-            if deadline > now:
-                break
-            expired.append(protocol)
-        for protocol in expired:
-            del self.waiting[protocol]
-            protocol._on_deadline()  # may wait again: it goes to the back
-        self._timer = self.loop.call_later(self.resolution, self._tick) if self.waiting else None
+# One per header timeout (servers sharing a loop may differ): the header
+# deadlines of all connections of a loop, swept by one timer.
+_watchdogs: dict[float, Watchdogs] = {}
 
 
-_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _HeaderWatch]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _watch_for(loop: asyncio.AbstractEventLoop, timeout: float) -> _HeaderWatch:
-    by_timeout = _watches.get(loop)
-    if by_timeout is None:
-        by_timeout = _watches[loop] = {}
-    watch = by_timeout.get(timeout)
-    if watch is None:
-        watch = by_timeout[timeout] = _HeaderWatch(loop, timeout)
-    return watch
+def _watchdog_for(loop: asyncio.AbstractEventLoop, timeout: float) -> Watchdog:
+    watchdogs = _watchdogs.get(timeout)
+    if watchdogs is None:
+        watchdogs = _watchdogs.setdefault(timeout, Watchdogs(resolution_for(timeout)))
+    return watchdogs.get(loop)
 
 
 class DataServeHttpProtocol(HttpToolsProtocol):
@@ -95,7 +55,10 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._max_header_size: int = config.h11_max_incomplete_event_size or 16 * 1024
         self._header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
-        self._watch = _watch_for(self.loop, self._header_timeout)
+        # A loop timer armed and cancelled per request would cost about as
+        # much as the rest of these checks together: one sweeps them all.
+        self._watchdog = _watchdog_for(self.loop, self._header_timeout)
+        self._deadline: Deadline | None = None
         self._in_headers = True
         self._header_bytes = 0  # raw bytes received while headers are incomplete
         self._refusal: tuple[int, str] | None = None
@@ -103,10 +66,10 @@ class DataServeHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # A response's headers and body leave in one send (see _transport).
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-        self._watch.add(self)
+        self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._watch.waiting.pop(self, None)
+        self._stop_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -139,12 +102,12 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_headers = True
         self._header_bytes = 0
-        if self not in self._watch.waiting:
-            self._watch.add(self)  # the request's first byte: its deadline starts
+        if self._deadline is None:
+            self._start_deadline()  # the request's first byte: its deadline starts
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._watch.waiting.pop(self, None)
+        self._stop_deadline()
         # The size of the request line and headers, as parsed. Headers that
         # arrive over several reads are capped in data_received as they come;
         # here are those that came whole in one read, before the app sees them.
@@ -167,13 +130,22 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             self._fail(400, "Transfer-Encoding is not allowed in HTTP/1.0")
         super().on_headers_complete()
 
+    def _start_deadline(self) -> None:
+        self._deadline = self._watchdog.call_later(self._header_timeout, self._on_deadline)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.stop()
+            self._deadline = None
+
     def _on_deadline(self) -> None:
+        self._deadline = None
         if not self._in_headers or self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # A response is still being produced for an earlier request on
             # this connection; judge the pipelined one once that is done.
-            self._watch.add(self)
+            self._start_deadline()
             return
         if self._header_bytes == 0 and self.cycle is None:
             self.transport.close()  # connected, never sent a byte
@@ -187,4 +159,4 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
-        self._watch.waiting.pop(self, None)
+        self._stop_deadline()

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import sys
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -45,6 +44,7 @@ from ._ops.observe import CLIENT_CLOSED, Observer, observer_for
 from ._ops.readiness import Readiness
 from ._ops.routes import ops_routes
 from .core.codec import Codec, CodecRegistry, default_registry, parse_media_type
+from .core.deadlines import Deadline, Watchdogs, resolution_for
 from .core.dispatch import Dispatcher
 from .core.errors import CodecError, DataServeError
 from .core.handler import make_caller, resolve_handler
@@ -98,79 +98,8 @@ class _Disconnected(Exception):
         self.received = received
 
 
-class _Deadline:
-    """One request's deadline in a ``_Watchdog``; ``restart`` moves it."""
-
-    __slots__ = ("expired", "handled", "phase", "task", "watchdog", "when")
-
-    def __init__(self, watchdog: _Watchdog, task: asyncio.Task[Any], when: float) -> None:
-        self.watchdog = watchdog
-        self.task = task
-        self.when = when
-        self.phase = _BODY
-        self.expired = False
-        self.handled = False
-
-    def restart(self, delay: float, phase: str | None = None) -> None:
-        self.when = self.watchdog.loop.time() + delay
-        if phase is not None:
-            self.phase = phase
-
-    def owns(self) -> bool:
-        """After a ``CancelledError``: True if this deadline sent it (and it is taken back)."""
-        if not self.expired or self.handled:
-            return False
-        self.handled = True
-        uncancel = getattr(self.task, "uncancel", None)  # Python 3.11+
-        return uncancel is None or uncancel() == 0
-
-    def stop(self) -> None:
-        self.watchdog.pending.discard(self)
-        if self.expired and not self.handled:
-            # Expired, but the cancellation was swallowed on its way: take it
-            # back so it cannot surface at a later, unrelated await.
-            self.handled = True
-            uncancel = getattr(self.task, "uncancel", None)
-            if uncancel is not None:
-                uncancel()
-
-
 _BODY = "body"
 _HANDLER = "handler"
-
-
-class _Watchdog:
-    """The deadlines of all requests on one loop, at the cost of a set entry each.
-
-    ``asyncio.timeout`` arms a loop timer per use (about 3 µs on uvloop, and a
-    request needs two: body, then handler), a large share of the endpoint's
-    own time on small requests. Here one timer per loop ticks every
-    ``resolution`` seconds while deadlines are pending and cancels the tasks
-    past theirs, so a deadline fires at most ``resolution`` late.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float) -> None:
-        self.loop = loop
-        self.resolution = resolution
-        self.pending: set[_Deadline] = set()
-        self._timer: asyncio.TimerHandle | None = None
-
-    def start(self, delay: float) -> _Deadline:
-        task = asyncio.current_task(self.loop)
-        assert task is not None  # an ASGI app always runs in a task
-        deadline = _Deadline(self, task, self.loop.time() + delay)
-        self.pending.add(deadline)
-        if self._timer is None:
-            self._timer = self.loop.call_later(self.resolution, self._tick)
-        return deadline
-
-    def _tick(self) -> None:
-        now = self.loop.time()
-        for deadline in [d for d in self.pending if d.when <= now]:
-            self.pending.discard(deadline)
-            deadline.expired = True
-            deadline.task.cancel()
-        self._timer = self.loop.call_later(self.resolution, self._tick) if self.pending else None
 
 
 class _Reject(Exception):
@@ -224,12 +153,9 @@ class DataEndpoint:
         self._call = make_caller(handler, self.dispatcher)
         self._media_cache: dict[bytes | None, tuple[Codec | None, dict[str, str]]] = {}
         self._media_bytes: dict[str | None, bytes] = {}
-        # Deadlines fire at most this late: a quarter of the shortest, 0.25 s at most.
-        self._resolution = min(0.25, limits.body_timeout / 4, limits.handler_timeout / 4)
-        self._watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._last_watchdog: _Watchdog | None = None
+        # Body and handler deadlines, swept by one timer per loop: they fire
+        # at most a quarter of the shorter timeout late (0.25 s at most).
+        self._watchdogs = Watchdogs(resolution_for(limits.body_timeout, limits.handler_timeout))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         observer = self._observer
@@ -311,7 +237,8 @@ class DataEndpoint:
             resource = resource[len(root) :] or "/"
         # One deadline covers the body (idle: each chunk restarts it) and then
         # the handler (absolute); its phase says which answer a timeout gets.
-        deadline = self._watchdog().start(self.limits.body_timeout)
+        deadline = self._watchdogs.get().start(self.limits.body_timeout)
+        deadline.phase = _BODY
         try:
             body = await self._read_body(receive, deadline)
             received = len(body)
@@ -397,17 +324,7 @@ class DataEndpoint:
             self._media_cache[content_type] = found
         return found
 
-    def _watchdog(self) -> _Watchdog:
-        loop = asyncio.get_running_loop()
-        watchdog = self._last_watchdog
-        if watchdog is None or watchdog.loop is not loop:
-            watchdog = self._watchdogs.get(loop)
-            if watchdog is None:
-                watchdog = self._watchdogs[loop] = _Watchdog(loop, self._resolution)
-            self._last_watchdog = watchdog
-        return watchdog
-
-    async def _read_body(self, receive: Receive, deadline: _Deadline) -> bytes:
+    async def _read_body(self, receive: Receive, deadline: Deadline) -> bytes:
         limit = self.limits.max_body_size
         chunks: list[bytes] = []
         size = 0
