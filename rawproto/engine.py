@@ -38,7 +38,7 @@ the properties ``busy`` (true: no idle timeout, e.g. a client waiting for
 answers) and ``hold_reading`` (true: stop reading the socket until
 ``conn.update_flow()``, e.g. a consumer thread is behind); the class
 attribute ``concurrent``. The ``Connection`` API a session uses:
-``send(event)``, ``write(data)``, ``await drain(empty=False)``, ``close()``,
+``send(event)``, ``write(data)``, ``flush()``, ``await drain(empty=False)``, ``close()``,
 ``abort()``, ``fail(exc)``, ``update_flow()``, and ``closing``,
 ``is_closed``, ``in_flight``, ``peername``, ``sockname``, ``socket``,
 ``limits``, ``loop``, ``closed_future``. Everything else is private::
@@ -300,7 +300,7 @@ class _Registry:
 class Connection(asyncio.Protocol):
     """One TCP connection driven by the engine (an ``asyncio.Protocol``).
 
-    Public API for sessions: ``send(event)``, ``write(data)``,
+    Public API for sessions: ``send(event)``, ``write(data)``, ``flush()``,
     ``drain(empty=False)``, ``close()``, ``abort()``, ``fail(exc)``,
     ``update_flow()``; ``closing`` (graceful shutdown began), ``is_closed``,
     ``peername``, ``sockname``, ``socket``, ``in_flight``, ``limits``,
@@ -492,6 +492,13 @@ class Connection(asyncio.Protocol):
         if not self._flush_scheduled and not self._in_pump:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    def flush(self) -> bool:
+        """Hand queued bytes to the transport now; True if it holds none (all are
+        with the kernel: what ``drain(empty=True)`` waits for)."""
+        self._flush()
+        transport = self.transport
+        return transport is not None and not self._closed and not transport.get_write_buffer_size()
 
     async def drain(self, *, empty: bool = False) -> None:
         """Flush queued bytes and wait until the write buffer is below its low mark.

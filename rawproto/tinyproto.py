@@ -273,9 +273,14 @@ class TinyProtoConnection:
                 return
             if LoopThread.shared().in_loop_thread:
                 raise RuntimeError("transmit blocks: call it from a hook, not from the event loop")
-            future = asyncio.run_coroutine_threadsafe(session.transmit(bytes(msg)), loop)
+            waiter = _Waiter()
             try:
-                future.result()
+                loop.call_soon_threadsafe(session.transmit, bytes(msg), waiter)
+            except RuntimeError:  # the loop is closed: so is the connection
+                self._lost()
+                return
+            try:
+                waiter.wait()
             except _Refused as exc:
                 raise TinyProtoError(f"Transmission rejected: {exc}") from None
             except (ConnectionError, OSError, asyncio.CancelledError):
@@ -338,8 +343,13 @@ class TinyProtoConnection:
     def _received(self, data: bytearray) -> bytearray:
         session, loop = self._session, self._loop
         if session is not None and loop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone at exit
-                loop.call_soon_threadsafe(session.consumed, len(data))
+            # Counted here, on this thread (the only one writing these); the
+            # loop is woken only if it stopped reading for this connection.
+            session.taken_bytes += len(data)
+            session.taken_messages += 1
+            if session.holding:
+                with contextlib.suppress(RuntimeError):  # the loop is gone at exit
+                    loop.call_soon_threadsafe(session.conn.update_flow)
         for plugin in reversed(self.plugin_list):
             data = plugin.msg_receive(data)
         return data
@@ -454,6 +464,42 @@ class _Refused(Exception):
     """The peer refused one of our messages."""
 
 
+class _Waiter:
+    """A ``transmit`` call waiting on its thread for the loop to send its message.
+
+    The loop side calls ``done``/``set_result``/``set_exception`` (as on a
+    future); the hook's thread blocks in ``wait``: one lock, no task, no
+    future chained across threads.
+    """
+
+    __slots__ = ("_exc", "_finished", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._exc: BaseException | None = None
+        self._finished = False
+
+    def done(self) -> bool:
+        return self._finished
+
+    def set_result(self, _: None) -> None:
+        if not self._finished:
+            self._finished = True
+            self._lock.release()
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._finished:
+            self._exc = exc
+            self._finished = True
+            self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+        if self._exc is not None:
+            raise self._exc
+
+
 class _TinySession(Session):
     """Runs on the engine's loop: moves messages between the wire and a connection's thread."""
 
@@ -469,10 +515,16 @@ class _TinySession(Session):
         super().__init__(conn, _Protocol(Role.SERVER, max_message_size=max_message_size))
         self.tiny: _Protocol = self.proto  # type: ignore[assignment]
         self.owner = owner
-        self.outgoing: collections.deque[tuple[bytes, asyncio.Future[None]]] = collections.deque()
-        self.sending: tuple[bytes, asyncio.Future[None]] | None = None
+        self.outgoing: collections.deque[tuple[bytes, _Waiter]] = collections.deque()
+        self.sending: tuple[bytes, _Waiter] | None = None
+        # Messages handed to the connection's thread (counted on the loop) and
+        # taken by it (counted on the thread); the difference is its backlog.
         self.queued_bytes = 0
         self.queued_messages = 0
+        self.taken_bytes = 0
+        self.taken_messages = 0
+        #: Reading may be held for the backlog: the thread wakes the loop on each take.
+        self.holding = False
         self.ready: asyncio.Future[None] = conn.loop.create_future()
         self._admit = admit  # the server's connection limit and bookkeeping
         # Graceful shutdown: done once the connection's thread has finished.
@@ -496,9 +548,15 @@ class _TinySession(Session):
 
     @property
     def hold_reading(self) -> bool:
-        return (
-            self.queued_bytes > _QUEUED_BYTES_HIGH or self.queued_messages > _QUEUED_MESSAGES_HIGH
+        # Raised before the counts are read: a take that the counts miss
+        # sees the flag and wakes the loop (conn.update_flow) to look again.
+        self.holding = True
+        held = (
+            self.queued_bytes - self.taken_bytes > _QUEUED_BYTES_HIGH
+            or self.queued_messages - self.taken_messages > _QUEUED_MESSAGES_HIGH
         )
+        self.holding = held
+        return held
 
     def handle(self, event: object) -> None:
         conn = self.conn
@@ -517,8 +575,11 @@ class _TinySession(Session):
             assert self.sending is not None
             data, future = self.sending
             conn.send(Message(data))
-            conn.loop.create_task(self._sent(future))
-            return  # the next message waits until this one is written
+            if not conn.flush():
+                conn.loop.create_task(self._sent(future))
+                return  # the next message waits until this one is written
+            future.set_result(None)  # handed to the kernel already
+            self.sending = None
         elif type(event) is Refused:
             assert self.sending is not None
             _, future = self.sending
@@ -531,7 +592,7 @@ class _TinySession(Session):
             self.owner._inbox.put((_READY, None))
         self._next_message()
 
-    async def _sent(self, future: asyncio.Future[None]) -> None:
+    async def _sent(self, future: _Waiter) -> None:
         try:
             await self.conn.drain(empty=True)
         except ConnectionError as exc:
@@ -543,13 +604,13 @@ class _TinySession(Session):
         self.sending = None
         self._next_message()
 
-    async def transmit(self, data: bytes) -> None:
-        future: asyncio.Future[None] = self.conn.loop.create_future()
+    def transmit(self, data: bytes, waiter: _Waiter) -> None:
+        """Queue a message of the connection's thread (called on the loop)."""
         if self.conn.is_closed:
-            raise ConnectionResetError("connection closed")
-        self.outgoing.append((data, future))
+            waiter.set_exception(ConnectionResetError("connection closed"))
+            return
+        self.outgoing.append((data, waiter))
         self._next_message()
-        await future
 
     def _next_message(self) -> None:
         if self.sending is None and self.outgoing and self.tiny.can_announce:
@@ -580,13 +641,6 @@ class _TinySession(Session):
         self._hooks_finished = True
         if self._draining is not None and not self._draining.done():
             self._draining.set_result(None)
-
-    def consumed(self, size: int) -> None:
-        held = self.hold_reading
-        self.queued_bytes -= size
-        self.queued_messages -= 1
-        if held and not self.hold_reading:
-            self.conn.update_flow()
 
     def _not_ready(self, error: TinyProtoError) -> None:
         if not self.ready.done():

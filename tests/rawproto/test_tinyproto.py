@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -518,3 +519,53 @@ def test_binding_beyond_loopback_without_client_certificates_warns(
     assert len(warnings) == 1, warnings
     assert "tinyproto server listening on 0.0.0.0" in warnings[0]
     assert "the tinyproto wire format has no token" in warnings[0]
+
+
+class Slow(TinyProtoConnection):
+    """A hook that blocks until the test opens the gate."""
+
+    gate = threading.Event()
+    received: list[bytes] = []
+
+    def transmission_received(self, msg: bytearray) -> None:
+        Slow.gate.wait(30)
+        Slow.received.append(bytes(msg))
+
+
+def test_a_hook_thread_behind_stops_reading_until_it_catches_up(
+    run_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rawproto.tinyproto as facade
+
+    monkeypatch.setattr(facade, "_QUEUED_MESSAGES_HIGH", 3)
+    Slow.gate.clear()
+    Slow.received = []
+    server = ReadyServer()
+    server.set_conn_handler(Slow)
+    running = run_server(server)
+    _client, conn = connect(running.port)
+    sent: list[int] = []
+
+    def send_all() -> None:
+        for i in range(20):
+            conn.transmit(b"%d" % i)  # returns once the server accepted it
+            sent.append(i)
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    # The hook holds the first message; three more wait for it; the server
+    # then stops reading, so the next announce is never answered.
+    server_conn = next(c for kind, c in server.events if kind == "conn_init")
+    session = server_conn._session
+    deadline = time.monotonic() + 30
+    while not session.holding and time.monotonic() < deadline:
+        time.sleep(0.01)  # sleep-ok: bounded poll for the loop to stop reading
+    assert session.holding
+    assert sender.is_alive() and len(sent) < 20  # its next announce is not read
+    Slow.gate.set()  # the thread catches up: reading resumes
+    sender.join(30)
+    assert sent == list(range(20))
+    conn.shutdown = True
+    conn.join(10)
+    server_conn.join(10)
+    assert Slow.received == [b"%d" % i for i in range(20)]
