@@ -92,9 +92,10 @@ class HandlerPool:
         self.threads = threads
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # guards _workers, _idle and _closed
+        self._lock = threading.Lock()  # guards _workers, _idle, _queued and _closed
         self._workers: list[threading.Thread] = []
-        self._idle = 0
+        self._idle = 0  # threads waiting for a call
+        self._queued = 0  # calls queued and not yet taken by a thread
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
@@ -108,43 +109,42 @@ class HandlerPool:
             if self._closed:
                 raise RuntimeError("the handler pool is closed")
             self._jobs.put(job)
-        if len(self._workers) < self.threads:
-            self._start_worker()
+            self._queued += 1
+            # Each idle thread will take at least one queued call; a call
+            # beyond those gets a thread of its own, up to the limit.
+            if self._queued > self._idle and len(self._workers) < self.threads:
+                t = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
+                )
+                self._workers.append(t)
+                t.start()
         return fut
-
-    def _start_worker(self) -> None:
-        with self._lock:
-            # An idle thread takes the call; start another only if none is.
-            if self._closed or self._idle or len(self._workers) >= self.threads:
-                return
-            t = threading.Thread(
-                target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
-            )
-            self._workers.append(t)
-            t.start()
 
     def _take(self) -> list[_Job] | None:
         with self._lock:
             self._idle += 1
         job = self._jobs.get()
+        batch = []
+        if job is not None:
+            batch.append(job)
+            # One thread takes every queued call; several take a fair share
+            # each, so the others can run in parallel.
+            n = self._jobs.qsize()
+            for _ in range(n if self.threads == 1 else n // self.threads):
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    break
+                batch.append(job)
         with self._lock:
             self._idle -= 1
+            self._queued -= len(batch)
         if job is None:
             self._jobs.put(None)  # closed: the other threads see it too
-            return None
-        batch = [job]
-        # One thread takes every queued call; several take a fair share each,
-        # so the others can run in parallel.
-        more = self._jobs.qsize() if self.threads == 1 else self._jobs.qsize() // self.threads
-        for _ in range(more):
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                self._jobs.put(None)
-                break
-            batch.append(job)
+            if not batch:
+                return None
         return batch
 
     def _work(self) -> None:

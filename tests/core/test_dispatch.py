@@ -91,6 +91,24 @@ def test_threads_n_lets_n_run_at_once() -> None:
     assert run(main()) == list(range(n))
 
 
+def test_calls_arriving_while_threads_are_idle_still_run_at_once() -> None:
+    # Threads that went idle after earlier calls take one queued call each;
+    # the calls beyond them must get threads of their own, or a blocking call
+    # would hold the others up.
+    n = 4
+
+    async def main() -> None:
+        d = Dispatcher(threads=n)
+        call = d.prepare(lambda i, barrier: (barrier and barrier.wait(), i)[1])
+        for idle in range(1, n):
+            await asyncio.gather(*(call(i, None) for i in range(idle)))  # leaves idle threads
+            barrier = threading.Barrier(n, timeout=10)
+            assert await asyncio.gather(*(call(i, barrier) for i in range(n))) == list(range(n))
+        d.close(wait=5)
+
+    run(main())
+
+
 def test_a_blocking_handler_does_not_block_the_loop() -> None:
     release = threading.Event()
 

@@ -119,14 +119,22 @@ def test_workers_each_listen_on_the_tcp_port(server_process: Any, pki: dict[str,
     assert len(set(tcp_pids)) == 2, tcp_pids
     with RawDataClient(tcp_port, token="", ca_file=ca) as tcp, pytest.raises(Unauthorized):
         tcp.send("/pid")
-    # Workers share the metrics (prometheus-client's multiprocess mode).
+    # Workers share the metrics (prometheus-client's multiprocess mode); each
+    # adds its tallies to the shared files every half second.
     context = ssl.create_default_context(cafile=ca)
-    metrics = httpx.get(
-        f"https://127.0.0.1:{server.port}/_dataserve/metrics",
-        verify=context,
-        headers={"authorization": "Bearer s3cret"},
-    )
-    assert _native_requests(metrics.text, "/pid") == len(tcp_pids)
+
+    def counted() -> int:
+        metrics = httpx.get(
+            f"https://127.0.0.1:{server.port}/_dataserve/metrics",
+            verify=context,
+            headers={"authorization": "Bearer s3cret"},
+        )
+        return _native_requests(metrics.text, "/pid")
+
+    deadline = time.monotonic() + 30
+    while counted() != len(tcp_pids) and time.monotonic() < deadline:
+        pass  # each try is a scrape: a round trip, no sleep
+    assert counted() == len(tcp_pids)
     status, _ = finish(server)  # SIGTERM: every worker drains and exits
     assert status == 0
     for pid in set(tcp_pids):
