@@ -49,8 +49,11 @@ round-trip structure as ours."""
 LIMITS = """\
 A 1 MiB frame arrives in many reads; the native protocol collects them and hands
 the payload on in one piece, and the reply goes out as one `writelines` of header
-and payload. What is left is copies: the frame is assembled from the reads (one
-copy), and the client collects the reply the same way."""
+and payload. What is left is copies: the frame is assembled from the reads on the
+server (one copy). The client sends a large payload without joining it to its
+header, and after a large answer reads the next payload with one
+`recv(n, MSG_WAITALL)` straight into the `bytes` it returns, which halved its CPU per
+call (1,290 → 623 µs, where the ceiling's client uses about 500 to 600)."""
 
 
 def _free_port() -> int:
