@@ -13,8 +13,10 @@ whether the ``CancelledError`` it caught is the deadline's) or calls a
 function (``call_later``: for work that is not a task, such as a ``def``
 handler on a thread pool, whose answer is given up on).
 
-Used by the raw TCP engine's services (``rawproto.service``); the HTTP
-endpoint's deadlines work the same way.
+Used for every per-request deadline: the HTTP endpoint's body and handler
+deadlines (``dataserve.app``), the HTTP protocol's header deadline
+(``dataserve._protocol``) and the raw TCP services' handler deadlines
+(``rawproto.service``).
 """
 
 from __future__ import annotations
