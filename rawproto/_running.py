@@ -19,7 +19,9 @@ import contextlib
 import logging
 import signal
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 from dataserve.core.limits import Limits
 from dataserve.core.security import TLSConfig
@@ -28,7 +30,7 @@ from ._loop import LoopThread, run
 from ._security import warn_if_exposed
 from .engine import RawServer, Service
 
-__all__ = ["BackgroundService", "serve_until_signalled"]
+__all__ = ["BackgroundService", "FacadeServer", "serve_until_signalled"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -107,3 +109,68 @@ class BackgroundService:
     def stop(self, timeout: float | None = None) -> None:
         """Stop gracefully: requests in flight finish (up to ``timeout``)."""
         self._thread.run(self._server.stop(timeout))
+
+
+_F = TypeVar("_F", bound="FacadeServer")
+
+
+class FacadeServer(ABC):
+    """What a seed facade's server does the same way whatever its wire format:
+    serve in the foreground until a signal (``_serve_until_signalled``, behind
+    the seed's own blocking call), or in the background (``start()``,
+    ``stop()``, ``with``).
+
+    A subclass names its framing and says how it keeps its address (the
+    seeds spell the attributes differently).
+    """
+
+    FRAMING: ClassVar[str]
+    limits: Limits
+    tls: TLSConfig | None
+    _background: BackgroundService | None = None
+
+    @abstractmethod
+    def _service(self) -> Service:
+        """The engine service for the current routes or commands."""
+
+    @abstractmethod
+    def _address(self) -> tuple[str, int]:
+        """Where to listen, as the user gave it."""
+
+    @abstractmethod
+    def _bound(self, port: int) -> None:
+        """The port actually bound (the real one when 0 was asked for)."""
+
+    def _serve_until_signalled(self, announce: Callable[[str, int], str]) -> None:
+        def banner(host: str, port: int) -> None:
+            self._bound(port)
+            print(announce(host, port), flush=True)
+
+        host, port = self._address()
+        serve_until_signalled(
+            self._service(), host, port, self.limits, banner, tls=self.tls, framing=self.FRAMING
+        )
+
+    def start(self: _F) -> _F:
+        """Serve in the background; returns once connections are accepted."""
+        if self._background is not None:
+            raise RuntimeError("the server is already running")
+        host, port = self._address()
+        background = BackgroundService(
+            self._service(), host, port, self.limits, tls=self.tls, framing=self.FRAMING
+        )
+        self._background = background.start()
+        self._bound(background.port)
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop a server started with ``start()``; running handlers finish first."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.stop(timeout)
+
+    def __enter__(self: _F) -> _F:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -65,7 +65,7 @@ from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
-from ._running import BackgroundService, serve_until_signalled
+from ._running import FacadeServer
 from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
@@ -358,7 +358,7 @@ class _Session(Session):
             raise errors.ConnectionClosed("the client closed the connection") from None
 
 
-class Server:
+class Server(FacadeServer):
     """A pyts server: ``routeHandler(endpoint, fn)`` then ``startServer()``.
 
     ``threads`` handlers run at once (``def`` handlers run on threads,
@@ -367,6 +367,8 @@ class Server:
     background instead. A host other than loopback logs a warning unless
     ``tls`` requires client certificates (pyts has no token).
     """
+
+    FRAMING = "pyts"
 
     def __init__(
         self,
@@ -384,7 +386,6 @@ class Server:
         self.tls = tls
         #: Endpoint -> handler, as registered (the original's attribute).
         self.RouteHandlers: dict[str, RouteHandler] = {}
-        self._background: BackgroundService | None = None
 
     def routeHandler(self, route: str, cb: RouteHandler) -> None:
         """Call ``cb(request, response)`` for requests to ``route`` (replaces an earlier one)."""
@@ -394,36 +395,12 @@ class Server:
         router: Router[RouteHandler] = Router(self.RouteHandlers)
         return _Service(router, self.limits.replace(handler_threads=self.threads))
 
+    def _address(self) -> tuple[str, int]:
+        return self.HOST, self.PORT
+
+    def _bound(self, port: int) -> None:
+        self.PORT = port
+
     def startServer(self) -> None:
         """Serve until Ctrl-C or SIGTERM; prints ``INFO:: Server started; HOST:PORT``."""
-
-        def banner(host: str, port: int) -> None:
-            self.PORT = port
-            print(f"INFO:: Server started; {host}:{port}", flush=True)
-
-        serve_until_signalled(
-            self._service(), self.HOST, self.PORT, self.limits, banner, tls=self.tls, framing="pyts"
-        )
-
-    def start(self) -> Server:
-        """Serve in the background; returns once connections are accepted."""
-        if self._background is not None:
-            raise RuntimeError("the server is already running")
-        background = BackgroundService(
-            self._service(), self.HOST, self.PORT, self.limits, tls=self.tls, framing="pyts"
-        )
-        self._background = background.start()
-        self.PORT = background.port
-        return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop a server started with ``start()``; running handlers finish first."""
-        background, self._background = self._background, None
-        if background is not None:
-            background.stop(timeout)
-
-    def __enter__(self) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._serve_until_signalled(lambda host, port: f"INFO:: Server started; {host}:{port}")

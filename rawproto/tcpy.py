@@ -60,7 +60,7 @@ from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
-from ._running import BackgroundService, serve_until_signalled
+from ._running import FacadeServer
 from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
@@ -402,7 +402,7 @@ class _Session(Session):
                 self.conn.transport.resume_reading()
 
 
-class TCPServer:
+class TCPServer(FacadeServer):
     """A tcpy server: ``commands`` maps command names to handler classes.
 
     ``listen()`` serves in the foreground until Ctrl-C or SIGTERM (handlers
@@ -413,6 +413,8 @@ class TCPServer:
     default host, ``localhost``, serves this machine only; any other logs a
     warning unless ``tls`` requires client certificates (tcpy has no token).
     """
+
+    FRAMING = "tcpy"
 
     def __init__(
         self,
@@ -432,44 +434,19 @@ class TCPServer:
         self.poll_intv = poll_intv
         self.limits = limits or DEFAULT_LIMITS
         self.tls = tls
-        self._background: BackgroundService | None = None
 
     def _service(self) -> _Service:
         return _Service(self.commands, self.limits.replace(handler_threads=self.threads))
 
+    def _address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def _bound(self, port: int) -> None:
+        self.port = port
+
     def listen(self) -> None:
         """Serve until Ctrl-C or SIGTERM; prints where it listens."""
-
-        def banner(host: str, port: int) -> None:
-            self.port = port
-            print(f"TCPServer is listening at {host}:{port}!", flush=True)
-
-        serve_until_signalled(
-            self._service(), self.host, self.port, self.limits, banner, tls=self.tls, framing="tcpy"
-        )
-
-    def start(self) -> TCPServer:
-        """Serve in the background; returns once connections are accepted."""
-        if self._background is not None:
-            raise RuntimeError("the server is already running")
-        background = BackgroundService(
-            self._service(), self.host, self.port, self.limits, tls=self.tls, framing="tcpy"
-        )
-        self._background = background.start()
-        self.port = background.port
-        return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop a server started with ``start()``; running handlers finish first."""
-        background, self._background = self._background, None
-        if background is not None:
-            background.stop(timeout)
-
-    def __enter__(self) -> TCPServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._serve_until_signalled(lambda host, port: f"TCPServer is listening at {host}:{port}!")
 
 
 # --- the client ----------------------------------------------------------------------
