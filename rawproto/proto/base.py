@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import enum
 import struct
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol, final, runtime_checkable
 
-from dataserve.core.errors import ProtocolError, RemoteProtocolError
+from dataserve.core.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 
 __all__ = [
     "NEED_DATA",
     "ConnectionClosed",
     "Event",
     "FrameError",
+    "FramedReceiver",
     "NeedData",
     "ProtocolConnection",
     "ReceiveBuffer",
@@ -240,3 +242,74 @@ class ReceiveBuffer:
             else:
                 del data[: self._start]  # type: ignore[union-attr]
             self._start = 0
+
+
+class FramedReceiver(ABC):
+    """The receiving half every framing shares: buffer what arrives, parse
+    events from it, remember a fatal error, report the peer's close once.
+
+    A subclass parses in ``_next()`` (an event, or ``NEED_DATA``) and says in
+    ``_at_eof()`` whether the stream may end where it is: it raises
+    ``self._fatal(...)`` if the peer closed mid-frame, or returns
+    ``self._closed()``.
+    """
+
+    def __init__(self) -> None:
+        self._buf = ReceiveBuffer()
+        self._eof = False
+        self._eof_reported = False
+        self._broken: FrameError | None = None
+
+    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Feed bytes from the peer; ``None`` (or no call after EOF) means it closed."""
+        if data is None:
+            self._eof = True
+        elif data:
+            if self._eof:
+                raise LocalProtocolError("data received after EOF")
+            self._buf.append(data)
+
+    def next_event(self) -> Event | NeedData:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            event = self._next()
+        except FrameError as exc:
+            if exc.fatal:
+                self._broken = exc
+            raise
+        if event is NEED_DATA and self._eof:
+            return self._at_eof()
+        return event
+
+    def events(self) -> list[Event]:
+        """Every event that can be parsed now (convenience for tests and clients)."""
+        out: list[Event] = []
+        while True:
+            event = self.next_event()
+            if isinstance(event, NeedData):
+                return out
+            out.append(event)
+            if isinstance(event, ConnectionClosed):
+                return out
+
+    @abstractmethod
+    def _next(self) -> Event | NeedData:
+        """The next event parsed from the buffer, or ``NEED_DATA``."""
+
+    @abstractmethod
+    def _at_eof(self) -> Event | NeedData:
+        """The peer closed and nothing more parses: ``self._closed()``, or raise."""
+
+    def _closed(self) -> Event | NeedData:
+        """The peer closed cleanly: ``ConnectionClosed`` once, then ``NEED_DATA``."""
+        if self._eof_reported:
+            return NEED_DATA
+        self._eof_reported = True
+        return ConnectionClosed()
+
+    def _fatal(self, message: str, status: int = 400) -> FrameError:
+        """A fatal error, remembered: every later ``next_event`` raises it too."""
+        exc = FrameError(message, status)
+        self._broken = exc
+        return exc

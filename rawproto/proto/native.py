@@ -61,9 +61,9 @@ from .base import (
     NEED_DATA,
     ConnectionClosed,
     Event,
+    FramedReceiver,
     FrameError,
     NeedData,
-    ReceiveBuffer,
     Role,
 )
 
@@ -222,7 +222,7 @@ class _State(enum.Enum):
     SKIP = "skip"
 
 
-class NativeConnection:
+class NativeConnection(FramedReceiver):
     """One end of a native-framing connection.
 
     ``role`` decides which frames it takes: a server takes REQUEST (and AUTH
@@ -249,13 +249,10 @@ class NativeConnection:
         # The first frame after the preface may be AUTH (required with a token).
         self._first_frame = role is Role.SERVER
         self._authenticated = self._token is None
-        self._buf = ReceiveBuffer()
+        super().__init__()
         self._state = _State.PREFACE
         self._remaining = 0  # BODY / SKIP: bytes of the current frame still due
         self._header: tuple[int, int, int, int] = (0, 0, 0, 0)  # kind, tag, res_len, id
-        self._eof = False
-        self._eof_reported = False
-        self._broken: FrameError | None = None
         self._preface_sent = False
 
     # --- state ------------------------------------------------------------------
@@ -289,44 +286,10 @@ class NativeConnection:
     def initiate(self) -> bytes:
         return self.send(Preface())
 
-    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
-        if data is None:
-            self._eof = True
-        elif data:
-            if self._eof:
-                raise LocalProtocolError("data received after EOF")
-            self._buf.append(data)
-
-    def next_event(self) -> Event | NeedData:
-        if self._broken is not None:
-            raise self._broken
-        try:
-            event = self._next()
-        except FrameError as exc:
-            if exc.fatal:
-                self._broken = exc
-            raise
-        if event is NEED_DATA and self._eof:
-            if self._state is not _State.HEADER or self._buf:
-                cut = FrameError(f"the peer closed in the middle of a frame ({self._where()})")
-                self._broken = cut
-                raise cut
-            if self._eof_reported:
-                return NEED_DATA
-            self._eof_reported = True
-            return ConnectionClosed()
-        return event
-
-    def events(self) -> list[Event]:
-        """Every event that can be parsed now (convenience for tests and clients)."""
-        out: list[Event] = []
-        while True:
-            event = self.next_event()
-            if isinstance(event, NeedData):
-                return out
-            out.append(event)
-            if isinstance(event, ConnectionClosed):
-                return out
+    def _at_eof(self) -> Event | NeedData:
+        if self._state is not _State.HEADER or self._buf:
+            raise self._fatal(f"the peer closed in the middle of a frame ({self._where()})")
+        return self._closed()
 
     def _where(self) -> str:
         if self._state is _State.PREFACE:

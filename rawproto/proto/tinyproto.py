@@ -65,6 +65,7 @@ from .base import (
     NEED_DATA,
     ConnectionClosed,
     Event,
+    FramedReceiver,
     FrameError,
     NeedData,
     ReceiveBuffer,
@@ -194,7 +195,7 @@ class _Send(enum.Enum):
     ACCEPTED = "accepted"  # the peer accepted: our payload is due
 
 
-class TinyProtoConnection:
+class TinyProtoConnection(FramedReceiver):
     """One end of a tinyproto connection (either role: the protocol is symmetric).
 
     ``max_message_size`` bounds what the peer may send us (refused above it);
@@ -204,10 +205,7 @@ class TinyProtoConnection:
     def __init__(self, role: Role = Role.SERVER, *, max_message_size: int = MSG_MAX_SIZE) -> None:
         self.role = role
         self.max_message_size = min(max_message_size, MSG_MAX_SIZE)
-        self._buf = ReceiveBuffer()
-        self._eof = False
-        self._eof_reported = False
-        self._broken: FrameError | None = None
+        super().__init__()
         self._their_handshake = False
         self._our_handshake = False
         self._recv = _Recv.LENGTH
@@ -258,38 +256,6 @@ class TinyProtoConnection:
     def initiate(self) -> bytes:
         return self.send(Handshake())
 
-    def receive_data(self, data: bytes | bytearray | memoryview | None) -> None:
-        if data is None:
-            self._eof = True
-        elif data:
-            if self._eof:
-                raise LocalProtocolError("data received after EOF")
-            self._buf.append(data)
-
-    def next_event(self) -> Event | NeedData:
-        if self._broken is not None:
-            raise self._broken
-        try:
-            event = self._next()
-        except FrameError as exc:
-            if exc.fatal:
-                self._broken = exc
-            raise
-        if event is NEED_DATA and self._eof:
-            return self._at_eof()
-        return event
-
-    def events(self) -> list[Event]:
-        """Every event that can be parsed now (convenience for tests and clients)."""
-        out: list[Event] = []
-        while True:
-            event = self.next_event()
-            if isinstance(event, NeedData):
-                return out
-            out.append(event)
-            if isinstance(event, ConnectionClosed):
-                return out
-
     def _at_eof(self) -> Event | NeedData:
         if not self._their_handshake:
             raise self._fatal(
@@ -300,15 +266,7 @@ class TinyProtoConnection:
             raise self._fatal("the peer closed in the middle of a message")
         if self._send is _Send.AWAIT_ANSWER:
             raise self._fatal("the peer closed without answering our message")
-        if self._eof_reported:
-            return NEED_DATA
-        self._eof_reported = True
-        return ConnectionClosed()
-
-    def _fatal(self, message: str, status: int = 400) -> FrameError:
-        exc = FrameError(message, status)
-        self._broken = exc
-        return exc
+        return self._closed()
 
     def _next(self) -> Event | NeedData:
         buf = self._buf
