@@ -76,12 +76,14 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         if self._in_headers:
             self._header_bytes += len(data)
         super().data_received(data)
-        if (
-            self._in_headers
-            and self._header_bytes > self._max_header_size
-            and not self.transport.is_closing()
-        ):
-            self._refuse_oversize()
+        if self._in_headers and not self.transport.is_closing():
+            if self._header_bytes > self._max_header_size:
+                self._refuse_oversize()
+            elif self._deadline is None:
+                # A request began in this read and its headers are not all
+                # here: its deadline starts now. (Headers that come whole in
+                # one read, the usual case, never need one.)
+                self._start_deadline()
 
     def _fail(self, status: int, message: str) -> None:
         # Raising from a parser callback makes httptools fail the feed;
@@ -102,8 +104,6 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_headers = True
         self._header_bytes = 0
-        if self._deadline is None:
-            self._start_deadline()  # the request's first byte: its deadline starts
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
