@@ -56,7 +56,8 @@ What was tried, with py-spy and per-thread CPU counters on the server under wrk:
 the endpoint armed an `asyncio.timeout` twice per request and the protocol a header
 timer, each a loop timer created and cancelled (about 2 µs each on uvloop); all three
 are now deadlines in one watchdog per event loop (a set swept by one timer, at most a
-quarter second late: `dataserve.core.deadlines`). Metrics cost six locked
+quarter second late: `dataserve.core.deadlines`), and the header deadline is only set
+for a request whose headers do not arrive whole in one read. Metrics cost six locked
 prometheus-client calls per request (about a fifth of our CPU); requests are now
 tallied in plain integers and added to the Prometheus metrics at each scrape and every
 half second. The observation of each request (request id, status, byte counts) wrapped
