@@ -102,6 +102,15 @@ _BODY = "body"
 _HANDLER = "handler"
 
 
+def _resource_of(scope: Scope) -> str:
+    """The resource a request names: its path below the app's root path."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
 class _Reject(Exception):
     def __init__(self, status: int, message: str, close: bool = False, received: int = 0) -> None:
         self.status, self.message, self.close = status, message, close
@@ -158,23 +167,27 @@ class DataEndpoint:
         self._watchdogs = Watchdogs(resolution_for(limits.body_timeout, limits.handler_timeout))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resource = _resource_of(scope)
         observer = self._observer
         if observer is None:
-            await self._answer(scope, receive, send, None)
+            await self._answer(scope, resource, receive, send, None)
             return
         seen = observer.begin(scope)
         status, received, sent = CLIENT_CLOSED, 0, 0
         try:
-            status, received, sent = await self._answer(scope, receive, send, seen.headers)
+            status, received, sent = await self._answer(
+                scope, resource, receive, send, seen.headers
+            )
         except Exception:
             status = 500  # what uvicorn answers to an app that raised
             raise
         finally:
-            observer.end(scope, seen, status, received, sent)
+            observer.end(scope, resource, seen, status, received, sent)
 
     async def _answer(
         self,
         scope: Scope,
+        resource: str,
         receive: Receive,
         send: Send,
         extra: list[tuple[bytes, bytes]] | None,
@@ -200,7 +213,7 @@ class DataEndpoint:
             )
             return 405, 0, sent
         try:
-            return await self._serve(scope, receive, send, extra)
+            return await self._serve(scope, resource, receive, send, extra)
         except _Disconnected as exc:
             return CLIENT_CLOSED, exc.received, 0  # nobody to answer; nothing was handled
         except _Reject as exc:
@@ -208,7 +221,12 @@ class DataEndpoint:
             return exc.status, exc.received, sent
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, extra: list[tuple[bytes, bytes]] | None
+        self,
+        scope: Scope,
+        resource: str,
+        receive: Receive,
+        send: Send,
+        extra: list[tuple[bytes, bytes]] | None,
     ) -> tuple[int, int, int]:
         content_type: bytes | None = None
         length: int | None = None
@@ -231,14 +249,9 @@ class DataEndpoint:
                 close=True,
             )
         codec, params = self._codec_for(content_type)
-        resource = scope["path"]
-        root = scope.get("root_path")
-        if root and resource.startswith(root):
-            resource = resource[len(root) :] or "/"
         # One deadline covers the body (idle: each chunk restarts it) and then
         # the handler (absolute); its phase says which answer a timeout gets.
-        deadline = self._watchdogs.get().start(self.limits.body_timeout)
-        deadline.phase = _BODY
+        deadline = self._watchdogs.get().start(self.limits.body_timeout, phase=_BODY)
         try:
             body = await self._read_body(receive, deadline)
             received = len(body)

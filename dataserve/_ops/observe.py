@@ -31,14 +31,6 @@ CLIENT_CLOSED = 499
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
 
 
-def _resource(scope: Scope) -> str:
-    path: str = scope["path"]
-    root = scope.get("root_path")
-    if root and path.startswith(root):
-        path = path[len(root) :] or "/"
-    return path
-
-
 class Observation:
     """One request being observed: its start, id and the headers its answer carries."""
 
@@ -79,14 +71,16 @@ class Observer:
         rid = pick_request_id(incoming)
         return Observation(start, rid, set_request_id(rid), [(HEADER, rid.encode("ascii"))])
 
-    def end(self, scope: Scope, seen: Observation, status: int, received: int, sent: int) -> None:
-        """The request is over: answered with ``status`` (``CLIENT_CLOSED`` if
+    def end(
+        self, scope: Scope, resource: str, seen: Observation, status: int, received: int, sent: int
+    ) -> None:
+        """The request for ``resource`` is over: answered with ``status`` (``CLIENT_CLOSED`` if
         not at all), ``received`` body bytes in, ``sent`` out."""
         if seen.token is not None:
             reset_request_id(seen.token)
         duration = time.perf_counter() - seen.start
         if self._metrics is not None:
-            self._metrics.observe(_resource(scope), status, duration, received, sent)
+            self._metrics.observe(resource, status, duration, received, sent)
         if self._log:
             logs.access(scope, status, sent, received, duration, seen.request_id)
 

@@ -114,13 +114,16 @@ class Watchdog:
         self.pending: set[Deadline] = set()
         self._timer: asyncio.TimerHandle | None = None
 
-    def start(self, delay: float, task: asyncio.Task[Any] | None = None) -> Deadline:
-        """A deadline ``delay`` seconds from now that cancels ``task`` (default: the current)."""
+    def start(
+        self, delay: float, task: asyncio.Task[Any] | None = None, *, phase: str = ""
+    ) -> Deadline:
+        """A deadline ``delay`` seconds from now that cancels ``task`` (default: the
+        current), covering ``phase``."""
         if task is None:
             task = asyncio.current_task(self.loop)
             if task is None:
                 raise RuntimeError("Watchdog.start() outside a task: pass the task")
-        return self._add(Deadline(self, self.loop.time() + delay, task))
+        return self._add(Deadline(self, self.loop.time() + delay, task, phase=phase))
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Deadline:
         """A deadline ``delay`` seconds from now that calls ``callback(*args)`` (at most
