@@ -5,7 +5,10 @@ httptools a client can send headers without end. Its keep-alive timer also
 restarts on every byte, so a client trickling header bytes holds a
 connection forever (slowloris). This subclass adds, per request:
 
-* a size cap on the request line and headers (``max_header_size``): 431;
+* a size cap on the request line and headers (``max_header_size``): 431.
+  Headers still arriving are counted in raw bytes read. When one read holds
+  the end of a request and the start of the next, only what was parsed of
+  the new one counts for that read, so the cut comes at most one read late;
 * an absolute deadline for them (``header_timeout``), counted from the
   request's first byte (or from connect), not reset per byte: 408;
 * the framing checks llhttp leaves to the server: an HTTP/1.1 request needs
@@ -61,6 +64,8 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         self._deadline: Deadline | None = None
         self._in_headers = True
         self._header_bytes = 0  # raw bytes received while headers are incomplete
+        self._between = True  # no request in progress (before one begins, after one ends)
+        self._begun = 0  # requests begun during the current read
         self._refusal: tuple[int, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -73,10 +78,18 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
-            self._header_bytes += len(data)
+        fresh = self._between
+        self._begun = 0
         super().data_received(data)
         if self._in_headers and not self.transport.is_closing():
+            if not self._begun:
+                self._header_bytes += len(data)  # the same headers, continued
+            elif fresh and self._begun == 1:
+                self._header_bytes = len(data)  # all of this read is this request's
+            else:
+                # An earlier request ended in this read: what of it belongs
+                # to the new one is not known, but at least what was parsed.
+                self._header_bytes = self._parsed_header_size()
             if self._header_bytes > self._max_header_size:
                 self._refuse_oversize()
             elif self._deadline is None:
@@ -103,7 +116,18 @@ class DataServeHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._between = False
+        self._begun += 1
         self._header_bytes = 0
+
+    def on_message_complete(self) -> None:
+        self._between = True
+        super().on_message_complete()
+
+    def _parsed_header_size(self) -> int:
+        # The request line's target and the headers completed so far; a
+        # header still arriving is not in it.
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
@@ -147,7 +171,7 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             # this connection; judge the pipelined one once that is done.
             self._start_deadline()
             return
-        if self._header_bytes == 0 and self.cycle is None:
+        if self._between and self._header_bytes == 0:
             self.transport.close()  # connected, never sent a byte
             return
         self._refuse(408, f"request headers not received within {self._header_timeout:g} s")

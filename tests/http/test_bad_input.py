@@ -167,6 +167,39 @@ def test_headers_that_never_end_are_cut_at_the_size_limit(echo_server: Backgroun
     assert status_of(reply) == 431
 
 
+def test_unfinished_oversized_headers_in_one_send_get_431_before_the_deadline(
+    echo_server: BackgroundServer,
+) -> None:
+    # Usually one read: the request begins in it and its headers never end.
+    # The answer comes from the size, not from the 10 s header deadline.
+    reply, closed = exchange(echo_server.port, HEAD + b"X-Filler: " + b"f" * 20_000, timeout=5)
+    assert status_of(reply) == 431
+    assert body_of(reply) == b"request headers are over the limit of 16384 bytes"
+    assert closed
+    still_serving(echo_server)
+
+
+def test_unfinished_oversized_headers_after_a_pipelined_request_get_431(
+    echo_server: BackgroundServer,
+) -> None:
+    # A read holding the end of one request and the start of the next: of
+    # that read, only what was parsed counts for the second; every later
+    # byte counts whole. So the cut comes at most one read late.
+    first = HEAD + b"Content-Length: 2\r\n\r\nok"
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        sock.sendall(first + HEAD + b"X-Filler: " + b"f" * 8_000)
+        reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+        try:
+            sock.sendall(b"f" * 17_000)
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    answers = reply.split(b"HTTP/1.1 ")
+    assert len(answers) == 3 and answers[2].startswith(b"431 ")
+
+
 def test_h16_huge_content_length_is_refused_at_once_without_reading(
     echo_server: BackgroundServer,
 ) -> None:
@@ -263,6 +296,15 @@ def test_h19_slow_headers_are_closed_at_the_deadline_not_per_byte(
         assert status_of(reply) == 408
         assert body_of(reply) == b"request headers not received within 0.5 s"
     assert time.monotonic() - started < 10
+
+
+def test_headers_that_stop_after_one_read_get_408(limited: BackgroundServer) -> None:
+    # The request began and stalled inside its first read: that is a
+    # request timing out (408), not a connection that never spoke.
+    reply, closed = exchange(limited.port, HEAD + b"X-Partial: abc")
+    assert status_of(reply) == 408
+    assert body_of(reply) == b"request headers not received within 0.5 s"
+    assert closed
 
 
 def test_idle_connection_without_a_byte_is_closed(limited: BackgroundServer) -> None:
