@@ -118,7 +118,6 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._between = False
         self._begun += 1
-        self._header_bytes = 0
 
     def on_message_complete(self) -> None:
         self._between = True
