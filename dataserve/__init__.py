@@ -21,10 +21,10 @@ _EXPORTS: dict[str, str] = {
     "CodecRegistry": "dataserve.core.codec",
     "default_registry": "dataserve.core.codec",
     "inline": "dataserve.core.dispatch",
-    "run_http_server": "dataserve.server",
-    "BackgroundServer": "dataserve.server",
-    "create_app": "dataserve.app",
-    "DataServeApp": "dataserve.app",
+    "run_http_server": "dataserve.serving",
+    "BackgroundServer": "dataserve.http.server",
+    "create_app": "dataserve.http.app",
+    "DataServeApp": "dataserve.http.app",
     "HTTPDataClient": "dataserve.client",
     "AsyncHTTPDataClient": "dataserve.client",
     "OpsConfig": "dataserve.ops",
@@ -75,8 +75,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .app import DataServeApp as DataServeApp
-    from .app import create_app as create_app
     from .client import AsyncHTTPDataClient as AsyncHTTPDataClient
     from .client import HTTPDataClient as HTTPDataClient
     from .core.codec import Codec as Codec
@@ -110,7 +108,9 @@ if TYPE_CHECKING:
     from .core.handler import HTTPDataHandler as HTTPDataHandler
     from .core.limits import Limits as Limits
     from .core.routing import Router as Router
+    from .http.app import DataServeApp as DataServeApp
+    from .http.app import create_app as create_app
+    from .http.server import BackgroundServer as BackgroundServer
     from .ops import OpsConfig as OpsConfig
     from .ops import request_id as request_id
-    from .server import BackgroundServer as BackgroundServer
-    from .server import run_http_server as run_http_server
+    from .serving import run_http_server as run_http_server

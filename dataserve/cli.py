@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._ops.config import add_arguments as add_ops_arguments
-from ._ops.config import ops_from_args
 from .core.limits import add_arguments, limits_from_args
 from .core.security import TOKEN_ENV, tls_from_args
 from .core.security import add_arguments as add_security_arguments
+from .ops.config import add_arguments as add_ops_arguments
+from .ops.config import ops_from_args
 
 __all__ = ["main"]
 
@@ -78,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .loader import HandlerLoadError, load_handler
-    from .server import run_http_server
+    from .core.loading import HandlerLoadError, load_handler
+    from .serving import run_http_server
 
     try:
         limits = limits_from_args(args)
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
     def banner(url: str) -> None:
-        from ._ops.logs import announce
+        from .ops.logs import announce
 
         announce(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", ops.log_format, url=url)
         if args.handler == EXAMPLE and url.startswith("http"):

@@ -1,4 +1,4 @@
-"""Fuzz target: the callback API's query and header parsing (``dataserve._callback_messages``).
+"""Fuzz target: the callback API's query and header parsing (``dataserve.callback.messages``).
 
 A fuzz input is ``cut, query \\n header lines...``: the query string (decoded
 as Latin-1, as the server does with the raw query), then ``name: value``
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dataserve._callback_messages import canonical_header_name, parse_query, request_headers
+from dataserve.callback.messages import canonical_header_name, parse_query, request_headers
 
 from ._main import exec_target
 

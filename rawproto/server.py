@@ -44,7 +44,7 @@ def _limits(limits: Limits | None, handler_threads: int | None) -> Limits:
 
 def _load(handler: Any) -> Any:
     if isinstance(handler, str):
-        from dataserve.loader import load_handler
+        from dataserve.core.loading import load_handler
 
         return load_handler(handler)
     return handler
@@ -77,7 +77,7 @@ async def start_server(
     limits = _limits(limits, handler_threads)
     recorder = None
     if metrics:
-        from dataserve.ops import transport_metrics
+        from dataserve.core.metrics import transport_metrics
 
         recorder = transport_metrics("native")
     service = NativeService(

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import trustme
 
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP_DIR = ROOT / ".interop"

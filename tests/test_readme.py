@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dataserve.server import bind_socket
+from dataserve.http.server import bind_socket
 from tests.conftest import ROOT, ServerProcess, run_python
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)

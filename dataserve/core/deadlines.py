@@ -14,8 +14,8 @@ function (``call_later``: for work that is not a task, such as a ``def``
 handler on a thread pool, whose answer is given up on).
 
 Used for every per-request deadline: the HTTP endpoint's body and handler
-deadlines (``dataserve.app``), the HTTP protocol's header deadline
-(``dataserve._protocol``) and the raw TCP services' handler deadlines
+deadlines (``dataserve.http.app``), the HTTP protocol's header deadline
+(``dataserve.http.protocol``) and the raw TCP services' handler deadlines
 (``rawproto.service``).
 """
 

@@ -17,7 +17,7 @@ from dataserve.callback import (
     httpserver_stopcallback,
 )
 from dataserve.core.limits import Limits
-from dataserve.server import BackgroundLoop
+from dataserve.http.server import BackgroundLoop
 
 from .conftest import Register, ok, register_on_free_port
 from .test_messages import BAD_RESPONSES

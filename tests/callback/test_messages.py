@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dataserve._callback_messages import (
+from dataserve.callback.messages import (
     InvalidResponse,
     RequestHeaders,
     build_reply,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from dataserve.server import bind_socket
+from dataserve.http.server import bind_socket
 from tests.conftest import ROOT, ServerProcess
 
 DATASERVE = [sys.executable, "-m", "dataserve"]

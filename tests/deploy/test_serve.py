@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from dataserve.server import bind_socket
+from dataserve.http.server import bind_socket
 from rawproto.client import RawDataClient
 from tests.conftest import ROOT
 

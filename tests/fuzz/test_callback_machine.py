@@ -10,7 +10,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from dataserve._callback_messages import (
+from dataserve.callback.messages import (
     InvalidResponse,
     build_reply,
     canonical_header_name,

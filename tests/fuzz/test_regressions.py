@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from dataserve._callback_messages import InvalidResponse, build_reply
+from dataserve.callback.messages import InvalidResponse, build_reply
 from dataserve.core.codec import default_registry
 from dataserve.core.errors import DecodeError, EncodeError
 from fuzz import fuzz_codec, fuzz_pyts, fuzz_tinyproto

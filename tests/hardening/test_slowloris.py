@@ -1,7 +1,7 @@
 """Slow clients against a real ``dataserve serve``: slow headers, slow bodies.
 
 uvicorn restarts its keep-alive timer on every byte, so on its own a client
-trickling header lines holds a connection forever. ``dataserve._protocol``
+trickling header lines holds a connection forever. ``dataserve.http.protocol``
 adds an absolute deadline for a request's headers (``--header-timeout``,
 counted from the connection or the request's first byte); the request body
 has an idle deadline (``--body-timeout``). These tests run hundreds of slow

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from dataserve import HTTPDataHandler, create_app
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 
 
 class EchoHandler(HTTPDataHandler):

@@ -17,7 +17,7 @@ import pytest
 
 from dataserve import HTTPDataHandler, create_app
 from dataserve.core.limits import Limits
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 
 from .conftest import EchoHandler
 

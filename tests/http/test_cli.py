@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from dataserve.server import bind_socket
+from dataserve.http.server import bind_socket
 from tests.conftest import ServerProcess
 
 DATASERVE = [sys.executable, "-m", "dataserve"]

@@ -22,7 +22,7 @@ from dataserve import (
     create_app,
 )
 from dataserve.core.limits import Limits
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 
 from .conftest import EchoHandler
 

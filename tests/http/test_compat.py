@@ -14,7 +14,7 @@ import pytest
 
 from dataserve import BadRequest, HTTPDataClient, create_app
 from dataserve.example import ExampleHandler
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 from tests.conftest import ServerProcess, interop_target, run_python
 
 from .conftest import EchoHandler

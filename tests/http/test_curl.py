@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import textwrap
 
-from dataserve.server import bind_socket
+from dataserve.http.server import bind_socket
 from tests.conftest import ServerProcess, run_python
 
 SERVER = textwrap.dedent(

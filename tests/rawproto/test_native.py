@@ -25,7 +25,7 @@ from dataserve import (
 )
 from dataserve.core.limits import Limits
 from dataserve.core.routing import Router
-from dataserve.server import BackgroundServer
+from dataserve.http.server import BackgroundServer
 from rawproto import AsyncRawDataClient, RawDataClient
 from rawproto.proto.native import Error, Reply
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from ..core.metrics import TransportMetrics, metrics
 from . import logs
 from .config import OpsConfig
-from .metrics import TransportMetrics, metrics
 from .requestid import HEADER, pick_request_id, reset_request_id, set_request_id
 
 __all__ = ["CLIENT_CLOSED", "Observation", "Observer", "observer_for"]

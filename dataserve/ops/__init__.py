@@ -30,10 +30,14 @@ only resources the handler answered get their own, at most
 
 from __future__ import annotations
 
-from ._ops.config import DEFAULT_OPS, OpsConfig
-from ._ops.metrics import OTHER, Metrics, TransportMetrics, metrics
-from ._ops.readiness import Readiness
-from ._ops.requestid import new_request_id, request_id
+from ..core.metrics import OTHER as OTHER
+from ..core.metrics import Metrics as Metrics
+from ..core.metrics import TransportMetrics as TransportMetrics
+from ..core.metrics import metrics as metrics
+from ..core.metrics import transport_metrics as transport_metrics
+from .config import DEFAULT_OPS, OpsConfig
+from .readiness import Readiness
+from .requestid import new_request_id, request_id
 
 __all__ = [
     "DEFAULT_OPS",
@@ -47,9 +51,3 @@ __all__ = [
     "request_id",
     "transport_metrics",
 ]
-
-
-def transport_metrics(name: str) -> TransportMetrics:
-    """The process's metrics recorder for transport ``name`` (``"http"``,
-    ``"native"``, ``"tinyproto"``, ``"tcpy"``, ``"pyts"``...)."""
-    return metrics().transport(name)

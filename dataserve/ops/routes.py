@@ -13,9 +13,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ..core.metrics import exposition
 from ..core.security import bearer_token, token_matches
 from .config import OpsConfig
-from .metrics import exposition
 from .readiness import Readiness
 
 __all__ = ["ops_routes"]

@@ -26,11 +26,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._callback_app import CallbackApp
-from ._callback_messages import RequestHeaders, check_address, check_callback, check_threads
-from ._callback_stream import DataStream
-from .core.limits import DEFAULT_LIMITS, Limits
-from .server import BackgroundLoop, BackgroundServer
+from ..core.limits import DEFAULT_LIMITS, Limits
+from ..http.server import BackgroundLoop, BackgroundServer
+from .app import CallbackApp
+from .messages import RequestHeaders, check_address, check_callback, check_threads
+from .stream import DataStream
 
 __all__ = [
     "CallbackApp",

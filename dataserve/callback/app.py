@@ -25,11 +25,11 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from ._callback_messages import InvalidResponse, build_reply, parse_query, request_headers
-from ._callback_stream import DataStream
-from .app import _timeout, send_error
-from .core.dispatch import Dispatcher
-from .core.limits import Limits
+from ..core.dispatch import Dispatcher
+from ..core.limits import Limits
+from ..http.app import _timeout, send_error
+from .messages import InvalidResponse, build_reply, parse_query, request_headers
+from .stream import DataStream
 
 __all__ = ["CallbackApp", "CallbackEndpoint"]
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .core.errors import DataServeError, LimitExceeded, RemoteProtocolError
+from ..core.errors import DataServeError, LimitExceeded, RemoteProtocolError
 
 __all__ = ["DataStream"]
 

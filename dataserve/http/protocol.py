@@ -25,8 +25,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ._transport import CoalescingTransport
-from .core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
+from ..core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
+from .transport import CoalescingTransport
 
 __all__ = ["DataServeHttpProtocol"]
 

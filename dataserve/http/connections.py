@@ -8,12 +8,11 @@ class is importable by name, as uvicorn's worker processes need.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-from .._protocol import DataServeHttpProtocol
-from .config import OpsConfig, load_ops
-from .metrics import TransportMetrics, metrics
+from ..core.metrics import TransportMetrics, metrics
+from ..ops.config import OpsConfig
+from .protocol import DataServeHttpProtocol
 
 __all__ = ["CountedHttpProtocol", "http_protocol"]
 
@@ -41,17 +40,11 @@ class CountedHttpProtocol(DataServeHttpProtocol):
             _http().connection_closed()
 
 
-def http_protocol(base: Any, app: Any) -> Any:
-    """The protocol for ``app``: ``base``, or its counting subclass when the
-    app has metrics on (``app`` may be the worker factory's import string)."""
+def http_protocol(base: Any, ops: OpsConfig | None) -> Any:
+    """The protocol for an app with operations config ``ops``: ``base``, or its
+    counting subclass when the app has metrics on."""
     if base is not DataServeHttpProtocol:
         return base  # the h11 fallback or the caller's own: not counted
-    if isinstance(app, str):
-        ops: OpsConfig | None = (
-            load_ops(os.environ.get("DATASERVE_OPS")) if app.startswith("dataserve.") else None
-        )
-    else:
-        ops = getattr(app, "ops", None)
     if isinstance(ops, OpsConfig) and ops.metrics:
         return CountedHttpProtocol
     return base

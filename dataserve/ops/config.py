@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_OPS", "OpsConfig", "add_arguments", "dump_ops", "load_ops", "ops_from_args"]
+__all__ = ["DEFAULT_OPS", "OpsConfig", "add_arguments", "ops_from_args"]
 
 # Starlette reads "{...}" in a route path as a parameter, and a space or a
 # quote in a URL path is a client error: a prefix is plain path characters.
@@ -136,14 +135,3 @@ def ops_from_args(args: argparse.Namespace, base: OpsConfig = DEFAULT_OPS) -> Op
             continue
         changes[name] = value
     return base.replace(**changes)
-
-
-def dump_ops(ops: OpsConfig) -> str:
-    """JSON for the environment of worker processes."""
-    return json.dumps(dataclasses.asdict(ops))
-
-
-def load_ops(text: str | None) -> OpsConfig:
-    if not text:
-        return DEFAULT_OPS
-    return OpsConfig(**json.loads(text))

@@ -37,6 +37,7 @@ __all__ = [
     "multiprocess_dir",
     "prepare_multiprocess",
     "process_exiting",
+    "transport_metrics",
 ]
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -314,6 +315,12 @@ def metrics(max_resource_labels: int | None = None) -> Metrics:
     if max_resource_labels is not None:
         _metrics.max_resource_labels = max_resource_labels
     return _metrics
+
+
+def transport_metrics(name: str) -> TransportMetrics:
+    """The process's metrics recorder for transport ``name`` (``"http"``,
+    ``"native"``, ``"tinyproto"``, ``"tcpy"``, ``"pyts"``...)."""
+    return metrics().transport(name)
 
 
 def multiprocess_dir() -> str | None:

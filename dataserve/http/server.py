@@ -1,0 +1,233 @@
+"""Running the app under uvicorn: its config, and a server in the background.
+
+``uvicorn_config`` turns ``Limits`` into uvicorn's settings and picks the
+HTTP protocol (``dataserve.http.protocol``). ``BackgroundServer`` runs a
+server on a shared background event-loop thread and returns once the port
+accepts connections: for embedding a server in a program that does other
+things (and for tests). The blocking ``run_http_server`` of seed 001, which
+may also serve native TCP and start workers, is the top floor's
+(``dataserve.serving``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import uvicorn
+
+from ..core.limits import DEFAULT_LIMITS, Limits
+from ..core.net import bind_socket
+from ..core.security import TLSConfig
+from ..ops.config import OpsConfig
+from ..ops.logs import announce
+from .connections import http_protocol
+
+__all__ = [
+    "BackgroundLoop",
+    "BackgroundServer",
+    "bind_socket",
+    "exit_quietly_on_signals",
+    "server_url",
+    "uvicorn_config",
+]
+
+logger = logging.getLogger("dataserve.server")
+
+
+def _http_impl() -> Any:
+    try:
+        from .protocol import DataServeHttpProtocol
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
+        return "h11"  # h11 bounds headers itself; it has no header deadline
+    return DataServeHttpProtocol
+
+
+def uvicorn_config(
+    app: Any,
+    limits: Limits,
+    *,
+    tls: TLSConfig | None = None,
+    ops: OpsConfig | None = None,
+    **kwargs: Any,
+) -> uvicorn.Config:
+    """A ``uvicorn.Config`` whose limits come from ``Limits``, access log off.
+
+    ``ops`` is the operations config of an app given by import string (the
+    workers' factory); an app object carries its own.
+    """
+    if tls is not None:
+        kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
+        if tls.client_ca:
+            kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    kwargs.setdefault("access_log", False)
+    kwargs.setdefault("log_level", "info")
+    kwargs.setdefault("http", _http_impl())
+    if not isinstance(app, str):
+        ops = getattr(app, "ops", None)
+    # counts connections if metrics are on
+    kwargs["http"] = http_protocol(kwargs["http"], ops)
+    config = uvicorn.Config(
+        app,
+        lifespan="on",
+        # uvicorn answers 503 once this many are open, counting the new one
+        limit_concurrency=limits.max_connections + 1,
+        timeout_keep_alive=int(limits.keepalive_timeout) or 1,
+        timeout_graceful_shutdown=int(limits.shutdown_timeout) or 1,
+        h11_max_incomplete_event_size=limits.max_header_size,
+        server_header=False,
+        **kwargs,
+    )
+    config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
+    return config
+
+
+def server_url(sock: socket.socket, tls: bool = False) -> str:
+    """The URL a listening socket serves, for banners."""
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+class _Terminated(Exception):
+    pass
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def exit_quietly_on_signals() -> Iterator[None]:
+    """Return normally after a graceful shutdown on Ctrl-C or SIGTERM.
+
+    uvicorn drains, restores the previous handlers and then re-raises the
+    signal it caught; SIGTERM's default action would kill the process with
+    status -15 after a clean shutdown. Handled here, the caller exits 0.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
+    try:
+        yield
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def default_banner(url: str, log_format: str = "text") -> None:
+    announce(f"Serving data on {url}. Press Ctrl-C to stop.", log_format, url=url)
+
+
+class BackgroundLoop:
+    """One daemon thread running an event loop, shared by background servers."""
+
+    _instance: BackgroundLoop | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run, name="dataserve-background-loop", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def shared(cls) -> BackgroundLoop:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run ``coro`` on the loop and wait for its result from another thread."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("BackgroundLoop.run called from the loop's own thread")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+class BackgroundServer:
+    """A uvicorn server running on the shared background loop.
+
+    ``start()`` returns once the port accepts connections; ``stop()`` lets
+    in-flight requests finish and returns once the port is released.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        log_level: str = "warning",
+        **config: Any,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.limits: Limits = limits or getattr(app, "limits", None) or DEFAULT_LIMITS
+        self._config = dict(log_level=log_level, **config)
+        self._loop = BackgroundLoop.shared()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "https" if self._config.get("tls") else "http"
+        return f"{scheme}://{host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        sock = bind_socket(self.host, self.requested_port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn_config(self.app, self.limits, **self._config)
+        server = uvicorn.Server(config)
+        self._server = server
+
+        async def launch() -> None:
+            self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                if self._task.done():
+                    self._task.result()  # raises what stopped it
+                    raise RuntimeError("the server stopped before it started")
+                await asyncio.sleep(0.005)  # uvicorn exposes no started event
+
+        try:
+            self._loop.run(launch(), timeout=30)
+        except BaseException:
+            sock.close()
+            raise
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        server, task = self._server, self._task
+        if server is None or task is None:
+            return
+
+        async def shutdown() -> None:
+            server.should_exit = True
+            await asyncio.shield(task)
+
+        self._loop.run(shutdown(), timeout=timeout)
+        self._server = self._task = None
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,181 @@
+"""Seed 001's ``run_http_server``: serve a handler until Ctrl-C or SIGTERM.
+
+The top floor of the HTTP side: it binds, prints the banner, and runs the app
+(``dataserve.http``) under uvicorn in this process, or hands it to worker
+processes (``dataserve.workers``). With ``tcp_port`` it also serves the
+same handler over rawproto's native TCP framing, so this module (with the
+CLI) is the one place where ``dataserve`` and ``rawproto`` meet.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from .core.handler import resolve_handler
+from .core.limits import DEFAULT_LIMITS, Limits
+from .core.loading import load_handler
+from .core.metrics import prepare_multiprocess
+from .core.net import bind_socket
+from .core.security import TLSConfig, token_from_env
+from .http.app import create_app
+from .http.server import default_banner, exit_quietly_on_signals, server_url, uvicorn_config
+from .ops.config import DEFAULT_OPS, OpsConfig
+from .ops.logs import log_config
+from .workers import FACTORY, hand_off
+
+__all__ = ["run_http_server"]
+
+logger = logging.getLogger("dataserve.server")
+
+
+def run_http_server(
+    port: int,
+    data_handler: Any,
+    *,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    handler_threads: int | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+    banner: Callable[[str], None] | None = None,
+    ops: OpsConfig | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    tcp_port: int | None = None,
+) -> None:
+    """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
+
+    ``data_handler`` is an ``HTTPDataHandler`` subclass (as in seed 001), an
+    instance, a ``Router`` or a ``MODULE:ATTR`` string. The default host is
+    loopback; pass ``host="0.0.0.0"`` to serve other machines. In-flight
+    requests finish before this returns (up to ``limits.shutdown_timeout``).
+    ``ops`` sets the health/ready/metrics routes, request ids and logs
+    (``dataserve.ops.OpsConfig``); ``access_log=True`` turns its access log on.
+    ``token`` (default: ``$DATASERVE_TOKEN``) requires ``Authorization: Bearer``
+    on every request; ``tls`` serves HTTPS (``TLSConfig(cert, key, client_ca)``).
+    ``tcp_port`` also serves the same handler instance, with the same
+    handler threads, token, TLS and metrics, over rawproto's native TCP
+    framing: on the same loop, or in each worker (``SO_REUSEPORT``).
+    """
+    token = token_from_env(token)
+    tcp_sock = None
+    if tcp_port is not None:
+        # With workers this only reserves the port: each worker listens on it.
+        tcp_sock = bind_socket(host, tcp_port, reuse_port=workers > 1, listen=workers == 1)
+    limits = limits or DEFAULT_LIMITS
+    if handler_threads is not None:
+        limits = limits.replace(handler_threads=handler_threads)
+    ops = ops or DEFAULT_OPS
+    if access_log:
+        ops = ops.replace(access_log=True)
+    # dataserve's access lines replace uvicorn's; the config applies in each worker.
+    logging_kwargs: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": False,
+        "log_config": log_config(ops.log_format, log_level),
+    }
+    sock = bind_socket(host, port, reuse_port=workers > 1)
+    url = server_url(sock, tls is not None)
+    (banner or functools.partial(default_banner, log_format=ops.log_format))(url)
+    if tcp_sock is not None:
+        tcp_host, tcp_bound = tcp_sock.getsockname()[:2]
+        (banner or functools.partial(default_banner, log_format=ops.log_format))(
+            f"tcp://{tcp_host}:{tcp_bound}"
+        )
+    if workers > 1:
+        # uvicorn's supervisor forks workers that import the app by name.
+        native = None if tcp_sock is None else (host, tcp_sock.getsockname()[1], tls)
+        hand_off(data_handler, limits, ops, token, native)
+        # Before the workers start: each writes its metrics to a shared directory.
+        clean_up = prepare_multiprocess() if ops.metrics else _nothing
+        config = uvicorn_config(
+            FACTORY,
+            limits,
+            tls=tls,
+            ops=ops,
+            factory=True,
+            workers=workers,
+            **logging_kwargs,
+        )
+        from uvicorn.supervisors import Multiprocess
+
+        # uvicorn < 0.36 takes the worker's target; later ones build it.
+        extra: dict[str, Any] = {}
+        if "target" in inspect.signature(Multiprocess).parameters:
+            extra["target"] = uvicorn.Server(config).run
+        try:
+            with exit_quietly_on_signals():
+                Multiprocess(config, sockets=[sock], **extra).run()
+        finally:
+            clean_up()
+            if tcp_sock is not None:
+                tcp_sock.close()
+        return
+    if isinstance(data_handler, str):
+        data_handler = load_handler(data_handler)
+    if tcp_sock is not None:
+        data_handler = resolve_handler(data_handler)  # one instance for both transports
+    app = create_app(data_handler, limits=limits, ops=ops, token=token)
+    config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
+    server = (
+        uvicorn.Server(config)
+        if tcp_sock is None
+        else _WithNative(config, tcp_sock, data_handler, app, token, tls)
+    )
+    with exit_quietly_on_signals():
+        server.run(sockets=[sock])
+    sock.close()
+
+
+class _WithNative(uvicorn.Server):
+    """uvicorn that also serves the app's handler over rawproto's native TCP framing.
+
+    Both listeners share the loop, the handler and its thread pool; at
+    shutdown the TCP side drains first, then uvicorn's (whose lifespan closes
+    the pool).
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        tcp_sock: socket.socket,
+        handler: Any,
+        app: Any,
+        token: str | None,
+        tls: TLSConfig | None,
+    ) -> None:
+        super().__init__(config)
+        self._tcp = (tcp_sock, handler, app, token, tls)
+        self._native: Any = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        from rawproto.server import start_server  # only when serving TCP too
+
+        await super().startup(sockets=sockets)
+        tcp_sock, handler, app, token, tls = self._tcp
+        self._native = await start_server(
+            handler,
+            sock=tcp_sock,
+            limits=app.limits,
+            dispatcher=app.endpoint.dispatcher,
+            token=token or "",  # "": none, even if $DATASERVE_TOKEN is set
+            tls=tls,
+            metrics=app.ops.metrics,
+        )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._native is not None:
+            await self._native.stop()
+        await super().shutdown(sockets=sockets)
+
+
+def _nothing() -> None:
+    return None
