@@ -18,6 +18,7 @@ threads) and runs them back to back, and hands the results to the loop in one
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -28,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-__all__ = ["Dispatcher", "HandlerPool", "inline", "is_inline"]
+__all__ = ["Dispatcher", "HandlerPool", "inline", "is_async", "is_inline"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +49,8 @@ def is_inline(fn: Callable[..., Any]) -> bool:
     return bool(getattr(fn, _INLINE_ATTR, False))
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
+def is_async(fn: Callable[..., Any]) -> bool:
+    """Whether calling ``fn`` returns an awaitable (``async def``, or such a ``__call__``)."""
     if inspect.iscoroutinefunction(fn):
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 - callable objects
@@ -84,19 +86,60 @@ class HandlerPool:
     a ``queue.SimpleQueue``: putting one there from the loop is a C call with
     no Python-level lock, and a waiting thread wakes without a condition
     variable's bookkeeping.
+
+    **Stuck threads.** A thread cannot be stopped, so a call given up on past
+    its deadline (``abandon(future)``, from the caller's handler timeout)
+    leaves its thread *stuck*: it no longer counts, the calls it had taken
+    go back to the queue, and a replacement thread serves them, as long as
+    no more than ``max_stuck`` threads are stuck at once. A stuck thread that
+    finally returns drops its late answer, and rejoins or exits depending on
+    whether the pool still lacks a thread. With ``max_stuck`` threads stuck
+    and every other one too, ``exhausted`` is true (readiness then answers
+    503). Only while a call overruns its deadline can calls of a one-thread
+    pool overlap: its replacement runs while the abandoned call goes on.
     """
 
-    def __init__(self, threads: int = 1, name: str = "dataserve-handler") -> None:
+    def __init__(
+        self, threads: int = 1, name: str = "dataserve-handler", max_stuck: int = 8
+    ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
+        if max_stuck < 0:
+            raise ValueError(f"max_stuck cannot be negative, not {max_stuck}")
         self.threads = threads
+        self.max_stuck = max_stuck
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # guards _workers, _idle, _queued and _closed
-        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()  # guards the fields below but _running
+        self._workers: list[threading.Thread] = []  # live threads (stuck ones not)
+        self._stuck: set[threading.Thread] = set()
         self._idle = 0  # threads waiting for a call
         self._queued = 0  # calls queued and not yet taken by a thread
         self._closed = False
+        self._started = 0
+        # Each thread's batch (calls taken, not started) and the call it runs:
+        # read and changed by single atomic operations, so no lock per call.
+        self._batches: dict[threading.Thread, collections.deque[_Job]] = {}
+        self._running: dict[threading.Thread, asyncio.Future[Any]] = {}
+
+    @property
+    def busy(self) -> int:
+        """Threads running a call now, stuck ones included."""
+        return len(self._running)
+
+    @property
+    def stuck(self) -> int:
+        """Threads still running a call that was given up on past its deadline."""
+        return len(self._stuck)
+
+    def started(self, fut: asyncio.Future[Any]) -> bool:
+        """Whether the call behind ``fut`` is running now (not queued, not done)."""
+        return any(f is fut for f in list(self._running.values()))
+
+    @property
+    def exhausted(self) -> bool:
+        """Every thread is stuck and no replacement may start: no call can run."""
+        return len(self._stuck) >= self.threads + self.max_stuck
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""
@@ -110,21 +153,53 @@ class HandlerPool:
                 raise RuntimeError("the handler pool is closed")
             self._jobs.put(job)
             self._queued += 1
-            # Each idle thread will take at least one queued call; a call
-            # beyond those gets a thread of its own, up to the limit.
-            if self._queued > self._idle and len(self._workers) < self.threads:
-                t = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._workers)}", daemon=True
-                )
-                self._workers.append(t)
-                t.start()
+            self._spawn_if_needed()
         return fut
 
-    def _take(self) -> list[_Job] | None:
+    def abandon(self, fut: asyncio.Future[Any]) -> None:
+        """The call behind ``fut`` is given up on (its deadline passed); on the loop.
+
+        Not started yet, it never will be. Running, its thread is stuck: the
+        calls that thread had taken go back to the queue, for a replacement.
+        """
+        fut.cancel()
+        with self._lock:
+            thread = next((t for t, f in self._running.items() if f is fut), None)
+            if thread is None or thread in self._stuck:
+                return
+            self._stuck.add(thread)
+            self._workers.remove(thread)
+            batch = self._batches.get(thread)
+            while batch:
+                try:
+                    job = batch.popleft()  # the thread may take one back: atomic either way
+                except IndexError:
+                    break
+                self._jobs.put(job)
+                self._queued += 1
+            self._spawn_if_needed()
+
+    def _spawn_if_needed(self) -> None:
+        # Under the lock. Each idle thread will take at least one queued call;
+        # a call beyond those gets a thread of its own, up to the limit (stuck
+        # threads do not count, as long as no more than max_stuck are).
+        if (
+            self._queued > self._idle
+            and len(self._workers) < self.threads
+            and len(self._stuck) <= self.max_stuck
+        ):
+            t = threading.Thread(
+                target=self._work, name=f"{self._name}-{self._started}", daemon=True
+            )
+            self._started += 1
+            self._workers.append(t)
+            t.start()
+
+    def _take(self, me: threading.Thread) -> collections.deque[_Job] | None:
         with self._lock:
             self._idle += 1
         job = self._jobs.get()
-        batch = []
+        batch: collections.deque[_Job] = collections.deque()
         if job is not None:
             batch.append(job)
             # One thread takes every queued call; several take a fair share
@@ -141,6 +216,7 @@ class HandlerPool:
         with self._lock:
             self._idle -= 1
             self._queued -= len(batch)
+            self._batches[me] = batch
         if job is None:
             self._jobs.put(None)  # closed: the other threads see it too
             if not batch:
@@ -148,26 +224,45 @@ class HandlerPool:
         return batch
 
     def _work(self) -> None:
+        me = threading.current_thread()
         while True:
-            batch = self._take()
+            batch = self._take(me)
             if batch is None:
                 return
-            self._run(batch)
+            self._run(batch, me)
             # Nothing of the batch may stay referenced from this frame while the
             # thread waits for the next one: a 1 GiB payload would stay alive.
             del batch
+            if me in self._stuck:
+                with self._lock:
+                    # Back from an abandoned call. Rejoin if the pool lacks a
+                    # thread, else leave the place to the replacement.
+                    self._stuck.discard(me)
+                    if len(self._workers) >= self.threads or self._closed:
+                        return
+                    self._workers.append(me)
 
-    def _run(self, batch: list[_Job]) -> None:
+    def _run(self, batch: collections.deque[_Job], me: threading.Thread) -> None:
         pending: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
         first_ready = 0.0
-        for loop, fut, context, fn, args, kwargs in batch:
+        running = self._running
+        while True:
+            try:
+                loop, fut, context, fn, args, kwargs = batch.popleft()
+            except IndexError:
+                break
             if fut.cancelled():
-                continue
+                continue  # given up on before it started
+            running[me] = fut
             try:
                 item: _Result = (fut, context.run(fn, *args, **kwargs), None)
             except BaseException as exc:  # handed to the awaiting coroutine
                 item = (fut, None, exc)
+            finally:
+                del running[me]
+            del fn, args, kwargs
             pending.setdefault(loop, []).append(item)
+            del item
             now = time.perf_counter()
             if not first_ready:
                 first_ready = now
@@ -175,7 +270,6 @@ class HandlerPool:
                 self._flush(pending)
                 first_ready = 0.0
         self._flush(pending)
-        batch.clear()  # the caller's reference too: args and results go now
 
     @staticmethod
     def _flush(pending: dict[asyncio.AbstractEventLoop, list[_Result]]) -> None:
@@ -185,22 +279,26 @@ class HandlerPool:
         pending.clear()
 
     def close(self, wait: float | None = None) -> None:
-        """Stop the threads once the queue is empty; wait up to ``wait`` seconds."""
+        """Stop the threads once the queue is empty; wait up to ``wait`` seconds
+        (for the live threads: stuck ones are abandoned)."""
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._jobs.put(None)  # after every queued call: they run first
+            workers = list(self._workers)
         if wait:
             deadline = time.monotonic() + wait
-            for t in self._workers:
+            for t in workers:
                 t.join(max(0.0, deadline - time.monotonic()))
 
 
 class Dispatcher:
     """Turns any handler callable into an awaitable call with the right policy."""
 
-    def __init__(self, threads: int = 1, name: str = "dataserve-handler") -> None:
-        self.pool = HandlerPool(threads, name)
+    def __init__(
+        self, threads: int = 1, name: str = "dataserve-handler", max_stuck: int = 8
+    ) -> None:
+        self.pool = HandlerPool(threads, name, max_stuck)
 
     def prepare(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """Return an ``async`` callable that runs ``fn`` by its policy.
@@ -209,7 +307,7 @@ class Dispatcher:
         is, ``@inline`` is wrapped to run on the loop, any other callable is
         sent to the pool.
         """
-        if _is_async(fn):
+        if is_async(fn):
             return fn
         if is_inline(fn):
 

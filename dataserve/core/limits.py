@@ -64,12 +64,22 @@ class Limits:
     handler_timeout: float = _knob(300.0, "longest a handler may take, in seconds (504)")
     # Above this many open connections, HTTP answers 503 and raw TCP refuses.
     max_connections: int = _knob(10_000, "most connections open at once")
-    # Raw TCP: a client pipelining more requests than this on one connection
-    # is not read from until some finish, which bounds the work one peer queues.
-    max_pipelined: int = _knob(256, "raw TCP requests in progress per connection")
+    # A client pipelining more requests than this on one connection is not
+    # read from until some finish, which bounds the work one peer queues
+    # (raw TCP: requests in progress; HTTP: requests read ahead of the answer).
+    max_pipelined: int = _knob(256, "requests read ahead or in progress per connection")
+    # A peer that takes nothing of a waiting reply for this long is closed and
+    # the reply released (nginx's send_timeout is 60 s; progress resets it).
+    send_timeout: float = _knob(30.0, "longest a peer may read nothing of a reply, in seconds")
     # def handlers run on this many threads; 1 serialises them like the original
     # single-threaded servers, so handler state needs no locks.
     handler_threads: int = _knob(1, "threads running def handlers at once")
+    # A def handler past handler_timeout cannot be stopped: its thread is
+    # stuck, and a new one takes its place, as long as no more than this many
+    # are stuck at once (then /ready answers 503: the process needs a restart).
+    max_stuck_threads: int = _knob(
+        8, "handler threads stuck past handler_timeout that are replaced"
+    )
     # Graceful shutdown waits this long for in-flight requests.
     shutdown_timeout: float = _knob(30.0, "seconds in-flight requests get at shutdown")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -38,10 +39,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ..core.codec import Codec, CodecRegistry, default_registry, parse_media_type
-from ..core.deadlines import Deadline, Watchdogs, resolution_for
+from ..core.deadlines import Watchdogs, resolution_for
 from ..core.dispatch import Dispatcher
-from ..core.errors import CodecError, DataServeError
-from ..core.handler import make_caller
+from ..core.errors import CodecError
+from ..core.exchange import Decode, Exchange
 from ..core.limits import DEFAULT_LIMITS, Limits
 from ..core.metrics import process_exiting
 from ..core.security import bearer_token, token_matches
@@ -49,6 +50,7 @@ from ..ops.config import DEFAULT_OPS, OpsConfig
 from ..ops.observe import CLIENT_CLOSED, Observer, observer_for
 from ..ops.readiness import Readiness
 from ..ops.routes import ops_routes
+from .cycle import WHOLE_BODY
 
 __all__ = ["DataEndpoint", "DataServeApp", "create_app", "send_error"]
 
@@ -62,6 +64,8 @@ Send = Callable[[Message], Awaitable[None]]
 _ALLOW = [(b"allow", b"PUT, POST")]
 _CLOSE = [(b"connection", b"close")]
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="dataserve"')]
+# A request the handler never saw may come back once the server is up again.
+_RETRY = [(b"retry-after", b"1")]
 
 if sys.version_info >= (3, 11):
     _timeout = asyncio.timeout
@@ -97,10 +101,6 @@ class _Disconnected(Exception):
         self.received = received
 
 
-_BODY = "body"
-_HANDLER = "handler"
-
-
 def _resource_of(scope: Scope) -> str:
     """The resource a request names: its path below the app's root path."""
     path: str = scope["path"]
@@ -111,9 +111,17 @@ def _resource_of(scope: Scope) -> str:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str, close: bool = False, received: int = 0) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        close: bool = False,
+        received: int = 0,
+        retry: bool = False,
+    ) -> None:
         self.status, self.message, self.close = status, message, close
         self.received = received  # body bytes read before the refusal
+        self.retry = retry  # never reached the handler: safe to send again
 
 
 async def send_error(
@@ -139,7 +147,7 @@ async def send_error(
 
 
 class DataEndpoint:
-    """ASGI endpoint: decode the body, call the handler, encode its answer."""
+    """ASGI endpoint: read the body, run the exchange (decode, handler, encode), answer."""
 
     def __init__(
         self,
@@ -157,25 +165,39 @@ class DataEndpoint:
         self.codecs = codecs
         #: The bearer token every request must present; ``None``: no auth.
         self._token = token.encode() if token else None
-        self.dispatcher = dispatcher or Dispatcher(limits.handler_threads)
-        self._call = make_caller(handler, self.dispatcher)
-        self._media_cache: dict[bytes | None, tuple[Codec | None, dict[str, str]]] = {}
+        self.dispatcher = dispatcher or Dispatcher(
+            limits.handler_threads, max_stuck=limits.max_stuck_threads
+        )
+        self.exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
+        self._decoders: dict[bytes | None, Decode] = {}
         self._media_bytes: dict[str | None, bytes] = {}
-        # Body and handler deadlines, swept by one timer per loop: they fire
-        # at most a quarter of the shorter timeout late (0.25 s at most).
-        self._watchdogs = Watchdogs(resolution_for(limits.body_timeout, limits.handler_timeout))
+        self._whole_body = {
+            "type": WHOLE_BODY,
+            "max_size": limits.max_body_size,
+            "timeout": limits.body_timeout,
+        }
+        # Body deadlines when the server cannot take a body whole (not ours):
+        # one timer per loop sweeps them, at most a quarter timeout late.
+        self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As an ASGI app behind middleware: plain ASGI messages only."""
+        await self.serve(scope, receive, send, False)
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, direct: bool = True) -> None:
+        """Answer one request. ``direct``: called by the server itself, with no
+        middleware between, so the ``dataserve.whole_body`` extension may be used."""
         resource = _resource_of(scope)
+        whole = direct and WHOLE_BODY in scope.get("extensions", ())
         observer = self._observer
         if observer is None:
-            await self._answer(scope, resource, receive, send, None)
+            await self._answer(scope, resource, receive, send, None, whole)
             return
         seen = observer.begin(scope)
         status, received, sent = CLIENT_CLOSED, 0, 0
         try:
             status, received, sent = await self._answer(
-                scope, resource, receive, send, seen.headers
+                scope, resource, receive, send, seen.headers, whole
             )
         except Exception:
             status = 500  # what uvicorn answers to an app that raised
@@ -190,6 +212,7 @@ class DataEndpoint:
         receive: Receive,
         send: Send,
         extra: list[tuple[bytes, bytes]] | None,
+        whole: bool,
     ) -> tuple[int, int, int]:
         """Answer one request; ``extra`` headers go on the answer, whatever
         it is. Returns its status, and the body bytes received and sent
@@ -212,11 +235,14 @@ class DataEndpoint:
             )
             return 405, 0, sent
         try:
-            return await self._serve(scope, resource, receive, send, extra)
+            return await self._serve(scope, resource, receive, send, extra, whole)
         except _Disconnected as exc:
             return CLIENT_CLOSED, exc.received, 0  # nobody to answer; nothing was handled
         except _Reject as exc:
-            sent = await send_error(send, exc.status, exc.message, close=exc.close, headers=extra)
+            headers = extra
+            if exc.retry:
+                headers = _RETRY + extra if extra else _RETRY
+            sent = await send_error(send, exc.status, exc.message, close=exc.close, headers=headers)
             return exc.status, exc.received, sent
 
     async def _serve(
@@ -226,6 +252,7 @@ class DataEndpoint:
         receive: Receive,
         send: Send,
         extra: list[tuple[bytes, bytes]] | None,
+        whole: bool,
     ) -> tuple[int, int, int]:
         content_type: bytes | None = None
         length: int | None = None
@@ -238,76 +265,63 @@ class DataEndpoint:
                     length = int(value)  # uvicorn's parsers have validated it already
         except ValueError:
             raise _Reject(400, "Content-Length is not a number", close=True) from None
-        if length is not None and length > self.limits.max_body_size:
+        limit = self.limits.max_body_size
+        if length is not None and length > limit:
             # Decided from the header alone: the body is never read, and the
             # connection closes so the unread bytes cannot be taken as a request.
             raise _Reject(
                 413,
-                f"request body of {length} bytes is over the limit of "
-                f"{self.limits.max_body_size} bytes",
+                f"request body of {length} bytes is over the limit of {limit} bytes",
                 close=True,
             )
-        codec, params = self._codec_for(content_type)
-        # One deadline covers the body (idle: each chunk restarts it) and then
-        # the handler (absolute); its phase says which answer a timeout gets.
-        deadline = self._watchdogs.get().start(self.limits.body_timeout, phase=_BODY)
-        try:
-            body = await self._read_body(receive, deadline)
-            received = len(body)
-            try:
-                payload = codec.decode(body, params) if codec is not None else (body or None)
-            except CodecError as exc:
-                raise _Reject(exc.status, exc.message, received=received) from None
-            del body  # the payload holds what it needs; free a large body early
-            deadline.restart(self.limits.handler_timeout, _HANDLER)
-            try:
-                result = await self._call(resource, payload)
-            except Exception as exc:  # a handler's own TimeoutError included: a failure
-                logger.exception("handler raised for %s", resource)
-                raise _Reject(
-                    500,
-                    f"the handler raised {type(exc).__name__} for {resource} (see the server log)",
-                    received=received,
-                ) from None
-        except asyncio.CancelledError:
-            if not deadline.owns():
-                raise  # cancelled by someone else (shutdown): not a timeout
-            if deadline.phase == _BODY:
-                raise _Reject(
-                    408,
-                    f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
-                    close=True,
-                ) from None
-            logger.error(
-                "handler for %s did not answer in %g s", resource, self.limits.handler_timeout
-            )
-            raise _Reject(
-                504,
-                f"the handler did not answer within {self.limits.handler_timeout:g} s",
-                received=received,
-            ) from None
-        finally:
-            deadline.stop()
-        if result is None:
-            raise _Reject(404, f"resource {resource!r} is not handled", received=received)
-        try:
-            media_type, data = self.codecs.encode(result)
-        except DataServeError as exc:
-            logger.error("cannot encode the answer for %s: %s", resource, exc.message)
-            raise _Reject(
-                500,
-                f"the handler's answer for {resource} cannot be sent: {exc.message}",
-                received=received,
-            ) from None
-        mt = self._media_bytes.get(media_type)
+        decode = self._decoder_for(content_type)
+        if whole:
+            body = await self._whole(send, receive)
+        else:
+            body = await self._read_body(receive)
+        received = len(body)
+        outcome = await self.exchange.answer(resource, body, decode, self.codecs.encode)
+        del body  # a large body goes as soon as nothing needs it
+        if not outcome.ok:
+            if outcome.status == 503:
+                logger.warning("%s: %s", resource, outcome.message)
+            raise _Reject(outcome.status, outcome.message, received=received, retry=outcome.retry)
+        media = outcome.media
+        mt = self._media_bytes.get(media)
         if mt is None:
-            mt = self._media_bytes[media_type] = (media_type or "").encode("latin-1")
+            mt = self._media_bytes[media] = (media or "").encode("latin-1")
+        data = outcome.body
         headers = [(b"content-type", mt), (b"content-length", b"%d" % len(data))]
         if extra:
             headers += extra
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
         return 200, received, len(data)
+
+    async def _whole(self, send: Send, receive: Receive) -> bytes:
+        """The body, read by the protocol into one buffer (``dataserve.http.cycle``)."""
+        await send(self._whole_body)
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            body: bytes = message["body"]
+            return body
+        received = message.get("received", 0)
+        if kind == "dataserve.body_too_large":
+            raise _Reject(
+                413,
+                f"request body is over the limit of {self.limits.max_body_size} bytes",
+                close=True,
+                received=received,
+            )
+        if kind == "dataserve.body_stalled":
+            raise _Reject(
+                408,
+                f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
+                close=True,
+                received=received,
+            )
+        raise _Disconnected(received)
 
     def _authorized(self, scope: Scope) -> bool:
         assert self._token is not None
@@ -319,49 +333,72 @@ class DataEndpoint:
                 presented = bearer_token(value)
         return token_matches(self._token, presented)
 
-    def _codec_for(self, content_type: bytes | None) -> tuple[Codec | None, dict[str, str]]:
-        cached = self._media_cache.get(content_type)
-        if cached is not None:
-            return cached
+    def _decoder_for(self, content_type: bytes | None) -> Decode:
+        decode = self._decoders.get(content_type)
+        if decode is not None:
+            return decode
         if not content_type:
             # No Content-Type: no body means None, a body is octet-stream (RFC 9110 8.3).
-            found: tuple[Codec | None, dict[str, str]] = (None, {})
+            decode = _bytes_or_none
         else:
             media_type, params = parse_media_type(content_type)
             try:
-                found = (self.codecs.for_media_type(media_type), params)
+                codec = self.codecs.for_media_type(media_type)
             except CodecError as exc:
                 raise _Reject(exc.status, exc.message) from None
-        if len(self._media_cache) < 256:  # bounded: clients choose these strings
-            self._media_cache[content_type] = found
-        return found
+            decode = functools.partial(_decode_with, codec, params)
+        if len(self._decoders) < 256:  # bounded: clients choose these strings
+            self._decoders[content_type] = decode
+        return decode
 
-    async def _read_body(self, receive: Receive, deadline: Deadline) -> bytes:
+    async def _read_body(self, receive: Receive) -> bytes:
+        """The body in pieces, from a server that cannot take it whole (plain uvicorn)."""
         limit = self.limits.max_body_size
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected(size)
-            chunk = message.get("body", b"")
-            more = message.get("more_body", False)
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _Reject(
-                        413,
-                        f"request body is over the limit of {limit} bytes",
-                        close=True,
-                        received=size,
-                    )
-                chunks.append(chunk)
-                if more:  # an idle deadline: each chunk that arrives restarts it
+        deadline = self._watchdogs.get().start(self.limits.body_timeout)
+        try:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected(size)
+                chunk = message.get("body", b"")
+                more = message.get("more_body", False)
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise _Reject(
+                            413,
+                            f"request body is over the limit of {limit} bytes",
+                            close=True,
+                            received=size,
+                        )
+                    chunks.append(chunk)
+                    # an idle deadline: each chunk that arrives restarts it
                     deadline.restart(self.limits.body_timeout)
+        except asyncio.CancelledError:
+            if not deadline.owns():
+                raise  # cancelled by someone else (shutdown): not a timeout
+            raise _Reject(
+                408,
+                f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
+                close=True,
+                received=size,
+            ) from None
+        finally:
+            deadline.stop()
         if len(chunks) == 1:
             return chunks[0]
-        return b"".join(chunks)  # the one copy of the body
+        return b"".join(chunks)
+
+
+def _bytes_or_none(body: bytes) -> Any:
+    return body or None
+
+
+def _decode_with(codec: Codec, params: dict[str, str], body: bytes) -> Any:
+    return codec.decode(body, params)
 
 
 class DataServeApp(Starlette):
@@ -424,7 +461,7 @@ class DataServeApp(Starlette):
             and not self.user_middleware
             and not scope["path"].startswith(self._ops_prefix)
         ):
-            await self.endpoint(scope, receive, send)
+            await self.endpoint.serve(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 

@@ -1,31 +1,53 @@
-"""uvicorn's httptools protocol with the two limits it lacks.
+"""The HTTP/1.1 connection: httptools' parser fed from the socket, ASGI cycles out.
 
-uvicorn bounds request headers only in its h11 implementation; with
-httptools a client can send headers without end. Its keep-alive timer also
-restarts on every byte, so a client trickling header bytes holds a
-connection forever (slowloris). This subclass adds, per request:
+uvicorn serves the app (its server, workers, lifespan and signals), and this
+protocol class is what it runs for each connection (``uvicorn.Config(http=
+DataServeHttpProtocol)``). It does what uvicorn's httptools protocol does,
+and what a data server needs beyond it:
 
-* a size cap on the request line and headers (``max_header_size``): 431.
-  Headers still arriving are counted in raw bytes read. When one read holds
-  the end of a request and the start of the next, only what was parsed of
-  the new one counts for that read, so the cut comes at most one read late;
-* an absolute deadline for them (``header_timeout``), counted from the
-  request's first byte (or from connect), not reset per byte: 408;
-* the framing checks llhttp leaves to the server: an HTTP/1.1 request needs
-  exactly one valid ``Host`` (RFC 9112 3.2), and ``Transfer-Encoding`` on
-  an HTTP/1.0 request is faulty framing (RFC 9112 6.1): 400.
+* **One buffer per body.** It is an ``asyncio.BufferedProtocol``: when the
+  app takes the body whole (``dataserve.http.cycle``), the socket reads go
+  straight into the body's own buffer, never through a read buffer, a list of
+  pieces or a join. The parser is bypassed for those bytes and replaced by a
+  fresh one once the body is in.
+* **Limits on the request head**, per request: a size cap on the request
+  line and headers, trailers included (``max_header_size``): 431; headers
+  still arriving are counted in raw bytes read (when one read holds the end
+  of a request and the start of the next, only what was parsed of the new
+  one counts for that read, so the cut comes at most one read late); an
+  absolute deadline for them (``header_timeout``), counted from the request's
+  first byte (or from connect), not reset per byte: 408. The checks on a
+  complete head are in ``dataserve.http.head``.
+* **Bounded pipelining.** Requests read ahead of the one being answered are
+  queued; at ``max_pipelined`` reading stops, whatever the app does
+  (``dataserve.http.flow``), and while any is queued reads are small.
+* **Peers that stop reading are cut** after ``send_timeout`` without
+  progress, and the reply they held is released.
+* **Upgrade is ignored** (RFC 9110 7.8 lets a server ignore it): a request
+  with ``Upgrade: h2c`` and a body is served as HTTP/1.1 with its whole body
+  (llhttp stops at an upgrade; the body is parsed by a parser continuing
+  where it stopped).
 
-All are answered with ``connection: close``; nothing reaches the app.
+Every refusal is answered with ``connection: close``; nothing reaches the app.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import collections
+import contextlib
+import threading
+import urllib.parse
+from typing import Any, NoReturn
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
 from ..core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
+from .cycle import WHOLE_BODY, Cycle
+from .flow import BODY, PIPELINE, ReadFlow, WriteFlow
+from .head import Head, Refusal, header_size, read_head
 from .transport import CoalescingTransport
 
 __all__ = ["DataServeHttpProtocol"]
@@ -34,53 +56,189 @@ _REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
     431: b"Request Header Fields Too Large",
+    505: b"HTTP Version Not Supported",
 }
+#: How long a connection closed with a refusal keeps reading (and dropping)
+#: what the peer still sends, so that the refusal is read before a reset.
+LINGER_SECONDS = 2.0
+#: What one socket read may bring in (uvloop's own read size).
+READ_SIZE = 256 * 1024
+#: The read size while requests are queued: a peer pipelining tiny requests
+#: adds at most this much to the queue beyond ``max_pipelined``.
+QUEUED_READ_SIZE = 4 * 1024
+
+# Per thread (one event loop each): the buffer reads land in when they are
+# not a body's. Its bytes are parsed at once, so connections can share it.
+_scratch = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    view: memoryview | None = getattr(_scratch, "view", None)
+    if view is None:
+        view = _scratch.view = memoryview(bytearray(READ_SIZE))
+    return view
+
+
+# Deadlines by timeout settings (servers sharing a loop may differ).
+_watchdogs: dict[float, Watchdogs] = {}
+
+
+def _watchdog_for(loop: asyncio.AbstractEventLoop, *timeouts: float) -> Watchdog:
+    resolution = resolution_for(*timeouts)
+    watchdogs = _watchdogs.get(resolution)
+    if watchdogs is None:
+        watchdogs = _watchdogs.setdefault(resolution, Watchdogs(resolution))
+    return watchdogs.get(loop)
 
 
 class _Refused(Exception):
     """Raised from a parser callback: httptools then fails the feed."""
 
 
-# One per header timeout (servers sharing a loop may differ): the header
-# deadlines of all connections of a loop, swept by one timer.
-_watchdogs: dict[float, Watchdogs] = {}
-
-
-def _watchdog_for(loop: asyncio.AbstractEventLoop, timeout: float) -> Watchdog:
-    watchdogs = _watchdogs.get(timeout)
-    if watchdogs is None:
-        watchdogs = _watchdogs.setdefault(timeout, Watchdogs(resolution_for(timeout)))
-    return watchdogs.get(loop)
-
-
-class DataServeHttpProtocol(HttpToolsProtocol):
+class DataServeHttpProtocol(asyncio.BufferedProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self._max_header_size: int = config.h11_max_incomplete_event_size or 16 * 1024
-        self._header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
-        # A loop timer armed and cancelled per request would cost about as
-        # much as the rest of these checks together: one sweeps them all.
-        self._watchdog = _watchdog_for(self.loop, self._header_timeout)
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app = config.loaded_app
+        self.loop: asyncio.AbstractEventLoop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.connections: set[Any] = server_state.connections
+        self.tasks: set[asyncio.Task[None]] = server_state.tasks
+        self.app_state = app_state
+        self.root_path: str = config.root_path
+        self.limit_concurrency: int | None = config.limit_concurrency
+        self.max_header_size: int = config.h11_max_incomplete_event_size or 16 * 1024
+        self.header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
+        self.send_timeout: float = getattr(config, "dataserve_send_timeout", 30.0)
+        self.max_pipelined: int = getattr(config, "dataserve_max_pipelined", 256)
+        self.keepalive_timeout: float = config.timeout_keep_alive
+        # Header, keep-alive and send deadlines of every connection of the
+        # loop, swept by one timer (a loop timer per request would cost about
+        # as much as the rest of these checks together).
+        self.watchdog = _watchdog_for(
+            self.loop, self.header_timeout, self.send_timeout, self.keepalive_timeout
+        )
+        self.parser = self._new_parser()
+        self.transport: Any = None
+        self.read_flow: ReadFlow = None  # type: ignore[assignment]
+        self.write_flow: WriteFlow = None  # type: ignore[assignment]
+        self.server: tuple[str, int | None] | None = None
+        self.client: tuple[str, int] | None = None
+        self.scheme = "http"
+        #: The request being answered, and those read ahead of it (oldest last).
+        self.cycle: Cycle | None = None
+        self.queue: collections.deque[tuple[Cycle, Any]] = collections.deque()
+        # The request being parsed.
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.scope: dict[str, Any] = {}
+        self._reading: Cycle | None = None  # the cycle whose body is being received
+        self._head: Head | None = None  # its head, once complete (trailers follow it)
+        self._trailers = 0
+        self._continuing: Cycle | None = None  # a body parsed after an ignored upgrade
+        self._bypass = False  # the last buffer handed out was a body's
+        # Header limits.
         self._deadline: Deadline | None = None
         self._in_headers = True
         self._header_bytes = 0  # raw bytes received while headers are incomplete
         self._between = True  # no request in progress (before one begins, after one ends)
         self._begun = 0  # requests begun during the current read
         self._refusal: tuple[int, str] | None = None
+        self._keepalive: Deadline | None = None
+        self._lingering = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # A response's headers and body leave in one send (see _transport).
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+    def _new_parser(self) -> httptools.HttpRequestParser:
+        parser = httptools.HttpRequestParser(self)
+        # Answer the first of pipelined requests even if a later one is bad.
+        with contextlib.suppress(AttributeError):  # httptools < 0.6.3 has no leniencies
+            parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        return parser
+
+    # --- asyncio.BufferedProtocol ---------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.connections.add(self)
+        # A response's headers and body leave in one send (see .transport).
+        self.transport = CoalescingTransport(transport, self.loop)
+        self.read_flow = ReadFlow(self.transport)
+        self.write_flow = WriteFlow(self.transport, self.watchdog, self.send_timeout, self._stalled)
+        self.server = get_local_addr(transport)
+        self.client = get_remote_addr(transport)
+        self.scheme = "https" if is_ssl(transport) else "http"
         self._start_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
         self._stop_deadline()
-        super().connection_lost(exc)
+        self._stop_keepalive()
+        for cycle in (self.cycle, *(c for c, _ in self.queue)):
+            if cycle is not None and not cycle.response_complete:
+                cycle.lost()
+            elif cycle is not None:
+                cycle.event.set()
+        if self.write_flow is not None:
+            self.write_flow.lost()
+        if exc is None and self.transport is not None:
+            self.transport.close()
+        self.parser = None  # type: ignore[assignment]
 
-    def data_received(self, data: bytes) -> None:
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            self.transport.close()  # the peer has read our answer and closed
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_flow.pause()
+
+    def resume_writing(self) -> None:
+        self.write_flow.resume()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        reading = self._reading
+        if reading is not None and self._continuing is None and not self._in_headers:
+            body = reading.reading_into()
+            if body is not None:
+                self._bypass = True
+                return body.remaining()
+        self._bypass = False
+        view = _read_buffer()
+        return view[:QUEUED_READ_SIZE] if self.queue else view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._stop_keepalive()
+        if self._lingering:
+            return  # closing: what the peer still sends is dropped
+        if self._bypass:
+            self._body_read(nbytes)
+        else:
+            self._received(_read_buffer()[:nbytes])
+
+    def _body_read(self, nbytes: int) -> None:
+        cycle = self._reading
+        assert cycle is not None
+        cycle.read_into(nbytes)
+        body = cycle.reading_into()
+        if body is None:
+            # The body is complete: the parser, left in the middle of it, is
+            # replaced by one that starts at the next request.
+            self.parser = self._new_parser()
+            self._message_complete(cycle)
+
+    def _received(self, data: memoryview) -> None:
         fresh = self._between
         self._begun = 0
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade_ignored(data[exc.args[0] :])
+            return
+        except httptools.HttpParserError:
+            if self._refusal is not None:
+                self._refuse(*self._refusal)
+            else:
+                self._send_400("Invalid HTTP request received.")
+            return
         if self._in_headers and not self.transport.is_closing():
             if not self._begun:
                 self._header_bytes += len(data)  # the same headers, continued
@@ -89,72 +247,264 @@ class DataServeHttpProtocol(HttpToolsProtocol):
             else:
                 # An earlier request ended in this read: what of it belongs
                 # to the new one is not known, but at least what was parsed.
-                self._header_bytes = self._parsed_header_size()
-            if self._header_bytes > self._max_header_size:
-                self._refuse_oversize()
+                self._header_bytes = header_size(self.url, self.headers)
+            if self._header_bytes > self.max_header_size:
+                self._refuse(431, self._oversize("headers"))
             elif self._deadline is None:
                 # A request began in this read and its headers are not all
                 # here: its deadline starts now. (Headers that come whole in
                 # one read, the usual case, never need one.)
                 self._start_deadline()
 
-    def _fail(self, status: int, message: str) -> None:
-        # Raising from a parser callback makes httptools fail the feed;
-        # uvicorn then calls send_400_response, which sends this instead.
-        self._refusal = (status, message)
-        raise _Refused
+    def _upgrade_ignored(self, rest: memoryview) -> None:
+        """llhttp stopped at a request with ``Upgrade``: serve it as HTTP/1.1.
 
-    def send_400_response(self, msg: str) -> None:
-        if self._refusal is not None:
-            self._refuse(*self._refusal)
-        else:
-            super().send_400_response(msg)
+        Its body, if it has one, is parsed by a fresh parser told the framing
+        by a head of our own; the parser then goes on to the next request.
+        """
+        rest = memoryview(bytes(rest))  # the read buffer is shared
+        cycle, head = self._reading, self._head
+        self.parser = self._new_parser()
+        if cycle is not None and head is not None and head.has_body:
+            framing = (
+                b"transfer-encoding: chunked"
+                if head.chunked
+                else b"content-length: %d" % (head.length or 0)
+            )
+            self._continuing = cycle
+            self.parser.feed_data(b"PUT / HTTP/1.1\r\nhost: body\r\n" + framing + b"\r\n\r\n")
+        if rest:
+            self._received(rest)
 
-    def _refuse_oversize(self) -> None:
-        self._refuse(431, f"request headers are over the limit of {self._max_header_size} bytes")
+    # --- parser callbacks --------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        if self._continuing is not None:
+            return
         self._in_headers = True
         self._between = False
         self._begun += 1
+        self._head = None
+        self._trailers = 0
+        self.url = b""
+        self.headers = []
+        self.scope = {
+            "type": "http",
+            "asgi": {"version": self.config.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+            "extensions": {WHOLE_BODY: {}},
+        }
 
-    def on_message_complete(self) -> None:
-        self._between = True
-        super().on_message_complete()
+    def on_url(self, url: bytes) -> None:
+        if self._continuing is None:
+            self.url += url
 
-    def _parsed_header_size(self) -> int:
-        # The request line's target and the headers completed so far; a
-        # header still arriving is not in it.
-        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._continuing is not None:
+            return
+        if self._head is not None:
+            # A trailer: counted against the same limit as the headers, and
+            # dropped (the app has the headers already).
+            self._trailers += len(name) + len(value) + 4
+            if self._head.size + self._trailers > self.max_header_size:
+                self._fail(431, self._oversize("headers and trailers"))
+            return
+        # llhttp keeps trailing OWS, which RFC 9110 5.5 excludes from the value.
+        self.headers.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
+        if self._continuing is not None:
+            self._reading = self._continuing
+            self._in_headers = False
+            return
         self._in_headers = False
         self._stop_deadline()
-        # The size of the request line and headers, as parsed. Headers that
-        # arrive over several reads are capped in data_received as they come;
-        # here are those that came whole in one read, before the app sees them.
-        size = len(self.url)
-        hosts = 0
-        chunked = False
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4  # ": " and CRLF
-            if name == b"host":
-                # userinfo or a path in Host is as invalid as a second Host
-                hosts += 2 if (b"@" in value or b"/" in value) else 1
-            elif name == b"transfer-encoding":
-                chunked = True
-        if size > self._max_header_size:
-            self._fail(431, f"request headers are over the limit of {self._max_header_size} bytes")
-        if self.parser.get_http_version() == "1.1":
-            if hosts != 1:
-                self._fail(400, "an HTTP/1.1 request needs exactly one valid Host header")
-        elif chunked:
-            self._fail(400, "Transfer-Encoding is not allowed in HTTP/1.0")
-        super().on_headers_complete()
+        version = self.parser.get_http_version()
+        try:
+            head = read_head(version, self.url, self.headers, self.max_header_size)
+        except Refusal as refusal:
+            self._fail(refusal.status, refusal.message)
+        self._head = head
+        scope = self.scope
+        scope["method"] = self.parser.get_method().decode("ascii")
+        if version != "1.1":
+            scope["http_version"] = version
+        parsed = httptools.parse_url(self.url)
+        raw_path = parsed.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = self.root_path + path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed.query or b""
+        app = self.app
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency
+            or len(self.tasks) >= self.limit_concurrency
+        ):
+            app = service_unavailable
+        cycle = Cycle(
+            self,
+            scope,
+            keep_alive=head.keep_alive,
+            expect_100=head.expect_100,
+            length=head.length,
+            has_body=head.has_body,
+        )
+        self._reading = cycle
+        current = self.cycle
+        if current is None or current.response_complete:
+            self.cycle = cycle
+            self._start(cycle, app)
+        else:
+            self.queue.appendleft((cycle, app))
+            if len(self.queue) >= self.max_pipelined:
+                self.read_flow.hold(PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        if self._reading is not None:
+            self._reading.on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self._reading
+        if cycle is None:
+            return
+        if (
+            self._continuing is None
+            and self._head is not None
+            and self._head.upgrade
+            and self._head.has_body
+        ):
+            return  # llhttp skipped the body of an upgrade: it comes next (_upgrade_ignored)
+        self._continuing = None
+        self._message_complete(cycle)
+
+    def _message_complete(self, cycle: Cycle) -> None:
+        self._between = True
+        self._reading = None
+        cycle.on_message_complete()
+        if cycle is self.cycle and cycle.response_complete and not self.queue:
+            # Answered before its body was all in (and the rest dropped): idle now.
+            self._arm_keepalive()
+
+    # --- requests ----------------------------------------------------------------
+
+    def _start(self, cycle: Cycle, app: Any) -> None:
+        task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def on_response_complete(self, cycle: Cycle) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        if self.queue:
+            self.cycle, app = self.queue.pop()
+            self._start(self.cycle, app)
+            if len(self.queue) < self.max_pipelined:
+                self.read_flow.release(PIPELINE)
+        else:
+            self.read_flow.release(PIPELINE)
+            if self._reading is None:
+                self._arm_keepalive()
+        # A body the app did not read is read now, and dropped.
+        self.read_flow.release(BODY)
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the answer in progress."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+
+    def _arm_keepalive(self) -> None:
+        if self._keepalive is None and not self.transport.is_closing():
+            self._keepalive = self.watchdog.call_later(self.keepalive_timeout, self._idle)
+
+    def _idle(self) -> None:
+        self._keepalive = None
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.stop()
+            self._keepalive = None
+
+    def _stalled(self) -> None:
+        # The peer read nothing for send_timeout: its reply goes with the connection.
+        self.transport.abort()
+
+    # --- refusals ----------------------------------------------------------------
+
+    def _fail(self, status: int, message: str) -> NoReturn:
+        # Raising from a parser callback makes httptools fail the feed;
+        # _received then answers with this refusal.
+        self._refusal = (status, message)
+        raise _Refused
+
+    def close_lingering(self) -> None:
+        """Close after an answer while the peer may still be sending.
+
+        Closing a socket with unread bytes makes the kernel send a reset,
+        and a peer still sending reads the reset instead of the answer. So
+        our side is shut for writing (after the answer), and what arrives is
+        read and dropped until the peer closes or ``LINGER_SECONDS`` pass.
+        TLS cannot half-close: it closes at once.
+        """
+        transport = self.transport
+        if self._lingering or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        self._stop_deadline()
+        self._stop_keepalive()
+        transport.write_eof()
+        self.read_flow.release_all()
+        self.watchdog.call_later(LINGER_SECONDS, transport.close)
+
+    def _half_answered(self) -> bool:
+        cycle = self.cycle
+        return cycle is not None and cycle.response_started and not cycle.response_complete
+
+    def _oversize(self, what: str) -> str:
+        return f"request {what} are over the limit of {self.max_header_size} bytes"
+
+    def _send_400(self, message: str) -> None:
+        if self._half_answered():
+            self.transport.close()  # an answer is half written: no room for another
+            return
+        body = message.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.close_lingering()
+
+    def _refuse(self, status: int, message: str) -> None:
+        self._stop_deadline()
+        if self._half_answered():
+            self.transport.close()  # an answer is half written: no room for another
+            return
+        body = message.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
+        )
+        self.close_lingering()
+
+    # --- the header deadline ------------------------------------------------------
 
     def _start_deadline(self) -> None:
-        self._deadline = self._watchdog.call_later(self._header_timeout, self._on_deadline)
+        self._deadline = self.watchdog.call_later(self.header_timeout, self._on_deadline)
 
     def _stop_deadline(self) -> None:
         if self._deadline is not None:
@@ -173,13 +523,4 @@ class DataServeHttpProtocol(HttpToolsProtocol):
         if self._between and self._header_bytes == 0:
             self.transport.close()  # connected, never sent a byte
             return
-        self._refuse(408, f"request headers not received within {self._header_timeout:g} s")
-
-    def _refuse(self, status: int, message: str) -> None:
-        body = message.encode("ascii")
-        self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
-        )
-        self.transport.close()
-        self._stop_deadline()
+        self._refuse(408, f"request headers not received within {self.header_timeout:g} s")

@@ -85,7 +85,10 @@ def uvicorn_config(
         server_header=False,
         **kwargs,
     )
+    # What our protocol reads beyond uvicorn's own settings.
     config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
+    config.dataserve_send_timeout = limits.send_timeout  # type: ignore[attr-defined]
+    config.dataserve_max_pipelined = limits.max_pipelined  # type: ignore[attr-defined]
     return config
 
 

@@ -70,6 +70,10 @@ class CoalescingTransport:
         self._flush()  # what was written goes out before the close
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()  # what was written goes out before the FIN
+        self._transport.write_eof()
+
     def abort(self) -> None:
         self._pending, self._size = [], 0
         self._transport.abort()

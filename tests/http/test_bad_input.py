@@ -77,8 +77,9 @@ SMUGGLING = {
     "H3 1_0": HEAD + b"Content-Length: 1_0\r\n\r\nabcde",
     "H3 abc": HEAD + b"Content-Length: abc\r\n\r\n",
     "H4 chunked not last": HEAD + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+    "chunked twice": HEAD
+    + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "H5 vertical tab": HEAD + b"Transfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n",
-    "H5 identity": HEAD + b"Transfer-Encoding: identity\r\n\r\nab",
     "H7 chunk without CRLF": HEAD + b"Transfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n",
     "H8 chunk size 0x5": HEAD + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nabcde\r\n0\r\n\r\n",
     "H8 chunk size -1": HEAD + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabcde\r\n0\r\n\r\n",
@@ -101,6 +102,57 @@ def test_malformed_framing_gets_400_and_close(
     reply, closed = exchange(echo_server.port, request_bytes)
     assert status_of(reply) == 400
     assert body_of(reply) == b"Invalid HTTP request received."
+    assert closed
+    still_serving(echo_server)
+
+
+# Codings llhttp would take or refuse after the headers: the protocol's own
+# check (dataserve.http.head) answers first, saying what is allowed.
+TE_ONLY_CHUNKED = (
+    b"Transfer-Encoding must be chunked alone: chunked is the final coding and "
+    b"no other is applied (RFC 9112 6.1)"
+)
+CODINGS = {
+    "H5 identity": HEAD + b"Transfer-Encoding: identity\r\n\r\nab",
+    "identity then chunked": HEAD
+    + b"Transfer-Encoding: identity, chunked\r\nContent-Type: text/plain\r\n\r\n"
+    + b"2\r\nab\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", CODINGS.values(), ids=CODINGS.keys())
+def test_a_coding_other_than_chunked_alone_gets_400_and_close(
+    echo_server: BackgroundServer, request_bytes: bytes
+) -> None:
+    reply, closed = exchange(echo_server.port, request_bytes)
+    assert status_of(reply) == 400
+    assert body_of(reply) == TE_ONLY_CHUNKED
+    assert closed
+    still_serving(echo_server)
+
+
+VERSIONS = {
+    "HTTP/2.0": (
+        b"PUT /echo HTTP/2.0\r\nHost: x\r\nContent-Length: 2\r\n\r\nab",
+        505,
+        b"HTTP/2.0 is not supported: this server speaks HTTP/1.1",
+    ),
+    "no version": (
+        b"PUT /echo\r\n\r\n",
+        400,
+        b"the request line has no HTTP version (HTTP/1.1 expected)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VERSIONS.values(), ids=VERSIONS.keys())
+def test_a_request_line_without_http_1_gets_its_status_and_close(
+    echo_server: BackgroundServer, case: tuple[bytes, int, bytes]
+) -> None:
+    request_bytes, status, message = case
+    reply, closed = exchange(echo_server.port, request_bytes)
+    assert status_of(reply) == status
+    assert body_of(reply) == message
     assert closed
     still_serving(echo_server)
 

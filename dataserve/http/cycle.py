@@ -1,0 +1,428 @@
+"""One request's ASGI exchange on a connection: ``receive()`` and ``send()``.
+
+The body reaches the app in one of two ways:
+
+* **streamed** (plain ASGI, the default): pieces as they arrive, reading
+  paused while more than ``STREAM_HIGH_WATER`` bytes wait for the app (the
+  callback API reads bodies this way, in constant memory);
+* **whole**, when the app asks with the ASGI extension ``dataserve.whole_body``
+  (it sends ``{"type": "dataserve.whole_body", "max_size": N, "timeout": T}``
+  before its first ``receive()``): the body is read into one buffer of its
+  announced length, straight from the socket (``dataserve.core.buffers``), and
+  ``receive()`` returns it as one ``http.request`` message: no pieces, no
+  join, no event-loop turn per piece. A chunked body grows one buffer. If it
+  crosses ``max_size``, or nothing arrives for ``timeout`` seconds,
+  ``receive()`` returns ``{"type": "dataserve.body_too_large"}`` or
+  ``{"type": "dataserve.body_stalled"}`` (with ``received``, the bytes read)
+  and reads no more: the app answers 413 or 408 and closes.
+
+``send()`` accepts two more keys in ``http.response.start``:
+``"dataserve.reason"`` (the status line's reason phrase, any printable
+text) and ``"dataserve.http_version"`` (``"1.0"`` writes an HTTP/1.0 status
+line and closes the connection after the answer); the callback API needs
+both. A body may be a ``memoryview``: it is written without a copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import io
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from ..core.buffers import BodyBuffer
+from ..core.deadlines import Deadline, Watchdog
+from .flow import BODY, REFUSED, ReadFlow, WriteFlow
+
+__all__ = ["STREAM_HIGH_WATER", "WHOLE_BODY", "Connection", "Cycle"]
+
+logger = logging.getLogger("uvicorn.error")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Message, Receive, Send], Awaitable[Any]]
+
+#: The ASGI extension's name (in ``scope["extensions"]``) and message type.
+WHOLE_BODY = "dataserve.whole_body"
+#: A streamed body waiting for the app above this pauses reading (uvicorn's mark).
+STREAM_HIGH_WATER = 64 * 1024
+
+# Header names are tokens; values have no control characters but tab (RFC 9110 5.5).
+_BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_BAD_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+_BAD_REASON = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _status_line(version: bytes, status: int, reason: bytes | None = None) -> bytes:
+    if reason is None:
+        try:
+            reason = http.HTTPStatus(status).phrase.encode()
+        except ValueError:
+            reason = b""
+    return b"HTTP/%s %d %s\r\n" % (version, status, reason)
+
+
+class Connection(Protocol):
+    """What a cycle needs of its connection (``dataserve.http.protocol``)."""
+
+    transport: Any
+    read_flow: ReadFlow
+    write_flow: WriteFlow
+    watchdog: Watchdog
+    server_state: Any
+
+    def on_response_complete(self, cycle: Cycle) -> None: ...
+
+    def close_lingering(self) -> None: ...
+
+
+_STATUS_LINES = {status: _status_line(b"1.1", status) for status in range(100, 600)}
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class Cycle:
+    """The request being read and answered (or queued behind another one)."""
+
+    __slots__ = (
+        "_deadline",
+        "_delivered",
+        "_pending",
+        "_sink",
+        "chunked_reply",
+        "conn",
+        "disconnected",
+        "event",
+        "failure",
+        "keep_alive",
+        "length",
+        "max_size",
+        "more_body",
+        "received",
+        "remaining_reply",
+        "response_complete",
+        "response_started",
+        "scope",
+        "timeout",
+        "waiting_for_100",
+        "whole",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        scope: Message,
+        *,
+        keep_alive: bool,
+        expect_100: bool,
+        length: int | None,
+        has_body: bool,
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.waiting_for_100 = expect_100
+        #: The announced body length (``None``: chunked or none).
+        self.length = length
+        self.more_body = has_body
+        self.received = 0
+        self.event = asyncio.Event()
+        self.disconnected = False
+        self.whole = False
+        self.max_size = 0
+        self.timeout = 0.0
+        #: Why the whole body cannot be delivered: "too_large" or "stalled".
+        self.failure: str | None = None
+        self._pending = bytearray()
+        self._sink: BodyBuffer | io.BytesIO | None = None
+        self._deadline: Deadline | None = None
+        self._delivered = False
+        self.response_started = False
+        self.response_complete = False
+        self.chunked_reply: bool | None = None
+        self.remaining_reply = 0
+
+    # --- body, from the protocol ------------------------------------------------
+
+    def on_body(self, chunk: bytes) -> None:
+        if self.response_complete or self.failure is not None:
+            return  # answered already (or refused): the rest is dropped
+        self.received += len(chunk)
+        sink = self._sink
+        if sink is None:
+            self._pending += chunk
+            if len(self._pending) > STREAM_HIGH_WATER:
+                self.conn.read_flow.hold(BODY)
+            self.event.set()
+            return
+        if self.received > self.max_size:
+            self._fail("too_large")
+            return
+        sink.write(chunk)
+        if self._deadline is not None:
+            self._deadline.restart(self.timeout)
+
+    def on_message_complete(self) -> None:
+        self.more_body = False
+        self._stop_deadline()
+        self.event.set()
+
+    def reading_into(self) -> BodyBuffer | None:
+        """The buffer the next socket read may fill directly, if any."""
+        sink = self._sink
+        if type(sink) is BodyBuffer and not sink.complete and self.failure is None:
+            return sink
+        return None
+
+    def read_into(self, n: int) -> None:
+        """``n`` bytes were read into ``reading_into()``'s buffer."""
+        sink = self._sink
+        assert type(sink) is BodyBuffer
+        sink.advance(n)
+        self.received += n
+        if self._deadline is not None:
+            self._deadline.restart(self.timeout)
+
+    def lost(self) -> None:
+        """The connection is gone."""
+        self.disconnected = True
+        self._drop_body()
+        self.event.set()
+
+    # --- the app's side -------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if self.waiting_for_100:
+            self.waiting_for_100 = False
+            if not self.conn.transport.is_closing():
+                self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self.whole:
+            return await self._receive_whole()
+        if not self.disconnected and not self.response_complete:
+            self.conn.read_flow.release(BODY)
+            await self.event.wait()
+            self.event.clear()
+        if self.disconnected or self.response_complete:
+            return _DISCONNECT
+        body, self._pending = bytes(self._pending), bytearray()
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def _receive_whole(self) -> Message:
+        while not (
+            self.disconnected
+            or self.response_complete
+            or self.failure is not None
+            or (not self.more_body and not self._delivered)
+        ):
+            await self.event.wait()
+            self.event.clear()
+        if self.disconnected or self.response_complete:
+            return _DISCONNECT
+        if self.failure is not None:
+            return {"type": f"dataserve.body_{self.failure}", "received": self.received}
+        self._delivered = True
+        sink, self._sink = self._sink, None
+        if sink is None:
+            body = b""
+        elif type(sink) is BodyBuffer:
+            body = sink.finish() if sink.complete else b""
+        else:
+            body = sink.getvalue()  # type: ignore[union-attr]
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    def _want_whole(self, message: Message) -> None:
+        if self.whole or self.response_started:
+            return
+        self.whole = True
+        self.max_size = int(message.get("max_size", 1 << 62))
+        self.timeout = float(message.get("timeout", 0) or 0)
+        pending, self._pending = self._pending, bytearray()
+        if self.length is not None and self.length > self.max_size:
+            self._fail("too_large")
+            return
+        if self.received > self.max_size:
+            self._fail("too_large")
+            return
+        try:
+            self._sink = BodyBuffer(self.length) if self.length is not None else io.BytesIO()
+        except MemoryError:
+            logger.error("no memory for a request body of %s bytes", self.length)
+            self._fail("too_large")
+            return
+        if pending:
+            self._sink.write(pending)
+        self.conn.read_flow.release(BODY)
+        if self.more_body and self.timeout:
+            self._deadline = self.conn.watchdog.call_later(self.timeout, self._stalled)
+
+    def _stalled(self) -> None:
+        self._deadline = None
+        if self.more_body and self.failure is None and not self.disconnected:
+            self._fail("stalled")
+
+    def _fail(self, why: str) -> None:
+        self.failure = why
+        self._drop_body()
+        self.conn.read_flow.hold(REFUSED)
+        self.event.set()
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.stop()
+            self._deadline = None
+
+    def _drop_body(self) -> None:
+        self._stop_deadline()
+        sink, self._sink = self._sink, None
+        if type(sink) is BodyBuffer:
+            sink.discard()
+        self._pending = bytearray()
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == WHOLE_BODY:
+            self._want_whole(message)
+            return
+        conn = self.conn
+        if conn.write_flow.paused and not self.disconnected:
+            await conn.write_flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got {kind!r}."
+                )
+            self._start(message)
+        elif not self.response_complete:
+            if kind != "http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'http.response.body', but got {kind!r}.")
+            self._body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(
+                f"Unexpected ASGI message {kind!r} sent, after response already completed."
+            )
+
+    def _start(self, message: Message) -> None:
+        self.response_started = True
+        self.waiting_for_100 = False
+        status: int = message["status"]
+        version = message.get("dataserve.http_version")
+        reason = message.get("dataserve.reason")
+        if version == "1.0":
+            self.keep_alive = False
+            line = _status_line(b"1.0", status, _reason(reason))
+        elif reason is not None:
+            line = _status_line(b"1.1", status, _reason(reason))
+        else:
+            line = _STATUS_LINES[status]
+        content = [line]
+        close_sent = False
+        for name, value in (*self.conn.server_state.default_headers, *message.get("headers", ())):
+            if _BAD_NAME.search(name):
+                raise RuntimeError("Invalid HTTP header name.")
+            if _BAD_VALUE.search(value):
+                raise RuntimeError("Invalid HTTP header value.")
+            name = name.lower()
+            if name == b"content-length" and self.chunked_reply is None:
+                self.remaining_reply = int(value)
+                self.chunked_reply = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.remaining_reply = 0
+                self.chunked_reply = True
+            elif name == b"connection" and b"close" in [
+                t.strip().lower() for t in value.split(b",")
+            ]:
+                self.keep_alive = False
+                close_sent = True
+            content += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not close_sent:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_reply is None
+            and self.scope["method"] != "HEAD"
+            and status not in (204, 304)
+        ):
+            self.chunked_reply = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.conn.transport.write(b"".join(content))
+
+    def _body(self, body: bytes | memoryview, more_body: bool) -> None:
+        transport = self.conn.transport
+        if self.scope["method"] == "HEAD":
+            self.remaining_reply = 0
+        elif self.chunked_reply:
+            if body:
+                transport.write(b"%x\r\n" % len(body))
+                transport.write(body)
+                transport.write(b"\r\n")
+            if not more_body:
+                transport.write(b"0\r\n\r\n")
+        elif body:
+            if len(body) > self.remaining_reply:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.remaining_reply -= len(body)
+            transport.write(body)
+        if not more_body:
+            if self.remaining_reply != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self._drop_body()
+            self.event.set()
+            if not self.keep_alive:
+                if self.more_body:
+                    self.conn.close_lingering()  # the peer may still be sending the body
+                else:
+                    transport.close()
+            self.conn.on_response_complete(self)
+
+    # --- running the app --------------------------------------------------------
+
+    async def run_asgi(self, app: ASGIApp) -> None:
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self._send_500()
+            else:
+                self.conn.transport.close()
+        else:
+            if result is not None:
+                logger.error("ASGI callable should return None, but returned '%s'.", result)
+                self.conn.transport.close()
+            elif not self.response_started and not self.disconnected:
+                logger.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.response_complete and not self.disconnected:
+                logger.error("ASGI callable returned without completing response.")
+                self.conn.transport.close()
+        finally:
+            self._drop_body()
+
+    async def _send_500(self) -> None:
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"21"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+
+def _reason(reason: Any) -> bytes:
+    """A reason phrase from the app: any printable text (RFC 9112 4: HTAB, SP, VCHAR, obs-text)."""
+    if isinstance(reason, str):
+        reason = reason.encode("utf-8")
+    if not isinstance(reason, (bytes, bytearray)) or _BAD_REASON.search(reason):
+        raise RuntimeError(f"Invalid HTTP reason phrase: {reason!r}")
+    return bytes(reason)
