@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # Installing the peers (pip) and tools (apt-get) on a fresh machine comes first.
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_scenario_runs_in_smoke_mode(tmp_path: Path) -> None:
     report_in_repo = ROOT / "docs" / "benchmarks.md"

@@ -127,6 +127,7 @@ async def slow_headers_attack(
     return [task.result() for task in slow_tasks], latencies, during
 
 
+@pytest.mark.slow
 def test_slow_headers_neither_starve_clients_nor_outlive_the_deadline(
     server: ServerProcess,
 ) -> None:
@@ -200,6 +201,7 @@ def assert_served_and_closed(output: str, rows: list[dict[str, int]], length: in
     assert max(row["Closed"] for row in rows) > 0
 
 
+@pytest.mark.slow
 def test_slowhttptest_slowloris(server: ServerProcess, tmp_path: Path) -> None:
     baseline = open_fds(server.port)
     length = 15
@@ -216,6 +218,7 @@ def test_slowhttptest_slowloris(server: ServerProcess, tmp_path: Path) -> None:
     assert wait_for_fds(server.port, baseline + 2) <= baseline + 2
 
 
+@pytest.mark.slow
 def test_slowhttptest_slow_body(server: ServerProcess, tmp_path: Path) -> None:
     # A body that stops arriving for body_timeout gets 408 and is closed.
     # (slowhttptest's default media type is a form, which this server
