@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from dataserve import AsyncHTTPDataClient, HTTPDataClient
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, need_tool
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -159,13 +157,7 @@ def test_slow_headers_neither_starve_clients_nor_outlive_the_deadline(
 
 
 def slowhttptest() -> str:
-    path = shutil.which("slowhttptest")
-    if path is None:
-        message = "slowhttptest is not installed (Debian package slowhttptest; .ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return need_tool("slowhttptest")
 
 
 def run_slowhttptest(

@@ -16,7 +16,7 @@ import pytest
 
 from dataserve import HTTPDataClient
 from dataserve.http.server import bind_socket
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, ServerProcess, need_tool
 
 DATASERVE = [sys.executable, "-m", "dataserve"]
 
@@ -35,6 +35,7 @@ def test_serve_with_no_argument_serves_the_seed_example_and_prints_a_curl_line()
         r = httpx.put(f"{server.url}/xdata", json=[4, 5, 6])
         assert r.json() == [1, 2, 3, 4, 5, 6]
         # the curl line, run as printed
+        need_tool("curl")
         out = subprocess.run(line[len("Try: ") :], shell=True, capture_output=True, timeout=30)
         assert out.stdout == b"[1,2,3,4,5,6]"
     finally:
