@@ -41,6 +41,16 @@ def _parser() -> argparse.ArgumentParser:
         help="where benchmarks.md and bench/ go (default docs/; smoke: a temporary folder)",
     )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="install every peer (pip, into .bench-env/) and tool (apt-get) and exit",
+    )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="install nothing: what is missing is reported as not measured (the tests' way)",
+    )
     return parser
 
 
@@ -83,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         for m in ALL:
             print(f"{m.NAME:16} {m.TITLE}")
         return 0
+    if args.prepare:
+        problems = Env().prepare_all()
+        for problem in problems:
+            print(f"python -m bench: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     unknown = [n for n in args.scenarios if n not in BY_NAME]
     if unknown:
         print(
@@ -101,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if pin.load is not None:
         # The suite itself waits on its load generators: keep it off the server's CPU.
         os.sched_setaffinity(0, {int(pin.load)})
-    env = Env()
+    env = Env(install=not args.no_install)
     print(f"bench: {len(chosen)} scenario(s), {rounds} round(s), {pin.describe()}", flush=True)
     env.prepare({p for m in chosen for p in m.PEERS} | {"matplotlib"})
 

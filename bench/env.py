@@ -41,12 +41,23 @@ class NotMeasured(Exception):
     """A figure cannot be measured here; the message says why."""
 
 
-class Env:
-    """Installs peers and tools once per process (and once per folder on disk)."""
+#: What a missing piece's reason says to do about it.
+PREPARE = "`python -m bench --prepare` installs it"
 
-    def __init__(self, root: Path = ENV_DIR, log: bool = True) -> None:
+
+class Env:
+    """Installs peers and tools once per process (and once per folder on disk).
+
+    With ``install=False`` nothing is installed: a missing peer or tool is
+    ``NotMeasured``, with a reason that says how to get it. The tests' smoke
+    run works that way, so that running the tests never changes the machine;
+    ``python -m bench --prepare`` (which CI runs first) installs everything.
+    """
+
+    def __init__(self, root: Path = ENV_DIR, log: bool = True, install: bool = True) -> None:
         self.root = root
         self.log = log
+        self.install = install
         self._lock = threading.Lock()
         self._failed: dict[str, str] = {}
         self._apt_updated = False
@@ -56,7 +67,7 @@ class Env:
     def prepare(self, names: Iterable[str]) -> None:
         """Install several peers at once (pip runs are mostly waiting on I/O)."""
         names = [n for n in names if not self._marker(n).exists()]
-        if not names:
+        if not names or not self.install:
             return
         with ThreadPoolExecutor(max_workers=4) as pool:
             for name in names:
@@ -67,6 +78,8 @@ class Env:
         target = self.root / name
         if self._marker(name).exists():
             return target
+        if not self.install:
+            raise NotMeasured(f"{' '.join(PEERS[name])} is not in {self.root.name}/ ({PREPARE})")
         self._try_install(name)
         if name in self._failed:
             raise NotMeasured(self._failed[name])
@@ -122,12 +135,30 @@ class Env:
                 return found
             if command in self._failed:
                 raise NotMeasured(self._failed[command])
+            if not self.install:
+                raise NotMeasured(
+                    f"{command} is not installed (apt-get install {TOOLS[command]}; {PREPARE})"
+                )
             reason = self._apt_install(TOOLS[command])
             found = shutil.which(command)
             if not found:
                 self._failed[command] = reason or f"{command} is not installed"
                 raise NotMeasured(self._failed[command])
             return found
+
+    def prepare_all(self) -> list[str]:
+        """Install every peer and tool; the reasons of those that failed."""
+        self.prepare(PEERS)
+        for name in PEERS:
+            if not self._marker(name).exists():
+                self._try_install(name)
+        problems = [self._failed[n] for n in PEERS if n in self._failed]
+        for command in TOOLS:
+            try:
+                self.tool(command)
+            except NotMeasured as exc:
+                problems.append(str(exc))
+        return problems
 
     def _apt_install(self, package: str) -> str:
         if not shutil.which("apt-get"):

@@ -1,7 +1,10 @@
 """The ``dataserve`` command: ``serve`` a handler, ``send`` a payload.
 
 Library code raises; only this module turns errors into one line on stderr
-and an exit status.
+and an exit status: 2 for a bad command line (a flag's value, a handler that
+does not load), 1 for a failure at run time (the port is taken, the server
+does not answer). Every ``serve`` flag may also be set in the environment as
+``DATASERVE_<FLAG>``; the names are derived from the flags themselves.
 """
 
 from __future__ import annotations
@@ -10,10 +13,20 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from . import __version__
+from .core.flags import (
+    Parser,
+    apply_environment,
+    port,
+    positive_float,
+    positive_int,
+    readable_file,
+)
 from .core.limits import add_arguments, limits_from_args
+from .core.net import is_loopback
 from .core.security import TOKEN_ENV, tls_from_args
 from .core.security import add_arguments as add_security_arguments
 from .ops.config import add_arguments as add_ops_arguments
@@ -22,59 +35,144 @@ from .ops.config import ops_from_args
 __all__ = ["main"]
 
 EXAMPLE = "dataserve.example:ExampleHandler"
+#: Environment variables of ``serve``'s flags: ``DATASERVE_`` + the flag's name.
+ENV_PREFIX = "DATASERVE"
+_LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dataserve", description="Serve a Python data handler over HTTP."
+def _log_level(text: str) -> str:
+    return text.lower()  # INFO, Info and info alike, as logging takes them
+
+
+def _serve_parser(sub: Any) -> argparse.ArgumentParser:
+    serve: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="serve a handler over HTTP",
+        description="Serve a Python data handler over HTTP (and raw TCP with --tcp-port).",
+        epilog=f"Every flag may also be set in the environment as {ENV_PREFIX}_<FLAG> "
+        f"(--max-body-size as {ENV_PREFIX}_MAX_BODY_SIZE, on/off flags as 1 or 0, the "
+        f"handler as {ENV_PREFIX}_HANDLER); the command line wins.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="serve a handler over HTTP")
     serve.add_argument(
         "handler",
         nargs="?",
-        default=os.environ.get("DATASERVE_HANDLER") or EXAMPLE,
+        default=EXAMPLE,
         help=f"MODULE:ATTR of an HTTPDataHandler subclass, instance or Router "
-        f"(default: $DATASERVE_HANDLER, else the seed example, {EXAMPLE})",
+        f"(default: the seed example, {EXAMPLE})",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=5001, help="port (default 5001; 0 picks one)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 serves other machines)",
+    )
+    serve.add_argument(
+        "--port", type=port, default=5001, help="port (default 5001; 0 picks a free one)"
+    )
+    serve.add_argument(
+        "--workers", type=positive_int, default=1, metavar="N", help="worker processes (default 1)"
+    )
     serve.add_argument(
         "--tcp-port",
-        type=int,
+        type=port,
         default=None,
         metavar="PORT",
         help="also serve the handler over raw TCP (rawproto native framing) on PORT (0 picks one)",
     )
     serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="log level (default info)",
+        "--reload",
+        action="store_true",
+        help="restart when a .py file under the working directory changes (development)",
     )
     serve.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="the path prefix a proxy serves this server under, e.g. /api (default none)",
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trust X-Forwarded-For and X-Forwarded-Proto from --forwarded-allow-ips (default on)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="comma-separated addresses (or *) whose proxy headers are trusted "
+        "(default $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )
+    logs = serve.add_argument_group("logging")
+    logs.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="info",
+        choices=_LOG_LEVELS,
+        help="log level, in any case (default info)",
+    )
+    logs.add_argument(
+        "--log-config",
+        type=readable_file,
+        default=None,
+        metavar="FILE",
+        help="logging configuration file (.json, .yaml or .ini), instead of dataserve's",
+    )
+    logs.add_argument(
         "--access-log", action="store_true", help="log one line per request (default off)"
     )
     add_ops_arguments(serve)
     add_arguments(serve)
     add_security_arguments(serve)
+    return serve
 
-    send = sub.add_parser("send", help="send a payload and print the decoded answer")
-    send.add_argument("url", help="server URL, e.g. http://127.0.0.1:5001")
-    send.add_argument("resource", help="resource path, e.g. /xdata")
+
+def _send_parser(sub: Any) -> None:
+    send = sub.add_parser(
+        "send",
+        help="send a payload and print the decoded answer",
+        description="Send a payload to a resource and print the decoded answer. The resource "
+        "is the URL's path (dataserve send http://127.0.0.1:5001/xdata) or a second argument "
+        "(dataserve send http://127.0.0.1:5001 /xdata).",
+    )
+    send.add_argument("url", help="the server's URL, with or without the resource's path")
+    send.add_argument("resource", nargs="?", help="resource path, e.g. /xdata")
     body = send.add_mutually_exclusive_group()
     body.add_argument("--json", help="send this JSON value")
     body.add_argument("--text", help="send this string as text/plain")
-    body.add_argument("--file", type=Path, help="send this file's bytes")
-    send.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    body.add_argument("--file", type=readable_file, help="send this file's bytes")
+    send.add_argument(
+        "--timeout", type=positive_float, default=30.0, metavar="S", help="seconds (default 30)"
+    )
     send.add_argument("--token", help=f"bearer token (default: ${TOKEN_ENV})")
-    send.add_argument("--ca-file", metavar="FILE", help="trust this CA for https")
+    send.add_argument("--ca-file", type=readable_file, metavar="FILE", help="trust this CA")
     send.add_argument(
         "--insecure", action="store_true", help="do not verify the server's certificate"
     )
+
+
+def _parser() -> Parser:
+    parser = Parser(prog="dataserve", description="Serve a Python data handler over HTTP.")
+    parser.add_argument("--version", action="version", version=f"dataserve {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,send}")
+    serve = _serve_parser(sub)
+    _send_parser(sub)
+    apply_environment(serve, ENV_PREFIX)
     return parser
+
+
+def _local(url: str) -> str:
+    """``url`` with a wildcard host made one a local client can connect to."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host in ("0.0.0.0", ""):
+        return url.replace(f"//{parts.netloc}", f"//127.0.0.1:{parts.port}", 1)
+    if host == "::":
+        return url.replace(f"//{parts.netloc}", f"//[::1]:{parts.port}", 1)
+    return url
+
+
+def _warn(message: str) -> None:
+    print(f"dataserve: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -89,6 +187,12 @@ def _serve(args: argparse.Namespace) -> int:
     except (HandlerLoadError, ValueError, TypeError, OSError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
+    if not is_loopback(args.host) and not token and tls is None:
+        _warn(
+            f"--host {args.host} serves other machines without --token or TLS: anyone "
+            "who reaches the port can call the handler (see docs/security.md)"
+        )
 
     def banner(url: str) -> None:
         from .ops.logs import announce
@@ -96,14 +200,15 @@ def _serve(args: argparse.Namespace) -> int:
         announce(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", ops.log_format, url=url)
         if args.handler == EXAMPLE and url.startswith("http"):
             announce(
-                f"Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' {url}/xdata",
+                "Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' "
+                f"{_local(url)}/xdata",
                 ops.log_format,
             )
 
     try:
         run_http_server(
             args.port,
-            args.handler if args.workers > 1 else handler,
+            args.handler if args.workers > 1 or args.reload else handler,
             host=args.host,
             limits=limits,
             workers=args.workers,
@@ -114,6 +219,11 @@ def _serve(args: argparse.Namespace) -> int:
             token=args.token,
             tls=tls,
             tcp_port=args.tcp_port,
+            root_path=args.root_path,
+            proxy_headers=args.proxy_headers,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            log_config=None if args.log_config is None else str(args.log_config),
+            reload=args.reload,
         )
     except (HandlerLoadError, ValueError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
@@ -127,33 +237,53 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    """``(base URL, resource)`` from ``URL RESOURCE`` or a single ``URL/RESOURCE``."""
+    url = args.url
+    if "://" not in url:
+        raise ValueError(f"argument url: {url!r} is not a URL (http://HOST:PORT/RESOURCE)")
+    if args.resource is not None:
+        return url.rstrip("/"), args.resource
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        raise ValueError(
+            f"argument url: {url!r} names no resource: give it as a path "
+            f"({url.rstrip('/')}/xdata) or as a second argument"
+        )
+    resource = parts.path + (f"?{parts.query}" if parts.query else "")
+    return f"{parts.scheme}://{parts.netloc}", resource
+
+
 def _send(args: argparse.Namespace) -> int:
     from .client import HTTPDataClient
     from .core.errors import DataServeError
 
     payload: Any = None
-    if args.json is not None:
-        try:
-            payload = json.loads(args.json)
-        except ValueError as exc:
-            print(f"dataserve: error: --json is not valid JSON: {exc}", file=sys.stderr)
-            return 2
-    elif args.text is not None:
-        payload = args.text
-    elif args.file is not None:
-        payload = args.file.read_bytes()
-    url = args.url.rstrip("/")
+    try:
+        base, resource = _target(args)
+        if args.json is not None:
+            try:
+                payload = json.loads(args.json)
+            except ValueError as exc:
+                raise ValueError(f"argument --json: not valid JSON: {exc}") from None
+        elif args.text is not None:
+            payload = args.text
+        elif args.file is not None:
+            payload = args.file.read_bytes()
+    except (ValueError, OSError) as exc:
+        print(f"dataserve: error: {exc}", file=sys.stderr)
+        return 2
     try:
         client = HTTPDataClient(
             port="",
-            address=url,
+            address=base,
             timeout=args.timeout,
             token=args.token,
-            ca_file=args.ca_file,
+            ca_file=None if args.ca_file is None else str(args.ca_file),
             verify=not args.insecure,
         )
         with client:
-            result = client.send(args.resource, payload)
+            result = client.send(resource, payload)
     except DataServeError as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 1

@@ -27,7 +27,7 @@ from .core.security import TLSConfig, token_from_env
 from .http.app import create_app
 from .http.server import default_banner, exit_quietly_on_signals, server_url, uvicorn_config
 from .ops.config import DEFAULT_OPS, OpsConfig
-from .ops.logs import log_config
+from .ops.logs import log_config as dataserve_log_config
 from .workers import FACTORY, hand_off
 
 __all__ = ["run_http_server"]
@@ -50,6 +50,11 @@ def run_http_server(
     token: str | None = None,
     tls: TLSConfig | None = None,
     tcp_port: int | None = None,
+    root_path: str = "",
+    proxy_headers: bool = True,
+    forwarded_allow_ips: str | None = None,
+    log_config: str | None = None,
+    reload: bool = False,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -64,12 +69,22 @@ def run_http_server(
     ``tcp_port`` also serves the same handler instance, with the same
     handler threads, token, TLS and metrics, over rawproto's native TCP
     framing: on the same loop, or in each worker (``SO_REUSEPORT``).
+
+    As with uvicorn: ``root_path`` is the prefix a proxy mounts the server
+    under; ``proxy_headers`` trusts ``X-Forwarded-For``/``-Proto`` from
+    ``forwarded_allow_ips`` (default ``$FORWARDED_ALLOW_IPS``, else
+    127.0.0.1); ``log_config`` is a logging config file (``.json``,
+    ``.yaml``, ``.ini``) used instead of dataserve's; ``reload=True`` restarts
+    the server when a Python file under the working directory changes (for
+    development; the handler must be importable by name).
     """
     token = token_from_env(token)
+    # Workers and the reloader's child both build their app in another process.
+    elsewhere = workers > 1 or reload
     tcp_sock = None
     if tcp_port is not None:
-        # With workers this only reserves the port: each worker listens on it.
-        tcp_sock = bind_socket(host, tcp_port, reuse_port=workers > 1, listen=workers == 1)
+        # In another process this only reserves the port: each one listens on it.
+        tcp_sock = bind_socket(host, tcp_port, reuse_port=elsewhere, listen=not elsewhere)
     limits = limits or DEFAULT_LIMITS
     if handler_threads is not None:
         limits = limits.replace(handler_threads=handler_threads)
@@ -80,9 +95,12 @@ def run_http_server(
     logging_kwargs: dict[str, Any] = {
         "log_level": log_level,
         "access_log": False,
-        "log_config": log_config(ops.log_format, log_level),
+        "log_config": log_config or dataserve_log_config(ops.log_format, log_level),
+        "root_path": root_path,
+        "proxy_headers": proxy_headers,
+        "forwarded_allow_ips": forwarded_allow_ips,
     }
-    sock = bind_socket(host, port, reuse_port=workers > 1)
+    sock = bind_socket(host, port, reuse_port=elsewhere)
     url = server_url(sock, tls is not None)
     (banner or functools.partial(default_banner, log_format=ops.log_format))(url)
     if tcp_sock is not None:
@@ -90,8 +108,8 @@ def run_http_server(
         (banner or functools.partial(default_banner, log_format=ops.log_format))(
             f"tcp://{tcp_host}:{tcp_bound}"
         )
-    if workers > 1:
-        # uvicorn's supervisor forks workers that import the app by name.
+    if elsewhere:
+        # uvicorn's supervisors start processes that import the app by name.
         native = None if tcp_sock is None else (host, tcp_sock.getsockname()[1], tls)
         hand_off(data_handler, limits, ops, token, native)
         # Before the workers start: each writes its metrics to a shared directory.
@@ -103,17 +121,19 @@ def run_http_server(
             ops=ops,
             factory=True,
             workers=workers,
+            reload=reload,
             **logging_kwargs,
         )
-        from uvicorn.supervisors import Multiprocess
+        from uvicorn.supervisors import ChangeReload, Multiprocess
 
+        supervisor: Any = ChangeReload if reload else Multiprocess
         # uvicorn < 0.36 takes the worker's target; later ones build it.
         extra: dict[str, Any] = {}
-        if "target" in inspect.signature(Multiprocess).parameters:
+        if reload or "target" in inspect.signature(Multiprocess).parameters:
             extra["target"] = uvicorn.Server(config).run
         try:
             with exit_quietly_on_signals():
-                Multiprocess(config, sockets=[sock], **extra).run()
+                supervisor(config, sockets=[sock], **extra).run()
         finally:
             clean_up()
             if tcp_sock is not None:

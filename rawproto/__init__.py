@@ -23,6 +23,9 @@ the core's, the same classes ``dataserve`` exports, re-exported here; so is
 
 from __future__ import annotations
 
+# The distribution's version: dataserve and rawproto ship together.
+__version__ = "0.2.0"
+
 from dataserve.core.errors import BadRequest as BadRequest
 from dataserve.core.errors import ConnectError as ConnectError
 from dataserve.core.errors import ConnectionClosed as ConnectionClosed
@@ -83,6 +86,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnsupportedMediaTypeError",
+    "__version__",
     "open_connection",
     "serve",
     "start_server",

@@ -1,13 +1,21 @@
-"""The ``rawproto`` command: ``rawproto serve tcpy|pyts MODULE:SERVER``.
+"""The ``rawproto`` command: ``rawproto serve FRAMING [TARGET]``, for every framing.
 
-``MODULE:SERVER`` names a ``rawproto.tcpy.TCPServer`` or a
-``rawproto.pyts.Server`` built at a module's top level, as the seeds' examples
-build them (their own ``listen()``/``startServer()`` call must sit under
-``if __name__ == "__main__":``, or importing the module would start it).
-``--host``, ``--port``, ``--threads``, the TLS flags (``--tls-cert``,
-``--tls-key``, ``--tls-client-ca``) and every limit flag override what the
-module set. Library code raises; only this module turns errors into one line
-on stderr and an exit status.
+* ``native [MODULE:ATTR]``: a data handler, as ``dataserve serve`` takes it
+  (default: the seed example), over the native framing.
+* ``tinyproto [MODULE:ATTR]``: a ``TinyProtoServer`` (instance or subclass)
+  or a ``TinyProtoConnection`` subclass, served as seed 004's server would
+  serve it; with no target, an echo server that sends each message back.
+* ``tcpy MODULE:SERVER`` / ``pyts MODULE:SERVER``: a ``rawproto.tcpy.TCPServer``
+  or ``rawproto.pyts.Server`` built at a module's top level, as the seeds'
+  examples build them (their own ``listen()``/``startServer()`` call must sit
+  under ``if __name__ == "__main__":``, or importing the module would start it).
+
+Each framing's ``--help`` lists only the flags that apply to it: the limits
+it reads, TLS, ``--token`` where the wire format carries one, and
+``--handler-threads`` (alias ``--threads``) where handlers run on threads.
+Flags override what the module set. Library code raises; only this module
+turns errors into one line on stderr and an exit status, as ``dataserve``
+does: 2 for a bad command line, 1 when the server cannot listen.
 """
 
 from __future__ import annotations
@@ -15,25 +23,144 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from dataserve.core.flags import Parser, port, positive_int
 from dataserve.core.limits import add_arguments, limits_from_args
 from dataserve.core.loading import LoadError, import_object
+from dataserve.core.security import add_arguments as add_security_arguments
 from dataserve.core.security import tls_from_args
+
+from . import __version__
 
 __all__ = ["main"]
 
+# The limits every framing reads: the engine's, which runs them all.
+_ENGINE = ("max_connections", "handshake_timeout", "frame_timeout", "idle_timeout")
+# --handler-threads is a flag of its own (alias --threads): the facades keep
+# the number in their ``threads`` attribute as well.
+_HANDLERS = ("handler_timeout", "shutdown_timeout")
 
-def _tcpy_class() -> type:
-    from .tcpy import TCPServer
 
-    return TCPServer
+@dataclass(frozen=True)
+class _Framing:
+    """How ``rawproto serve`` serves one framing."""
+
+    help: str
+    target: str  # what TARGET names
+    required: bool  # whether TARGET must be given
+    limits: tuple[str, ...]  # the Limits fields it reads: its limit flags
+    token: bool  # the wire format carries a bearer token
+    threads: bool  # handlers run on a pool of threads (--handler-threads)
+    default_port: int | None  # None: the server object's own
+    run: Callable[[Any, argparse.Namespace], None]
 
 
-def _pyts_class() -> type:
-    from .pyts import Server
+class _ListenError(Exception):
+    """The server could not listen: says where."""
 
-    return Server
+
+def _listening(host: str, port_: int, run: Callable[[], None]) -> None:
+    try:
+        run()
+    except OSError as exc:
+        raise _ListenError(f"cannot listen on {host}:{port_}: {exc.strerror or exc}") from exc
+
+
+# --- native -------------------------------------------------------------------
+
+_EXAMPLE = "dataserve.example:ExampleHandler"
+
+
+def _run_native(spec: Any, args: argparse.Namespace) -> None:
+    from dataserve.core.loading import load_handler
+
+    from . import serve
+
+    handler = load_handler(spec or _EXAMPLE)
+    limits = limits_from_args(args)
+
+    def banner(url: str) -> None:
+        print(f"Serving {spec or _EXAMPLE} on {url}. Press Ctrl-C to stop.", flush=True)
+
+    _listening(
+        args.host,
+        args.port,
+        lambda: serve(
+            handler,
+            args.port,
+            host=args.host,
+            limits=limits,
+            banner=banner,
+            token=args.token,
+            tls=tls_from_args(args),
+        ),
+    )
+
+
+# --- tinyproto ------------------------------------------------------------------
+
+
+def _echo_connection() -> type:
+    from .tinyproto import TinyProtoConnection
+
+    class EchoConnection(TinyProtoConnection):
+        """Sends each message back as it came."""
+
+        def transmission_received(self, msg: bytearray) -> None:
+            self.transmit(msg)
+
+    return EchoConnection
+
+
+def _tinyproto_server(spec: str | None) -> Any:
+    """The ``TinyProtoServer`` a target names (an echo server for none)."""
+    from .tinyproto import TinyProtoConnection, TinyProtoServer
+
+    if spec is None:
+        return TinyProtoServer(connection_handler=_echo_connection())
+    obj = import_object(spec, "the server")
+    if isinstance(obj, TinyProtoServer):
+        return obj
+    if isinstance(obj, type) and issubclass(obj, TinyProtoServer):
+        return obj()
+    if isinstance(obj, type) and issubclass(obj, TinyProtoConnection):
+        return TinyProtoServer(connection_handler=obj)
+    raise LoadError(
+        f"{spec} is a {type(obj).__name__}, not a rawproto.tinyproto.TinyProtoServer "
+        "or a TinyProtoConnection subclass"
+    )
+
+
+def _run_tinyproto(server: Any, args: argparse.Namespace) -> None:
+    if args.host is not None or args.port is not None or not server.listen_addrs:
+        # The flags replace the module's addresses; a server with none gets the defaults.
+        old = server.listen_addrs[0] if server.listen_addrs else ("127.0.0.1", 9123)
+        server.listen_addrs = []
+        server.add_addr(args.host or old[0], old[1] if args.port is None else args.port)
+    server.limits = limits_from_args(args, server.limits)
+    server.tls = tls_from_args(args) or server.tls
+    pre_loop = server.pre_loop
+
+    def announce() -> None:  # the bound ports are known once pre_loop runs
+        for (host, _), bound in zip(server.listen_addrs, server.ports, strict=True):
+            print(f"Serving tinyproto on tcp://{host}:{bound}. Press Ctrl-C to stop.", flush=True)
+        pre_loop()
+
+    server.pre_loop = announce
+    host, wanted = server.listen_addrs[0]
+    _listening(host, wanted, server.start)
+
+
+# --- tcpy and pyts ----------------------------------------------------------------
+
+
+def _threads(server: Any, args: argparse.Namespace) -> None:
+    """One flag sets both: the facades build their handler pool from ``threads``."""
+    if args.handler_threads is not None:
+        server.threads = args.handler_threads
+    server.limits = limits_from_args(args, server.limits).replace(handler_threads=server.threads)
 
 
 def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
@@ -41,11 +168,9 @@ def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
         server.host = args.host
     if args.port is not None:
         server.port = args.port
-    if args.threads is not None:
-        server.threads = args.threads
-    server.limits = limits_from_args(args, server.limits)
+    _threads(server, args)
     server.tls = tls_from_args(args) or server.tls
-    server.listen()
+    _listening(server.host, server.port, server.listen)
 
 
 def _run_pyts(server: Any, args: argparse.Namespace) -> None:
@@ -53,60 +178,142 @@ def _run_pyts(server: Any, args: argparse.Namespace) -> None:
         server.HOST = args.host
     if args.port is not None:
         server.PORT = args.port
-    if args.threads is not None:
-        server.threads = args.threads
-    server.limits = limits_from_args(args, server.limits)
+    _threads(server, args)
     server.tls = tls_from_args(args) or server.tls
-    server.startServer()
+    _listening(server.HOST, server.PORT, server.startServer)
 
 
-# framing -> (the server class it expects, how to run one)
-_FRAMINGS: dict[str, tuple[Callable[[], type], Callable[[Any, argparse.Namespace], None]]] = {
-    "tcpy": (_tcpy_class, _run_tcpy),
-    "pyts": (_pyts_class, _run_pyts),
+def _loader(module: str, name: str) -> Callable[[str], Any]:
+    def load(spec: str) -> Any:
+        import importlib
+
+        expected = getattr(importlib.import_module(module), name)
+        obj = import_object(spec, "the server")
+        if not isinstance(obj, expected):
+            raise LoadError(f"{spec} is a {type(obj).__name__}, not a {module}.{name}")
+        return obj
+
+    return load
+
+
+_FRAMINGS: dict[str, tuple[_Framing, Callable[[Any], Any]]] = {
+    "native": (
+        _Framing(
+            help="a data handler over the native framing (the HTTP handler, over TCP)",
+            target=f"MODULE:ATTR of a data handler, as dataserve serve takes it "
+            f"(default: the seed example, {_EXAMPLE})",
+            required=False,
+            limits=(*_ENGINE, *_HANDLERS, "max_frame_size", "max_pipelined"),
+            token=True,
+            threads=True,
+            default_port=5002,
+            run=_run_native,
+        ),
+        lambda spec: spec,  # loaded by _run_native, after the flags are read
+    ),
+    "tinyproto": (
+        _Framing(
+            help="a tinyproto server (seed 004); an echo server with no target",
+            target="MODULE:ATTR of a TinyProtoServer (instance or subclass) or a "
+            "TinyProtoConnection subclass (default: echo each message back)",
+            required=False,
+            limits=(*_ENGINE, "shutdown_timeout", "max_frame_size"),
+            token=False,
+            threads=False,  # each connection's hooks run on its own thread
+            default_port=None,  # the server's address, else 127.0.0.1:9123
+            run=_run_tinyproto,
+        ),
+        _tinyproto_server,
+    ),
+    "tcpy": (
+        _Framing(
+            help="a tcpy server object (seed 002)",
+            target="MODULE:ATTR of a rawproto.tcpy.TCPServer",
+            required=True,
+            limits=(*_ENGINE, *_HANDLERS, "max_frame_size", "max_container_len", "max_depth"),
+            token=False,
+            threads=True,
+            default_port=None,
+            run=_run_tcpy,
+        ),
+        _loader("rawproto.tcpy", "TCPServer"),
+    ),
+    "pyts": (
+        _Framing(
+            help="a pyts server object (seed 000)",
+            target="MODULE:ATTR of a rawproto.pyts.Server",
+            required=True,
+            limits=(*_ENGINE, *_HANDLERS, "max_body_size", "max_depth"),
+            token=False,
+            threads=True,
+            default_port=None,
+            run=_run_pyts,
+        ),
+        _loader("rawproto.pyts", "Server"),
+    ),
 }
 
 
-def _load(spec: str, expected: type) -> Any:
-    obj = import_object(spec, "the server")
-    if not isinstance(obj, expected):
-        raise LoadError(
-            f"{spec} is a {type(obj).__name__}, not a {expected.__module__}.{expected.__name__}"
+def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
+    p = sub.add_parser(name, help=framing.help, description=f"Serve {framing.help}.")
+    metavar = {"native": "HANDLER", "tinyproto": "TARGET"}.get(name, "SERVER")
+    p.add_argument(
+        "target",
+        nargs=None if framing.required else "?",
+        metavar=metavar,
+        help=framing.target,
+    )
+    if name == "native":
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    else:
+        p.add_argument("--host", help="address to bind (default: the server object's)")
+    shown = "the server object's" if framing.default_port is None else framing.default_port
+    p.add_argument(
+        "--port",
+        type=port,
+        default=framing.default_port,
+        help=f"port (default: {shown}; 0 picks a free one)",
+    )
+    if framing.threads:
+        p.add_argument(
+            "--handler-threads",
+            "--threads",
+            dest="handler_threads",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="handlers running at once (default 1)",
         )
-    return obj
+    add_security_arguments(p, token=framing.token)
+    add_arguments(p, only=framing.limits)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rawproto", description="Serve raw TCP framings on the rawproto engine."
+def _parser() -> Parser:
+    parser = Parser(prog="rawproto", description="Serve raw TCP framings on the rawproto engine.")
+    parser.add_argument("--version", action="version", version=f"rawproto {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve}")
+    serve = sub.add_parser(
+        "serve",
+        help="serve a framing: native, tinyproto, tcpy or pyts",
+        description="Serve one framing; `rawproto serve FRAMING --help` lists its flags.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve a tcpy or pyts server object")
-    serve.add_argument("framing", choices=sorted(_FRAMINGS), help="the wire format")
-    serve.add_argument(
-        "server", help="MODULE:ATTR of a rawproto.tcpy.TCPServer or rawproto.pyts.Server"
+    framings = serve.add_subparsers(
+        dest="framing", required=True, metavar="{" + ",".join(_FRAMINGS) + "}"
     )
-    serve.add_argument("--host", help="address to bind (default: the server object's)")
-    serve.add_argument("--port", type=int, help="port (default: the server object's; 0 picks one)")
-    serve.add_argument("--threads", type=int, help="handlers running at once")
-    tls = serve.add_argument_group("TLS (the wire formats have no token)")
-    tls.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
-    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
-    tls.add_argument(
-        "--tls-client-ca",
-        metavar="FILE",
-        help="require client certificates signed by this CA (mutual TLS)",
-    )
-    add_arguments(serve)
+    for name, (framing, _) in _FRAMINGS.items():
+        _add_framing(framings, name, framing)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    server_class, run = _FRAMINGS[args.framing]
+    framing, load = _FRAMINGS[args.framing]
     try:
-        server = _load(args.server, server_class())
-        run(server, args)
+        server = load(args.target)
+        framing.run(server, args)
+    except _ListenError as exc:
+        print(f"rawproto: error: {exc}", file=sys.stderr)
+        return 1
     except (LoadError, ValueError, TypeError, OSError) as exc:
         print(f"rawproto: error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,17 +44,48 @@ def serve() -> Iterator[Any]:
         server.stop(timeout=30)
 
 
+def missing(what: str) -> None:
+    """Skip a test that needs ``what``, saying how to get it; in CI (``CI=true``)
+    fail instead, because ``.ci/run`` prepares everything and an absence there
+    is a broken setup. The tests themselves never install anything system-wide."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (CI prepares it: see .ci/run)")
+    pytest.skip(what)
+
+
+#: Debian package of each command-line tool a test drives.
+TOOL_PACKAGES = {
+    "curl": "curl",
+    "nginx": "nginx",
+    "slowhttptest": "slowhttptest",
+    "wrk": "wrk",
+}
+
+
+def need_tool(command: str) -> str:
+    """The path of ``command``; the test skips (CI: fails) when it is not installed."""
+    path = shutil.which(command) or shutil.which(command, path="/usr/sbin:/usr/local/sbin")
+    if path is None:
+        missing(f"{command} is not installed (apt-get install {TOOL_PACKAGES[command]})")
+    assert path is not None
+    return path
+
+
 def interop_target(name: str, *requirements: str) -> Path:
     """``pip install --target`` the original libraries once; reuse the folder after.
 
-    Each original lives in its own folder and runs in a subprocess with
-    ``PYTHONPATH`` set to it, so it never shadows this project's packages.
+    Each original lives in its own folder of the checkout (``.interop/``) and
+    runs in a subprocess with ``PYTHONPATH`` set to it, so it never shadows
+    this project's packages. Offline, the test skips, saying how to get them.
     """
     target = INTEROP_DIR / name
     marker = target / ".installed"
     if not marker.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        if target.exists():
+            shutil.rmtree(target)  # what an interrupted or failed fetch left
+        target.mkdir(parents=True)
+        # Bounded: offline, pip would otherwise retry for minutes.
+        fetched = subprocess.run(
             [
                 sys.executable,
                 "-m",
@@ -62,12 +94,25 @@ def interop_target(name: str, *requirements: str) -> Path:
                 "--quiet",
                 "--disable-pip-version-check",
                 "--no-compile",
+                "--retries",
+                "1",
+                "--timeout",
+                "15",
                 "--target",
                 str(target),
                 *requirements,
             ],
-            check=True,
+            capture_output=True,
+            text=True,
         )
+        if fetched.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            last = (fetched.stderr.strip().splitlines() or ["no output"])[-1]
+            missing(
+                f"cannot fetch the original {' '.join(requirements)} from PyPI ({last}); "
+                f"run the tests once online, or `python -m tests.interop`, to put it in "
+                f".interop/{name}"
+            )
         marker.write_text("\n".join(requirements))
     return target
 

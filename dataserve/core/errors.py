@@ -12,9 +12,9 @@
     │   ├── LocalProtocolError       we were asked to send something invalid
     │   └── RemoteProtocolError      the peer sent something invalid
     ├── TransportError               a request got no answer (client side)
-    │   ├── ConnectError             could not connect, says to where
-    │   ├── TimeoutError             no answer in time
-    │   └── ConnectionClosed         the peer closed mid-exchange
+    │   ├── ConnectError             could not connect, says to where   (+ ConnectionError)
+    │   ├── TimeoutError             no answer in time                  (+ builtins.TimeoutError)
+    │   └── ConnectionClosed         the peer closed mid-exchange       (+ ConnectionError)
     └── ResponseError                the server answered with an error status
         ├── BadRequest               400
         ├── Unauthorized             401
@@ -27,6 +27,11 @@
         ├── ServiceUnavailable       503
         └── GatewayTimeout           504
 
+The three transport errors also derive from Python's own
+(``ConnectionError``, ``builtins.TimeoutError``), so code written against the
+standard library (``except TimeoutError:``, ``except ConnectionError:``)
+catches them too; ``except DataServeError:`` still catches everything.
+
 Server-side errors carry the HTTP status they map to (``status``); every
 transport turns them into its own answer (an HTTP status, an error frame, a
 refusal byte) with the same meaning. Client-side ``ResponseError`` subclasses
@@ -36,6 +41,8 @@ same exceptions for the same failure.
 """
 
 from __future__ import annotations
+
+import builtins
 
 __all__ = [
     "BadRequest",
@@ -136,15 +143,20 @@ class TransportError(DataServeError):
     """The request got no answer: connection, timeout or protocol failure."""
 
 
-class ConnectError(TransportError):
+# Each also derives from the built-in exception a Python user already catches
+# for this failure (socket and asyncio code raise those), so the name stays
+# ours and ``except TimeoutError:`` / ``except ConnectionError:`` still work.
+
+
+class ConnectError(TransportError, ConnectionError):
     """Could not connect to the server; the message names the address."""
 
 
-class TimeoutError(TransportError):
+class TimeoutError(TransportError, builtins.TimeoutError):
     """No answer within the configured timeout."""
 
 
-class ConnectionClosed(TransportError):
+class ConnectionClosed(TransportError, ConnectionError):
     """The peer closed the connection before the exchange was complete."""
 
 

@@ -12,10 +12,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "add_arguments", "limits_from_args", "parse_size"]
+from .flags import positive_float, positive_int
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "add_arguments",
+    "limits_from_args",
+    "parse_size",
+    "size",
+]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -109,25 +119,53 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per ``Limits`` field, defaulting to ``None`` (= unchanged)."""
-    group = parser.add_argument_group("limits and timeouts")
+def size(text: str) -> int:
+    """``parse_size`` as an argparse type: a bad size is the flag's error, named as such."""
+    try:
+        value = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 byte or more, not {text}")
+    return value
+
+
+def _shown_size(n: int) -> str:
+    for suffix, unit in (("G", GiB), ("M", MiB), ("K", KiB)):
+        if n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """Add one ``--flag`` per ``Limits`` field, defaulting to ``None`` (= unchanged).
+
+    ``only`` limits the flags to these fields (a server that reads only some).
+    A bad value is refused by argparse, naming the flag: sizes take binary
+    suffixes (``64K``, ``100M``, ``1G``), the rest must be positive.
+    """
+    group = parser.add_argument_group(
+        "limits and timeouts", "sizes in bytes take suffixes: 64K, 100M, 1G; times in seconds"
+    )
     for f in fields(Limits):
+        if only is not None and f.name not in only:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kind = f.metadata.get("kind", "")
-        default = f.default
+        default: Any = f.default
         if kind == "size":
-            conv: Any = parse_size
-            shown = f"{default} bytes"
+            conv: Any = size
+            shown, metavar = _shown_size(default), "SIZE"
+        elif isinstance(default, int):
+            conv, shown, metavar = positive_int, str(default), "N"
         else:
-            conv = type(default)
-            shown = str(default)
+            conv, shown, metavar = positive_float, f"{default:g}", "S"
         group.add_argument(
             flag,
             dest=f.name,
             type=conv,
             default=None,
-            metavar="N",
+            metavar=metavar,
             help=f"{f.metadata['help']} (default {shown})",
         )
 

@@ -101,16 +101,33 @@ def token_matches(expected: bytes, presented: bytes | None) -> bool:
     return hmac.compare_digest(expected, presented)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server-side security flags, shared by every command that listens."""
-    group = parser.add_argument_group("security")
+def add_arguments(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+    """The server-side security flags, shared by every command that listens.
+
+    ``token=False`` leaves out ``--token``, for wire formats that carry none.
+    """
+    group = parser.add_argument_group("security" if token else "TLS (the wire format has no token)")
+    if token:
+        group.add_argument(
+            "--token",
+            default=None,
+            help=f"require this bearer token (better: set ${TOKEN_ENV}, kept out of process lists)",
+        )
+    # --ssl-certfile / --ssl-keyfile: uvicorn's names, for those who type them.
     group.add_argument(
-        "--token",
-        default=None,
-        help=f"require this bearer token (better: set ${TOKEN_ENV}, kept out of process lists)",
+        "--tls-cert",
+        "--ssl-certfile",
+        dest="tls_cert",
+        metavar="FILE",
+        help="serve TLS with this PEM certificate",
     )
-    group.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
-    group.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
+    group.add_argument(
+        "--tls-key",
+        "--ssl-keyfile",
+        dest="tls_key",
+        metavar="FILE",
+        help="the certificate's PEM private key",
+    )
     group.add_argument(
         "--tls-client-ca",
         metavar="FILE",
@@ -127,4 +144,7 @@ def tls_from_args(args: argparse.Namespace) -> TLSConfig | None:
         return None
     if cert is None or key is None:
         raise ValueError("--tls-cert and --tls-key go together")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--tls-client-ca", client_ca)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{flag}: {path} does not exist")
     return TLSConfig(cert, key, client_ca)

@@ -459,7 +459,8 @@ class DataServeApp(Starlette):
         if (
             scope["type"] == "http"
             and not self.user_middleware
-            and not scope["path"].startswith(self._ops_prefix)
+            # under --root-path the path starts with the root path
+            and not scope["path"].startswith(self._ops_prefix, len(scope.get("root_path", "")))
         ):
             await self.endpoint.serve(scope, receive, send)
             return

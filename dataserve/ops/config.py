@@ -71,13 +71,24 @@ class OpsConfig:
 DEFAULT_OPS = OpsConfig()
 
 
+def _prefix(text: str) -> str:
+    try:
+        OpsConfig(prefix=text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the operations flags (``--access-log`` is the caller's, it predates these)."""
+    from ..core.flags import non_negative_float, non_negative_int
+
     group = parser.add_argument_group("operations")
     help_of = {f.name: f.metadata["help"] for f in fields(OpsConfig)}
     group.add_argument(
         "--ops-prefix",
         dest="ops_prefix",
+        type=_prefix,
         default=None,
         metavar="PATH",
         help=f"{help_of['prefix']}; '' turns them off (default {DEFAULT_OPS.prefix})",
@@ -102,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--metrics-max-resources",
         dest="max_resource_labels",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help=f"{help_of['max_resource_labels']} (default {DEFAULT_OPS.max_resource_labels})",
@@ -110,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--drain-delay",
         dest="drain_delay",
-        type=float,
+        type=non_negative_float,
         default=None,
         metavar="S",
         help=f"{help_of['drain_delay']} (default {DEFAULT_OPS.drain_delay:g})",

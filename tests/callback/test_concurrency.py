@@ -140,6 +140,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_register_request_stop_on_the_same_port_20_times() -> None:
     httpdid, port = register_on_free_port(lambda request: ok(str(request["httpdid"])))
     httpserver_stopcallback(httpdid)

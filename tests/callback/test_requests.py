@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from dataserve.callback import DataStream, callback_app
+from tests.conftest import need_tool
 
 from .conftest import Recorder, Register, ok
 
@@ -18,7 +19,7 @@ from .conftest import Recorder, Register, ok
 def curl(*args: str) -> tuple[str, str, int, int]:
     """Run curl; return (body, local ip, local port, status)."""
     out = subprocess.run(
-        ["curl", "-sS", "-w", "\n%{local_ip} %{local_port} %{http_code}", *args],
+        [need_tool("curl"), "-sS", "-w", "\n%{local_ip} %{local_port} %{http_code}", *args],
         capture_output=True,
         text=True,
         check=True,
@@ -170,7 +171,7 @@ def test_head_gets_the_headers_and_no_body(register: Register) -> None:
 def test_head_from_curl(register: Register) -> None:
     _, port = register(Recorder(lambda request: ok("four")))
     out = subprocess.run(
-        ["curl", "-sS", "-I", f"http://127.0.0.1:{port}/"],
+        [need_tool("curl"), "-sS", "-I", f"http://127.0.0.1:{port}/"],
         capture_output=True,
         text=True,
         check=True,

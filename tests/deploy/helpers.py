@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,11 +12,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
-import pytest
 import yaml
 
 from dataserve.http.server import bind_socket
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ROOT, ServerProcess, missing, need_tool
 
 DATASERVE = [sys.executable, "-m", "dataserve"]
 DOCKER = ROOT / "docker"
@@ -28,20 +26,8 @@ STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-def missing(what: str) -> None:
-    """Skip a test that needs ``what``; in CI (``CI=true``) fail instead,
-    because ``.ci/run`` installs it and its absence is a broken setup."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI installs it: see .ci/run and .ci/deploy-checks)")
-    pytest.skip(what)
-
-
 def nginx_binary() -> str:
-    path = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        missing("nginx is not installed (apt-get install nginx)")
-    assert path is not None
-    return path
+    return need_tool("nginx")
 
 
 def compose() -> dict[str, object]:

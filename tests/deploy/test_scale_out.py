@@ -34,6 +34,9 @@ from rawproto.client import RawDataClient
 
 from .helpers import Nginx, metric, scrape, serve_process
 
+# Scale-out through a real nginx, thousands of requests; CI runs them.
+pytestmark = pytest.mark.slow
+
 TOTAL = 2000
 CLIENTS = 8
 KILL_AFTER = 500

@@ -32,6 +32,7 @@ def pids_from(url: str, connections: int) -> collections.Counter[int]:
     return seen
 
 
+@pytest.mark.slow
 def test_workers_add_up_their_metrics_whichever_answers_the_scrape(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
@@ -65,6 +66,7 @@ def test_workers_add_up_their_metrics_whichever_answers_the_scrape(tmp_path: Pat
     assert metrics_dir.exists()  # the user's directory is left to the user
 
 
+@pytest.mark.slow
 def test_workers_serve_the_native_port_too_and_count_it_in_the_same_metrics() -> None:
     server = serve_process(PROBE, "--port", "0", "--workers", "2", "--tcp-port", "0", cwd=ROOT)
     try:
@@ -106,6 +108,7 @@ def test_workers_get_a_private_metrics_directory_removed_at_exit() -> None:
     assert not os.path.exists(path)
 
 
+@pytest.mark.slow
 def test_sigterm_lets_in_flight_requests_finish_in_all_workers(tmp_path: Path) -> None:
     server = serve_process(
         PROBE, "--port", "0", "--workers", "2", "--handler-threads", "4", cwd=ROOT
@@ -140,6 +143,7 @@ def test_sigterm_lets_in_flight_requests_finish_in_all_workers(tmp_path: Path) -
     assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
+@pytest.mark.slow
 def test_ready_turns_503_on_sigterm_while_the_drain_delay_keeps_serving() -> None:
     server = serve_process("handler:Handler", "--port", "0", "--drain-delay", "3")
     with httpx.Client(base_url=server.url) as http:
@@ -201,9 +205,9 @@ def test_port_in_use_with_workers_is_one_line() -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--ops-prefix", "/a b"], "ops prefix must be a path like /_dataserve"),
-        (["--metrics-max-resources", "-1"], "max_resource_labels must be 0 or more"),
-        (["--drain-delay", "-2"], "drain_delay must be 0 or more"),
+        (["--ops-prefix", "/a b"], "argument --ops-prefix: ops prefix must be a path like"),
+        (["--metrics-max-resources", "-1"], "argument --metrics-max-resources: must be 0 or more"),
+        (["--drain-delay", "-2"], "argument --drain-delay: must be 0 or more"),
     ],
 )
 def test_bad_operations_flags_are_one_line(flags: list[str], message: str) -> None:

@@ -21,6 +21,9 @@ from fuzz import fuzz_callback
 
 from .machine import SETTINGS
 
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
+
 TOKEN = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
 LATIN1 = st.text(alphabet=st.characters(max_codepoint=255, blacklist_characters="\r\n\x00"))
 

@@ -18,6 +18,9 @@ from fuzz import fuzz_codec
 
 from .machine import SETTINGS
 
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
+
 JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
     st.none()
     | st.booleans()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
@@ -11,6 +12,9 @@ from fuzz import fuzz_native as target
 from rawproto.proto.native import KIND_AUTH, KIND_ERROR, KIND_REPLY, KIND_REQUEST
 
 from .machine import SETTINGS, StreamMachine
+
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
 
 IDS = st.integers(1, 0xFFFFFFFF)
 TAGS = st.integers(0, 255)

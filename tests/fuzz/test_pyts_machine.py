@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
@@ -11,6 +12,9 @@ from fuzz import fuzz_pyts as target
 from fuzz._stream import Entry
 
 from .machine import SETTINGS, StreamMachine
+
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
 
 SCALARS = st.one_of(
     st.none(),

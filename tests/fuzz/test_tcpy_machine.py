@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import strategies as st
 
 from fuzz import fuzz_tcpy as target
 
 from .machine import SETTINGS, StreamMachine
+
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
 
 # Keys tcpy gives a meaning to stay out of generated maps.
 KEYS = st.text(max_size=6).filter(lambda k: k not in ("cmd", "__datetime__"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
@@ -9,6 +10,9 @@ from fuzz import fuzz_tinyproto as target
 from rawproto.proto.tinyproto import SC_CONFLICT, SC_CONLIMIT, SC_OK, SC_REFUSED
 
 from .machine import SETTINGS, StreamMachine
+
+# Stateful fuzzing runs hundreds of examples; CI runs them.
+pytestmark = pytest.mark.slow
 
 # The peer's answers to the driver's own announces: accept, or refuse with
 # any code that cannot begin a length (0xf1 to 0xfe).

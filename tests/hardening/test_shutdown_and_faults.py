@@ -22,6 +22,7 @@ SERVE = [sys.executable, "-m", "dataserve", "serve", "tests.hardening.handlers:S
 MiB = 1024 * 1024
 
 
+@pytest.mark.slow
 def test_sigterm_lets_100_in_flight_requests_finish_and_exits_0() -> None:
     server = ServerProcess(SERVE)
     port = server.port
@@ -54,6 +55,7 @@ def _usage(port: int) -> tuple[int, int]:
         return int(client.send("/rss")), int(client.send("/fds"))
 
 
+@pytest.mark.slow
 def test_exception_storm_of_10000_raising_requests(victim: ServerProcess) -> None:
     async def storm(n: int) -> int:
         errors = 0
@@ -78,6 +80,7 @@ def test_exception_storm_of_10000_raising_requests(victim: ServerProcess) -> Non
     assert fds_after <= fds + 2
 
 
+@pytest.mark.slow
 def test_10000_aborted_uploads(victim: ServerProcess) -> None:
     head = (
         b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from dataserve import AsyncHTTPDataClient, HTTPDataClient
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, need_tool
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -127,6 +125,7 @@ async def slow_headers_attack(
     return [task.result() for task in slow_tasks], latencies, during
 
 
+@pytest.mark.slow
 def test_slow_headers_neither_starve_clients_nor_outlive_the_deadline(
     server: ServerProcess,
 ) -> None:
@@ -158,13 +157,7 @@ def test_slow_headers_neither_starve_clients_nor_outlive_the_deadline(
 
 
 def slowhttptest() -> str:
-    path = shutil.which("slowhttptest")
-    if path is None:
-        message = "slowhttptest is not installed (Debian package slowhttptest; .ci/run installs it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return need_tool("slowhttptest")
 
 
 def run_slowhttptest(
@@ -200,6 +193,7 @@ def assert_served_and_closed(output: str, rows: list[dict[str, int]], length: in
     assert max(row["Closed"] for row in rows) > 0
 
 
+@pytest.mark.slow
 def test_slowhttptest_slowloris(server: ServerProcess, tmp_path: Path) -> None:
     baseline = open_fds(server.port)
     length = 15
@@ -216,6 +210,7 @@ def test_slowhttptest_slowloris(server: ServerProcess, tmp_path: Path) -> None:
     assert wait_for_fds(server.port, baseline + 2) <= baseline + 2
 
 
+@pytest.mark.slow
 def test_slowhttptest_slow_body(server: ServerProcess, tmp_path: Path) -> None:
     # A body that stops arriving for body_timeout gets 408 and is closed.
     # (slowhttptest's default media type is a form, which this server

@@ -16,13 +16,14 @@ from dataserve import BadRequest, HTTPDataClient, create_app
 from dataserve.example import ExampleHandler
 from dataserve.http.server import BackgroundServer
 from tests.conftest import ServerProcess, interop_target, run_python
+from tests.interop import ORIGINALS
 
 from .conftest import EchoHandler
 
 
 @pytest.fixture(scope="module")
 def original() -> Path:
-    return interop_target("dataserve-0.1.0", "dataserve==0.1.0", "requests")
+    return interop_target("dataserve-0.1.0", *ORIGINALS["dataserve-0.1.0"])
 
 
 def test_original_client_against_our_server(original: Path, serve: object) -> None:

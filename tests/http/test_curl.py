@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
 from dataserve.http.server import BackgroundServer
+from tests.conftest import need_tool
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+@pytest.fixture(autouse=True)
+def _curl() -> None:
+    need_tool("curl")
 
 
 def curl(*args: str) -> tuple[int, str, bytes]:

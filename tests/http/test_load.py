@@ -13,6 +13,9 @@ import pytest
 from dataserve import AsyncHTTPDataClient, HTTPDataClient
 from tests.conftest import ServerProcess
 
+# Load and big payloads: minutes of CPU on a small machine; CI runs them.
+pytestmark = pytest.mark.slow
+
 MiB = 1024 * 1024
 
 

@@ -265,6 +265,7 @@ def raise_fd_limit(needed: int) -> None:
         pytest.skip(f"needs {needed} file descriptors")
 
 
+@pytest.mark.slow
 def test_ten_thousand_connections_opened_and_dropped_at_once() -> None:
     raise_fd_limit(10_500)
     server = ServerProcess([sys.executable, "-c", FLOOD_SERVER])

@@ -99,6 +99,7 @@ def test_token_tls_and_metrics_apply_to_the_tcp_port(
     assert status == 0
 
 
+@pytest.mark.slow
 def test_workers_each_listen_on_the_tcp_port(server_process: Any, pki: dict[str, str]) -> None:
     tls = ["--tls-cert", pki["cert"], "--tls-key", pki["key"]]
     server = server_process(

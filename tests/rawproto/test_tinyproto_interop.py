@@ -18,10 +18,11 @@ import pytest
 from rawproto.tinyproto import TinyProtoClient, TinyProtoConnection, TinyProtoError, TinyProtoServer
 
 from ..conftest import ServerProcess, interop_target, run_python
+from ..interop import ORIGINALS as INTEROP
 from .conftest import finish
 
 MiB = 1024 * 1024
-ORIGINALS = [("tinyproto2", "tinyproto==2.0.1"), ("tinyproto3", "tinyproto==3.0")]
+ORIGINALS = [(name, reqs[0]) for name, reqs in INTEROP.items() if name.startswith("tinyproto")]
 
 # Shared by the scripts below: build a server or client the way each version's
 # constructor wants (2.x: setters; 3.0: constructor arguments and details).
