@@ -98,6 +98,12 @@ class HandlerPool:
         self._queued = 0  # calls queued and not yet taken by a thread
         self._closed = False
 
+    @property
+    def activity(self) -> tuple[int, int]:
+        """``(busy, queued)``: threads running a call now, calls waiting for one."""
+        with self._lock:
+            return len(self._workers) - self._idle, self._queued
+
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""
         loop = asyncio.get_running_loop()
