@@ -95,12 +95,16 @@ def _version() -> str:
 
 
 def describe_handler(handler: Any) -> dict[str, str]:
-    """``{"name", "module", "kind"}`` of what an app serves: an ``HTTPDataHandler``
-    ``class`` or ``instance``, a ``router`` or a ``function``."""
+    """``{"name", "module", "kind"}`` of what an app serves: the ``class`` of an
+    ``HTTPDataHandler`` (given as a class or an instance), a ``router`` or a
+    ``function``."""
     if isinstance(handler, str):  # MODULE:ATTR, not loaded here
         module, _, name = handler.partition(":")
         return {"name": name, "module": module, "kind": "name"}
     target: Any
+    if inspect.ismethod(handler) and handler.__name__ == "handle_request":
+        # What serving code resolves an instance to (resolve_handler).
+        handler = handler.__self__
     if inspect.isclass(handler):
         target, kind = handler, "class"
     elif isinstance(handler, Router):
@@ -108,7 +112,7 @@ def describe_handler(handler: Any) -> dict[str, str]:
     elif inspect.isroutine(handler):
         target, kind = handler, "function"
     else:
-        target, kind = type(handler), "instance"
+        target, kind = type(handler), "class"  # an instance: its class is what was written
     return {
         "name": getattr(target, "__qualname__", repr(target)),
         "module": getattr(target, "__module__", None) or "",

@@ -202,3 +202,23 @@ def test_the_console_is_behind_the_token(serve: Any) -> None:
         # Data requests still take the token as Bearer only.
         assert http.put("/echo", json=1, headers=basic("", "s3cret")).status_code == 401
         assert http.put("/echo", json=1, headers={"authorization": "Bearer s3cret"}).json() == 1
+
+
+def test_the_handler_is_described_by_what_was_written() -> None:
+    from dataserve import Router
+    from dataserve.core.handler import resolve_handler
+    from dataserve.ops.console import describe_handler
+
+    def scale(resource: str, payload: Any) -> Any:
+        return payload
+
+    where = {"module": "tests.http.handlers", "name": "Echo", "kind": "class"}
+    assert describe_handler(Echo) == where
+    assert describe_handler(Echo()) == where
+    assert describe_handler(resolve_handler(Echo)) == where  # a bound handle_request
+    assert describe_handler(scale)["kind"] == "function"
+    assert describe_handler(scale)["name"].endswith("scale")
+    assert describe_handler(Router())["kind"] == "router"
+    assert describe_handler("pkg.mod:Handler") == {
+        "name": "Handler", "module": "pkg.mod", "kind": "name",
+    }  # fmt: skip
