@@ -222,3 +222,18 @@ def test_the_handler_is_described_by_what_was_written() -> None:
     assert describe_handler("pkg.mod:Handler") == {
         "name": "Handler", "module": "pkg.mod", "kind": "name",
     }  # fmt: skip
+
+
+def test_the_readme_lists_every_field_of_the_stats(serve: Any) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The console", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| ([^|]+) \| ([^\n]+) \|$", section, re.M))
+    cells = [cell for cell in rows if cell not in ("field", "---")]
+    documented = {name.strip(" `") for cell in cells for name in cell.split(",")}
+    server = serve(create_app(Echo))
+    s = httpx.get(server.url + "/_dataserve/stats").json()
+    assert documented == set(s)
+    server_row = rows["`server`"]
+    assert all(f"`{key}`" in server_row for key in s["server"]), server_row
+    assert all(f"`{key}`" in rows["`in_flight`"] for key in s["in_flight"])
+    assert all(f"`{key}`" in rows["`handler_threads`"] for key in s["handler_threads"])
