@@ -126,10 +126,10 @@ class Stats:
         self._threads = threads
         self._observer = observer
         self.metrics_on = metrics_on
-        # Where rates start before the history has two entries: the totals
-        # as this app found them (another app in the process may have served
-        # before).
-        self._origin = (
+        #: Where rates start while the history is younger than a window: the
+        #: totals as this app found them (another app of the process may have
+        #: served before).
+        self.origin = (
             metrics().totals(breakdown=False)
             if metrics_on and not multiprocess_dir()
             else Totals(time.monotonic(), time.time())
@@ -185,7 +185,7 @@ class Stats:
         # Rates start from the newest totals at least a window old, or the
         # oldest there are. With several workers the origin (zero, at this
         # worker's start) is no sample of the sums: others may have counted.
-        candidates = history if self.shared else [self._origin, *history]
+        candidates = history if self.shared else [self.origin, *history]
         older = [c for c in candidates if now.time - c.time >= WINDOW]
         if older:
             base = max(older, key=lambda c: c.time)

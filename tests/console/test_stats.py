@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -73,11 +74,19 @@ def test_rates_and_percentiles_cover_the_last_window() -> None:
     assert later == points[3:]
 
 
-def test_a_young_history_rates_from_what_there_is() -> None:
+def test_a_young_history_rates_from_the_origin() -> None:
     s = stats(metrics_on=True)
-    t0 = time.monotonic()
-    figures = s.figures((totals(t0 + 2, 8, fast=8), [totals(t0 + 1, 4, fast=4)]))
-    assert figures["requests_per_second"] == pytest.approx(4.0)  # from the one entry
+    o = s.origin  # the process's totals when the app was made
+
+    def fast(n: int) -> tuple[int, ...]:  # n more requests in the first bucket
+        return (o.buckets[0] + n, *o.buckets[1:])
+
+    entry = dataclasses.replace(o, time=o.time + 1, requests=o.requests + 4, buckets=fast(4))
+    now = dataclasses.replace(o, time=o.time + 2, requests=o.requests + 8, buckets=fast(8))
+    figures = s.figures((now, [entry]))
+    # Nothing is a window old yet: from the origin, 8 requests in 2 s.
+    assert figures["requests_per_second"] == pytest.approx(4.0)
+    assert figures["latency"]["p50"] == pytest.approx(BUCKETS[0] / 2)
     assert figures["history"] == []  # one entry makes no point yet
 
 
