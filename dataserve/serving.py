@@ -103,15 +103,18 @@ def run_http_server(
     sock = bind_socket(host, port, reuse_port=elsewhere)
     url = server_url(sock, tls is not None)
     (banner or functools.partial(default_banner, log_format=ops.log_format))(url)
+    # What the console shows as the listeners: ("http", url), ("native", tcp://...).
+    listeners = [("http", url)]
     if tcp_sock is not None:
         tcp_host, tcp_bound = tcp_sock.getsockname()[:2]
         (banner or functools.partial(default_banner, log_format=ops.log_format))(
             f"tcp://{tcp_host}:{tcp_bound}"
         )
+        listeners.append(("native", f"tcp://{tcp_host}:{tcp_bound}"))
     if elsewhere:
         # uvicorn's supervisors start processes that import the app by name.
         native = None if tcp_sock is None else (host, tcp_sock.getsockname()[1], tls)
-        hand_off(data_handler, limits, ops, token, native)
+        hand_off(data_handler, limits, ops, token, native, (workers, listeners))
         # Before the workers start: each writes its metrics to a shared directory.
         clean_up = prepare_multiprocess() if ops.metrics else _nothing
         config = uvicorn_config(
@@ -144,6 +147,8 @@ def run_http_server(
     if tcp_sock is not None:
         data_handler = resolve_handler(data_handler)  # one instance for both transports
     app = create_app(data_handler, limits=limits, ops=ops, token=token)
+    if app.console is not None:
+        app.console.serving(1, listeners)
     config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
     server = (
         uvicorn.Server(config)

@@ -14,6 +14,8 @@ variable               what it carries
 ``DATASERVE_OPS``      ``OpsConfig`` as JSON
 ``DATASERVE_TOKEN``    the bearer token (kept out of process lists)
 ``DATASERVE_TCP``      the native TCP listener: host, port, TLS file names
+``DATASERVE_SERVING``  the number of workers and every listener's address,
+                       for the console's page
 =====================  ==================================================
 
 (``PROMETHEUS_MULTIPROC_DIR``, where each worker writes its metrics, is
@@ -49,6 +51,7 @@ __all__ = [
     "LIMITS_ENV",
     "NATIVE_ENV",
     "OPS_ENV",
+    "SERVING_ENV",
     "attach_native",
     "from_env",
     "hand_off",
@@ -59,6 +62,8 @@ LIMITS_ENV = "DATASERVE_LIMITS"
 OPS_ENV = "DATASERVE_OPS"
 #: Where a worker finds the native listener it must start.
 NATIVE_ENV = "DATASERVE_TCP"
+#: What serves the app, as the console shows it: workers and listeners.
+SERVING_ENV = "DATASERVE_SERVING"
 #: What uvicorn's workers import to build their app.
 FACTORY = "dataserve.workers:from_env"
 
@@ -71,12 +76,14 @@ def hand_off(
     ops: OpsConfig,
     token: str | None,
     native: tuple[str, int, TLSConfig | None] | None = None,
+    serving: tuple[int, list[tuple[str, str]]] | None = None,
 ) -> None:
     """Write what the workers need into this (the parent's) environment.
 
     ``handler`` must be importable by name (``MODULE:ATTR``, or a class or
     function defined at a module's top level); ``native`` is the native
-    listener's ``(host, port, tls)``, if any.
+    listener's ``(host, port, tls)``, if any; ``serving`` is the number of
+    workers and the ``(transport, address)`` of every listener.
     """
     os.environ[HANDLER_ENV] = handler_spec(handler)
     os.environ[LIMITS_ENV] = json.dumps(dataclasses.asdict(limits))
@@ -87,6 +94,9 @@ def hand_off(
         host, port, tls = native
         files = None if tls is None else [tls.cert, tls.key, tls.client_ca]
         os.environ[NATIVE_ENV] = json.dumps({"host": host, "port": port, "tls": files})
+    if serving is not None:
+        workers, listeners = serving
+        os.environ[SERVING_ENV] = json.dumps({"workers": workers, "listeners": listeners})
 
 
 def handed_ops() -> OpsConfig | None:
@@ -118,6 +128,10 @@ def from_env() -> DataServeApp:
     )
     if native:
         attach_native(app, handler, json.loads(native))
+    serving = os.environ.get(SERVING_ENV)
+    if serving and app.console is not None:
+        told = json.loads(serving)
+        app.console.serving(told["workers"], [tuple(pair) for pair in told["listeners"]])
     return app
 
 

@@ -141,6 +141,12 @@ class HandlerPool:
         """Every thread is stuck and no replacement may start: no call can run."""
         return len(self._stuck) >= self.threads + self.max_stuck
 
+    @property
+    def activity(self) -> tuple[int, int]:
+        """``(busy, queued)``: threads running a call now, calls waiting for one."""
+        with self._lock:
+            return len(self._workers) - self._idle, self._queued
+
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""
         loop = asyncio.get_running_loop()

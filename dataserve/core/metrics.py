@@ -9,6 +9,12 @@ Several workers: ``dataserve serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR
 to a fresh directory before the workers start, each worker writes its values
 there, and whichever worker answers a scrape adds them all up
 (prometheus-client's multiprocess mode).
+
+The console's figures (``dataserve.ops.stats``) read the same numbers as plain
+``Totals``: ``Metrics.totals()`` in one process, ``shared_totals()`` summed
+over the workers. Neither adds work to a request: the running totals grow
+when the tallies are flushed, and ``Metrics.history`` keeps one ``Totals`` a
+second, taken by the flusher thread.
 """
 
 from __future__ import annotations
@@ -22,21 +28,29 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 __all__ = [
+    "BUCKETS",
+    "HISTORY_INTERVAL",
+    "HISTORY_LENGTH",
     "OTHER",
     "Metrics",
+    "Totals",
     "TransportMetrics",
     "exposition",
     "metrics",
     "multiprocess_dir",
     "prepare_multiprocess",
     "process_exiting",
+    "shared_totals",
+    "totals_from_samples",
     "transport_metrics",
 ]
 
@@ -70,22 +84,99 @@ BUCKETS = (
 #: Seconds between flushes of the request tallies into the Prometheus metrics.
 FLUSH_INTERVAL = 0.5
 
+#: Seconds between the entries of ``Metrics.history``, and how many it keeps
+#: (five minutes: what a glance at the console's chart covers).
+HISTORY_INTERVAL = 1.0
+HISTORY_LENGTH = 300
+
 # A longer path is not a name anyone charts; it shares "other".
 _MAX_LABEL_LEN = 200
 
 
 class _Tally:
-    """What one (resource label, status) gathered since the last flush."""
+    """What one (resource label, status) gathered since the last flush, or
+    (``children`` None) since the process started."""
 
     __slots__ = ("buckets", "bytes_in", "bytes_out", "children", "count", "seconds")
 
-    def __init__(self, children: tuple[Any, Any, Any, Any]) -> None:
+    def __init__(self, children: tuple[Any, Any, Any, Any] | None) -> None:
         self.children = children
         self.count = 0
         self.seconds = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
         self.buckets = [0] * len(BUCKETS)
+
+    def add(self, other: _Tally) -> None:
+        self.count += other.count
+        self.seconds += other.seconds
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Requests answered since the start, as plain numbers, at one moment.
+
+    ``buckets[i]`` counts the requests that took at most ``BUCKETS[i]``
+    seconds and more than ``BUCKETS[i - 1]`` (not cumulative, unlike
+    Prometheus' ``le`` buckets). ``errors`` are the answers with a status of
+    400 or more. The breakdowns are empty in ``Metrics.history``.
+    """
+
+    #: ``time.monotonic()`` and ``time.time()`` when taken.
+    time: float
+    wall: float
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    buckets: tuple[int, ...] = (0,) * len(BUCKETS)
+    by_status: dict[int, int] = field(default_factory=dict)
+    by_resource: dict[str, int] = field(default_factory=dict)
+    by_transport: dict[str, int] = field(default_factory=dict)
+    #: Connections open now, by transport (not a total: a reading).
+    open_connections: dict[str, int] = field(default_factory=dict)
+
+
+class _Adder:
+    """Adds up ``_Tally``-shaped numbers into one ``Totals``."""
+
+    def __init__(self, breakdown: bool) -> None:
+        self.breakdown = breakdown
+        self.requests = self.errors = self.bytes_in = self.bytes_out = 0
+        self.seconds = 0.0
+        self.buckets = [0] * len(BUCKETS)
+        self.by_status: dict[int, int] = {}
+        self.by_resource: dict[str, int] = {}
+        self.by_transport: dict[str, int] = {}
+
+    def count(self, transport: str, resource: str, status: int, n: int) -> None:
+        self.requests += n
+        if status >= 400:
+            self.errors += n
+        if self.breakdown:
+            self.by_status[status] = self.by_status.get(status, 0) + n
+            self.by_resource[resource] = self.by_resource.get(resource, 0) + n
+            self.by_transport[transport] = self.by_transport.get(transport, 0) + n
+
+    def totals(self, open_connections: dict[str, int] | None = None) -> Totals:
+        return Totals(
+            time.monotonic(),
+            time.time(),
+            self.requests,
+            self.errors,
+            self.seconds,
+            self.bytes_in,
+            self.bytes_out,
+            tuple(self.buckets),
+            self.by_status,
+            self.by_resource,
+            self.by_transport,
+            open_connections or {},
+        )
 
 
 class TransportMetrics:
@@ -111,6 +202,10 @@ class TransportMetrics:
         self._children: dict[tuple[str, int], tuple[Any, Any, Any, Any]] = {}
         self._tallies: dict[tuple[str, int], _Tally] = {}
         self._lock = threading.Lock()
+        # Everything flushed so far, for Metrics.totals(). Its own lock:
+        # observe() never waits for a reader of the totals.
+        self._totals: dict[tuple[str, int], _Tally] = {}
+        self._totals_lock = threading.Lock()
 
     def connection_opened(self) -> None:
         self._accepted.inc()
@@ -148,7 +243,16 @@ class TransportMetrics:
         """Add what was tallied since the last flush to the Prometheus metrics."""
         with self._lock:
             tallies, self._tallies = self._tallies, {}
+        if not tallies:
+            return
+        with self._totals_lock:
+            for key, tally in tallies.items():
+                total = self._totals.get(key)
+                if total is None:
+                    total = self._totals[key] = _Tally(None)
+                total.add(tally)
         for tally in tallies.values():
+            assert tally.children is not None  # a tally since the last flush has them
             requests, latency, received, sent = tally.children
             requests.inc(tally.count)
             # Histogram.observe takes one value; a tally holds many. Its
@@ -161,6 +265,15 @@ class TransportMetrics:
                 received.inc(tally.bytes_in)
             if tally.bytes_out:
                 sent.inc(tally.bytes_out)
+
+    def _add_to(self, adder: _Adder) -> None:
+        with self._totals_lock:
+            for (resource, status), total in self._totals.items():
+                adder.count(self.transport, resource, status, total.count)
+                adder.seconds += total.seconds
+                adder.bytes_in += total.bytes_in
+                adder.bytes_out += total.bytes_out
+                adder.buckets = [a + b for a, b in zip(adder.buckets, total.buckets, strict=True)]
 
 
 class Metrics:
@@ -178,6 +291,10 @@ class Metrics:
         self._lock = threading.Lock()
         #: True while this process's flusher thread runs.
         self.flushing = False
+        #: ``totals(breakdown=False)`` every ``HISTORY_INTERVAL`` seconds, the
+        #: last ``HISTORY_LENGTH`` of them, taken by the flusher thread (so
+        #: from the first request on).
+        self.history: deque[Totals] = deque(maxlen=HISTORY_LENGTH)
         # Registered first, so a collection flushes the tallies before the
         # metrics below are read, whoever collects the registry.
         registry.register(_FlushOnCollect(self))
@@ -233,6 +350,25 @@ class Metrics:
         for transport in list(self._transports.values()):
             transport.flush()
 
+    def totals(self, breakdown: bool = True) -> Totals:
+        """What this process's transports answered until now (its tallies
+        flushed first); without ``breakdown``, no per-status, resource,
+        transport or connection figures."""
+        self.flush()
+        return self._sum(breakdown)
+
+    def _sum(self, breakdown: bool) -> Totals:
+        adder = _Adder(breakdown)
+        for transport in list(self._transports.values()):
+            transport._add_to(adder)
+        if not breakdown:
+            return adder.totals()
+        opened = {}
+        for family in self.open_connections.collect():
+            for sample in family.samples:
+                opened[sample.labels["transport"]] = int(sample.value)
+        return adder.totals(opened)
+
     def start_flushing(self) -> None:
         """Start the flusher thread (once per process, on the first request)."""
         with self._lock:
@@ -247,7 +383,16 @@ class Metrics:
         pid = os.getpid()
         while os.getpid() == pid:
             time.sleep(FLUSH_INTERVAL)
-            self.flush()
+            self.tick()
+
+    def tick(self) -> None:
+        """What the flusher thread does every ``FLUSH_INTERVAL``: flush, and
+        add to ``history`` once every ``HISTORY_INTERVAL``."""
+        self.flush()
+        last = self.history[-1].time if self.history else None
+        # Half a flush early counts as on time: sleeps overrun a little.
+        if last is None or time.monotonic() - last >= HISTORY_INTERVAL - FLUSH_INTERVAL / 2:
+            self.history.append(self._sum(breakdown=False))
 
     def _forked(self) -> None:
         # The flusher thread does not survive a fork; the child starts its own.
@@ -400,3 +545,64 @@ def exposition(accept: str | None) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry, path)  # type: ignore[no-untyped-call]
         return encoder(registry), content_type
     return encoder(REGISTRY), content_type
+
+
+# The metrics' names as the multiprocess collector reports its samples.
+_REQUESTS = "dataserve_requests_total"
+_BUCKET = "dataserve_request_duration_seconds_bucket"
+_SUM = "dataserve_request_duration_seconds_sum"
+_RECEIVED = "dataserve_request_bytes_total"
+_SENT = "dataserve_response_bytes_total"
+_OPEN = "dataserve_open_connections"
+
+
+def shared_totals() -> Totals | None:
+    """Every worker's totals, summed from the shared metrics directory (other
+    workers' at most ``FLUSH_INTERVAL`` behind); ``None`` in one process.
+
+    It reads every worker's files: work for a reader that asks now and then
+    (the console, once a second), not for every request.
+    """
+    path = multiprocess_dir()
+    if not path:
+        return None
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    metrics().flush()
+    _forget_dead_processes(path)
+    collector = multiprocess.MultiProcessCollector(CollectorRegistry(), path)  # type: ignore[no-untyped-call]
+    return totals_from_samples(
+        sample
+        for family in collector.collect()  # type: ignore[no-untyped-call]
+        for sample in family.samples
+    )
+
+
+def totals_from_samples(samples: Iterable[Any]) -> Totals:
+    """``Totals`` from Prometheus samples (``name``, ``labels``, ``value``) of
+    the dataserve metrics, their histogram buckets cumulative as exposed."""
+    adder = _Adder(breakdown=True)
+    cumulative: dict[tuple[str, str], list[float]] = {}
+    opened: dict[str, int] = {}
+    for sample in samples:
+        name, labels, value = sample.name, sample.labels, sample.value
+        if name == _REQUESTS:
+            adder.count(labels["transport"], labels["resource"], int(labels["status"]), int(value))
+        elif name == _BUCKET:
+            key = (labels["transport"], labels["resource"])
+            series = cumulative.setdefault(key, [0.0] * len(BUCKETS))
+            series[bisect_left(BUCKETS, float(labels["le"]))] = value
+        elif name == _SUM:
+            adder.seconds += value
+        elif name == _RECEIVED:
+            adder.bytes_in += int(value)
+        elif name == _SENT:
+            adder.bytes_out += int(value)
+        elif name == _OPEN:
+            opened[labels["transport"]] = opened.get(labels["transport"], 0) + int(value)
+    for series in cumulative.values():
+        below = 0.0
+        for i, up_to in enumerate(series):
+            adder.buckets[i] += int(up_to - below)
+            below = up_to
+    return adder.totals(opened)

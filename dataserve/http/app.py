@@ -16,6 +16,7 @@ body that does not decode                   400 saying what is wrong
 chunked body crossing the limit             413 as soon as it does, connection closed
 body stalls past ``body_timeout``           408, connection closed
 ``GET``, ``HEAD``, any other method         405 with ``Allow: PUT, POST``
+``GET /`` with the console on               307 to the console (``/_dataserve/``)
 ==========================================  =======================================
 
 Data requests take a fast path straight to the endpoint (no middleware stack,
@@ -34,6 +35,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -47,6 +49,7 @@ from ..core.limits import DEFAULT_LIMITS, Limits
 from ..core.metrics import process_exiting
 from ..core.security import bearer_token, token_matches
 from ..ops.config import DEFAULT_OPS, OpsConfig
+from ..ops.console import console_for
 from ..ops.observe import CLIENT_CLOSED, Observer, observer_for
 from ..ops.readiness import Readiness
 from ..ops.routes import ops_routes
@@ -179,6 +182,9 @@ class DataEndpoint:
         # Body deadlines when the server cannot take a body whole (not ours):
         # one timer per loop sweeps them, at most a quarter timeout late.
         self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
+        #: The console's page (``/_dataserve/``): where ``GET /`` is sent and
+        #: what a 405 points at; ``None`` when there is none.
+        self.console_path: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As an ASGI app behind middleware: plain ASGI messages only."""
@@ -217,6 +223,11 @@ class DataEndpoint:
         """Answer one request; ``extra`` headers go on the answer, whatever
         it is. Returns its status, and the body bytes received and sent
         (status ``CLIENT_CLOSED`` if the client went away first)."""
+        method = scope["method"]
+        if method != "PUT" and method != "POST":
+            # Before the token: neither answer reveals anything, and a
+            # browser opening the server's address must reach the console.
+            return await self._not_allowed(scope, resource, send, extra)
         if self._token is not None and not self._authorized(scope):
             sent = await send_error(
                 send,
@@ -225,15 +236,6 @@ class DataEndpoint:
                 headers=_CHALLENGE + extra if extra else _CHALLENGE,
             )
             return 401, 0, sent
-        method = scope["method"]
-        if method != "PUT" and method != "POST":
-            sent = await send_error(
-                send,
-                405,
-                f"method {method} is not allowed: call a resource with PUT or POST",
-                headers=_ALLOW + extra if extra else _ALLOW,
-            )
-            return 405, 0, sent
         try:
             return await self._serve(scope, resource, receive, send, extra, whole)
         except _Disconnected as exc:
@@ -244,6 +246,35 @@ class DataEndpoint:
                 headers = _RETRY + extra if extra else _RETRY
             sent = await send_error(send, exc.status, exc.message, close=exc.close, headers=headers)
             return exc.status, exc.received, sent
+
+    async def _not_allowed(
+        self, scope: Scope, resource: str, send: Send, extra: list[tuple[bytes, bytes]] | None
+    ) -> tuple[int, int, int]:
+        method = scope["method"]
+        console = self.console_path
+        if console is None:
+            hint = ""
+        elif resource == "/" and (method == "GET" or method == "HEAD"):
+            location = quote(scope.get("root_path", "") + console).encode("ascii")
+            headers = [(b"location", location), (b"content-length", b"0")]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 307,
+                    "headers": headers + extra if extra else headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return 307, 0, 0
+        else:
+            hint = f"; this server's console is at {console}"
+        sent = await send_error(
+            send,
+            405,
+            f"method {method} is not allowed: call a resource with PUT or POST{hint}",
+            headers=_ALLOW + extra if extra else _ALLOW,
+        )
+        return 405, 0, sent
 
     async def _serve(
         self,
@@ -417,12 +448,26 @@ class DataServeApp(Starlette):
         self.limits = limits
         self.ops = ops
         # Request ids, metrics and access lines are decided here, once.
+        observer = observer_for(ops)
         self.endpoint = DataEndpoint(
-            handler, limits=limits, codecs=codecs, token=token, observer=observer_for(ops)
+            handler, limits=limits, codecs=codecs, token=token, observer=observer
         )
         #: Ready once the lifespan has started, draining from SIGTERM on.
         self.readiness = Readiness()
         self.readiness.hold("startup")
+        #: The status page and request console (``dataserve.ops.console``);
+        #: ``None`` when it is off.
+        self.console = console_for(
+            ops,
+            handler=handler,
+            limits=limits,
+            token=token,
+            readiness=self.readiness,
+            pool=self.endpoint.dispatcher.pool,
+            observer=observer,
+        )
+        if self.console is not None:
+            self.endpoint.console_path = self.console.path
         # No path starts with NUL: with the routes off, nothing leaves the fast path.
         self._ops_prefix = ops.prefix or "\0"
 
@@ -446,7 +491,7 @@ class DataServeApp(Starlette):
         super().__init__(
             debug=debug,
             routes=[
-                *ops_routes(ops, self.readiness, token),
+                *ops_routes(ops, self.readiness, token, self.console),
                 Route("/{resource:path}", self.endpoint, methods=None),
             ],
             lifespan=lifespan,

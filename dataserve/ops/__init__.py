@@ -5,7 +5,10 @@ by default, ``OpsConfig.prefix`` / ``--ops-prefix``):
 
 * ``GET {prefix}/health``: 200 while the process answers (liveness);
 * ``GET {prefix}/ready``: 200 when ready, 503 while starting or draining;
-* ``GET {prefix}/metrics``: Prometheus metrics (text or OpenMetrics).
+* ``GET {prefix}/metrics``: Prometheus metrics (text or OpenMetrics);
+* ``GET {prefix}/``: the console, a page with the server's status, live
+  figures and a request console; ``GET {prefix}/stats``: its figures as JSON
+  (``dataserve.ops.console``, ``dataserve.ops.stats``).
 
 Request ids: each data request gets one, from its ``X-Request-ID`` header
 when that is sane (1 to 128 visible ASCII characters) or generated; it is

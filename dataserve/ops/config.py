@@ -24,16 +24,21 @@ class OpsConfig:
     """How a server reports on itself. The defaults suit ``dataserve serve``.
 
     ``prefix`` holds the health, readiness and metrics routes
-    (``{prefix}/health``, ``/ready``, ``/metrics``); requests under it never
-    reach the handler. ``""`` turns the routes off.
+    (``{prefix}/health``, ``/ready``, ``/metrics``) and the console
+    (``{prefix}/``, ``{prefix}/stats``); requests under it never reach the
+    handler. ``""`` turns the routes off.
     """
 
     # An underscore path no sensible resource uses; change it if one does.
-    prefix: str = _knob("/_dataserve", "path prefix of health, ready and metrics routes")
+    prefix: str = _knob("/_dataserve", "path prefix of the operations routes and the console")
     # Counters and histograms cost about a microsecond per request.
     metrics: bool = _knob(True, "Prometheus metrics")
     # Taken from X-Request-ID or generated; returned in the reply's X-Request-ID.
     request_id: bool = _knob(True, "request ids (X-Request-ID)")
+    # The page at {prefix}/ with the server's status, live figures and a
+    # request console; behind the token when one is set. It costs a set
+    # entry per request (the requests in flight), and work only when asked.
+    console: bool = _knob(True, "the status page and request console at {prefix}/")
     # Off by default: one log record per request is the most expensive part.
     access_log: bool = _knob(False, "one log line per request")
     log_format: Literal["text", "json"] = _knob("text", "log line format")
@@ -66,6 +71,11 @@ class OpsConfig:
 
     def replace(self, **changes: Any) -> OpsConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def console_on(self) -> bool:
+        """The console is served: it is on, and so are the routes."""
+        return self.console and bool(self.prefix)
 
 
 DEFAULT_OPS = OpsConfig()
@@ -104,6 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-metrics", dest="metrics", action="store_false", default=None, help="no metrics"
     )
     group.add_argument(
+        "--no-console",
+        dest="console",
+        action="store_false",
+        default=None,
+        help="no status page and request console",
+    )
+    group.add_argument(
         "--no-request-id",
         dest="request_id",
         action="store_false",
@@ -134,6 +151,7 @@ def ops_from_args(args: argparse.Namespace, base: OpsConfig = DEFAULT_OPS) -> Op
         "prefix": "ops_prefix",
         "log_format": "log_format",
         "metrics": "metrics",
+        "console": "console",
         "request_id": "request_id",
         "max_resource_labels": "max_resource_labels",
         "drain_delay": "drain_delay",

@@ -1,4 +1,5 @@
-"""The operations routes under the prefix: ``/health``, ``/ready``, ``/metrics``.
+"""The operations routes under the prefix: ``/health``, ``/ready``, ``/metrics``,
+and the console's (``dataserve.ops.console``) when it is on.
 
 Every path under the prefix is answered here (404 for the unknown ones), so
 none of them ever reaches the data handler.
@@ -16,23 +17,31 @@ from starlette.types import Receive, Scope, Send
 from ..core.metrics import exposition
 from ..core.security import bearer_token, token_matches
 from .config import OpsConfig
+from .console import Console
 from .readiness import Readiness
 
 __all__ = ["ops_routes"]
 
 
-def ops_routes(ops: OpsConfig, readiness: Readiness, token: str | None = None) -> list[BaseRoute]:
-    """The routes for ``ops.prefix`` (none when it is empty).
+def ops_routes(
+    ops: OpsConfig,
+    readiness: Readiness,
+    token: str | None = None,
+    console: Console | None = None,
+) -> list[BaseRoute]:
+    """The routes for ``ops.prefix`` (none when it is empty), ``console``'s among them.
 
-    With a ``token``, metrics need ``Authorization: Bearer <token>`` like
-    data requests (Prometheus scrape configs support bearer tokens); health
-    and readiness stay open for load balancers' probes and reveal nothing.
+    With a ``token``, metrics and the console need it like data requests
+    (Prometheus scrape configs support bearer tokens); health and readiness
+    stay open for load balancers' probes and reveal nothing.
     """
     expected = token.encode() if token else None
     prefix = ops.prefix
     if not prefix:
         return []
     known = ["health", "ready", *(["metrics"] if ops.metrics else [])]
+    if console is not None:
+        known += console.names
 
     async def health(request: Request) -> Response:
         # Liveness: the process answers. Not readiness: a draining server
@@ -69,7 +78,7 @@ def ops_routes(ops: OpsConfig, readiness: Readiness, token: str | None = None) -
         else:
             response = PlainTextResponse(
                 f"{scope['path']} is not an operations route; these are: "
-                + ", ".join(f"{prefix}/{name}" for name in known)
+                + ", ".join(f"{prefix}/{name}" for name in known if not name.startswith("static/"))
                 + "\n",
                 status_code=404,
             )
@@ -81,6 +90,8 @@ def ops_routes(ops: OpsConfig, readiness: Readiness, token: str | None = None) -
     ]
     if ops.metrics:
         routes.append(Route(f"{prefix}/metrics", metrics_view, methods=["GET"]))
+    if console is not None:
+        routes += console.routes()
     # An ASGI endpoint (not a request function) answers every method, so
     # no request under the prefix falls through to the data route.
     catch_all = _ASGI(unknown)

@@ -74,8 +74,9 @@ def test_an_app_is_starting_until_its_lifespan_has_run() -> None:
         ("DELETE", "/_dataserve/ready", 405),
         ("PUT", "/_dataserve/anything", 404),
         ("GET", "/_dataserve/anything/deeper", 404),
-        ("PUT", "/_dataserve", 404),
-        ("PUT", "/_dataserve/", 404),
+        ("PUT", "/_dataserve", 405),  # the console's page
+        ("PUT", "/_dataserve/", 405),
+        ("POST", "/_dataserve/stats", 405),
     ],
 )
 def test_paths_under_the_prefix_never_reach_the_handler(
@@ -123,7 +124,9 @@ def test_metrics_off_means_no_metrics_route(serve: Any) -> None:
     server = serve(create_app(Probe, ops=OpsConfig(metrics=False)))
     r = httpx.get(server.url + "/_dataserve/metrics")
     assert r.status_code == 404
-    assert r.text.endswith("these are: /_dataserve/health, /_dataserve/ready\n")
+    assert r.text.endswith(
+        "these are: /_dataserve/health, /_dataserve/ready, /_dataserve/, /_dataserve/stats\n"
+    )
 
 
 def test_routes_work_behind_user_middleware(serve: Any) -> None:
