@@ -43,17 +43,17 @@ from dataserve.core.errors import UnsupportedMediaTypeError as UnsupportedMediaT
 from dataserve.core.limits import Limits as Limits
 from dataserve.core.security import TLSConfig as TLSConfig
 
-from .client import AsyncRawDataClient as AsyncRawDataClient
-from .client import RawDataClient as RawDataClient
 from .engine import Connection as Connection
 from .engine import RawServer as RawServer
 from .engine import Service as Service
 from .engine import Session as Session
 from .engine import open_connection as open_connection
-from .server import BackgroundRawServer as BackgroundRawServer
-from .server import serve as serve
-from .server import start_server as start_server
-from .service import NativeService as NativeService
+from .native import AsyncRawDataClient as AsyncRawDataClient
+from .native import BackgroundRawServer as BackgroundRawServer
+from .native import NativeService as NativeService
+from .native import RawDataClient as RawDataClient
+from .native import serve as serve
+from .native import start_server as start_server
 
 __all__ = [
     "AsyncRawDataClient",

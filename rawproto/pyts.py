@@ -65,10 +65,10 @@ from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
-from ._running import FacadeServer
 from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
+from .engine.running import FacadeServer
 from .proto import pyts as proto
 
 __all__ = ["Headers", "Request", "Response", "RouteHandler", "Server"]

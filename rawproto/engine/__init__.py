@@ -135,7 +135,7 @@ from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.net import bind_socket as bind_socket
 from dataserve.core.security import TLSConfig
 
-from .proto.base import NEED_DATA, ConnectionClosed, FrameError, ProtocolConnection
+from ..proto.base import NEED_DATA, ConnectionClosed, FrameError, ProtocolConnection
 
 __all__ = [
     "Connection",

@@ -80,11 +80,11 @@ from dataserve.core.errors import DataServeError, RemoteProtocolError
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.security import TLSConfig
 
-from ._loop import LoopThread
-from ._security import client_context, warn_if_exposed
-from .engine import Connection, RawServer, Session, bind_socket, open_connection
-from .proto.base import Role
-from .proto.tinyproto import (
+from .._security import client_context, warn_if_exposed
+from ..engine import Connection, RawServer, Session, bind_socket, open_connection
+from ..engine.loop import LoopThread
+from ..proto.base import Role
+from ..proto.tinyproto import (
     MSG_MAX_SIZE,
     SC_CONFLICT,
     SC_CONLIMIT,
@@ -99,7 +99,7 @@ from .proto.tinyproto import (
     Refuse,
     Refused,
 )
-from .proto.tinyproto import TinyProtoConnection as _Protocol
+from ..proto.tinyproto import TinyProtoConnection as _Protocol
 
 __all__ = [
     "MSG_MAX_SIZE",

@@ -26,9 +26,9 @@ from typing import ClassVar, TypeVar
 from dataserve.core.limits import Limits
 from dataserve.core.security import TLSConfig
 
-from ._loop import LoopThread, run
-from ._security import warn_if_exposed
-from .engine import RawServer, Service
+from .._security import warn_if_exposed
+from . import RawServer, Service
+from .loop import LoopThread, run
 
 __all__ = ["BackgroundService", "FacadeServer", "serve_until_signalled"]
 

@@ -59,13 +59,13 @@ from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
-from ._blocking import connect, translate_errors
-from ._running import FacadeServer
-from ._security import client_context
-from .engine import Connection as EngineConnection
-from .engine import Session
-from .proto import tcpy as proto
-from .proto.tcpy import DEFAULT_PORT
+from .._blocking import connect, translate_errors
+from .._security import client_context
+from ..engine import Connection as EngineConnection
+from ..engine import Session
+from ..engine.running import FacadeServer
+from ..proto import tcpy as proto
+from ..proto.tcpy import DEFAULT_PORT
 
 __all__ = ["DEFAULT_PORT", "TCPClient", "TCPHandler", "TCPServer"]
 
