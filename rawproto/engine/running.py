@@ -27,8 +27,9 @@ from dataserve.core.limits import Limits
 from dataserve.core.security import TLSConfig
 
 from .._security import warn_if_exposed
-from . import RawServer, Service
 from .loop import LoopThread, run
+from .server import RawServer
+from .session import Service
 
 __all__ = ["BackgroundService", "FacadeServer", "serve_until_signalled"]
 
