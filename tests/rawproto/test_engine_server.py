@@ -1,4 +1,4 @@
-"""rawproto.engine driving a protocol it knows nothing about: a toy line protocol."""
+"""rawproto.engine over real sockets: RawServer and open_connection driving a toy line protocol."""
 
 from __future__ import annotations
 
