@@ -14,11 +14,12 @@ server's certificate is verified against the system's CAs or ``ca_file``
 unless ``verify=False`` is said explicitly; ``cert=(certfile, keyfile)``
 presents a client certificate.
 
-Everything but the I/O lives in ``_Exchange``: request ids, request frames,
-the protocol object and turning answers into values or exceptions. The
-blocking client uses a plain socket (no event loop); the asyncio client runs
-a ``Session`` on the engine and pipelines: any number of ``send`` calls may
-be in flight on its one connection, answered in any order.
+Everything but the I/O lives in ``Exchange`` (``rawproto.native.exchange``):
+request ids, request frames, the protocol object and turning answers into
+values or exceptions. The blocking client uses a plain socket (no event
+loop); the asyncio client runs a ``Session`` on the engine and pipelines: any
+number of ``send`` calls may be in flight on its one connection, answered in
+any order.
 """
 
 from __future__ import annotations
@@ -30,41 +31,17 @@ import socket
 import ssl
 from typing import Any
 
-from dataserve.core.codec import CodecRegistry, default_registry
-from dataserve.core.errors import (
-    ConnectError,
-    ConnectionClosed,
-    DataServeError,
-    DecodeError,
-    RemoteProtocolError,
-    TimeoutError,
-    error_for_status,
-)
+from dataserve.core.errors import ConnectError, ConnectionClosed, RemoteProtocolError, TimeoutError
 from dataserve.core.limits import DEFAULT_LIMITS
-from dataserve.core.security import token_from_env
 
 from .._blocking import connect, raise_socket_error, set_timeout
-from .._security import client_context
 from ..engine import Connection, Session, open_connection
-from ..proto.base import NEED_DATA, Event, Role
 from ..proto.base import ConnectionClosed as ConnectionClosedEvent
-from ..proto.native import (
-    DEFAULT_MAX_FRAME_SIZE,
-    HEADER,
-    Auth,
-    Error,
-    NativeConnection,
-    Preface,
-    Reply,
-    Request,
-)
+from ..proto.native import HEADER, Error, Preface, Reply
+from .exchange import DEFAULT_TIMEOUT, ClientSettings, Exchange
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncRawDataClient", "RawDataClient"]
 
-#: Seconds to wait for an answer: handlers may be slow and payloads large.
-DEFAULT_TIMEOUT = 300.0
-#: Seconds to wait for the TCP connection.
-CONNECT_TIMEOUT = 10.0
 _WHAT = "rawproto server"
 _READ_SIZE = 256 * 1024
 # Large payloads go out in pieces so an early error answer (413) stops the upload.
@@ -76,137 +53,7 @@ _JOIN_BELOW = 64 * 1024
 _LARGE = 64 * 1024
 
 
-class _Exchange:
-    """The I/O-free half of a client connection: frames out, values back."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        codecs: CodecRegistry,
-        max_frame_size: int,
-        token: str | None = None,
-    ) -> None:
-        self.address = f"{host}:{port}"
-        self.codecs = codecs
-        self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
-        self.token = token
-        self._last_id = 0
-        self._eof = False
-
-    def opening(self) -> bytes:
-        """The preface, then the AUTH frame when there is a token."""
-        data = self.proto.initiate()
-        if self.token:
-            data += self.proto.send(Auth(self.token.encode("utf-8")))
-        return data
-
-    def request(self, resource: str, payload: Any) -> tuple[int, bytes]:
-        """A new request id and the bytes of its REQUEST frame."""
-        request_id, head, body = self.request_parts(resource, payload)
-        return request_id, head + body
-
-    def request_parts(self, resource: str, payload: Any) -> tuple[int, bytes, bytes]:
-        """A new request id, its REQUEST frame's header (with the resource) and payload."""
-        if not resource.startswith("/"):
-            resource = "/" + resource  # as the HTTP client: resources are paths
-        tag, body = self.codecs.encode_tag(payload)
-        self._last_id = request_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
-        head, body = self.proto.send_parts(Request(request_id, resource, tag, body))
-        return request_id, head, body
-
-    def feed(self, data: bytes | bytearray | memoryview | None) -> None:
-        """Bytes from the server (``None``: EOF); ``next_event`` parses them."""
-        self._eof = data is None
-        self.proto.receive_data(data)
-
-    def next_event(self) -> Event | None:
-        """The next event, or ``None`` until more bytes arrive.
-
-        A server that breaks the protocol raises ``ConnectionClosed``.
-        """
-        try:
-            event = self.proto.next_event()
-        except RemoteProtocolError as exc:
-            if self._eof and not self.proto.handshake_complete:
-                raise ConnectionClosed(
-                    f"the server at {self.address} closed the connection before sending the "
-                    "native protocol's preface (does it serve TLS? another protocol?)"
-                ) from exc
-            raise ConnectionClosed(
-                f"the server at {self.address} broke the native protocol: {exc.message}"
-            ) from exc
-        return None if event is NEED_DATA else event  # type: ignore[return-value]
-
-    def receive(self, data: bytes | None) -> list[Event]:
-        """Feed bytes (``None``: EOF); the answers complete so far."""
-        self.feed(data)
-        events: list[Event] = []
-        while (event := self.next_event()) is not None:
-            events.append(event)
-            if isinstance(event, ConnectionClosedEvent):
-                break
-        return events
-
-    def connection_error(self, event: Error) -> DataServeError:
-        """The exception for an ERROR frame about the whole connection (id 0)."""
-        return error_for_status(event.code, event.message)
-
-    @staticmethod
-    def ends_connection(event: Reply | Error) -> bool:
-        """The server closes the connection after this answer (id 0, or 413)."""
-        return type(event) is Error and (event.request_id == 0 or event.code == 413)
-
-    def outcome(self, event: Reply | Error) -> Any:
-        """The value of a REPLY, or raise the exception an ERROR stands for."""
-        if type(event) is Error:
-            raise error_for_status(event.code, event.message)
-        assert isinstance(event, Reply)
-        try:
-            return self.codecs.decode_tag(event.tag, event.body)
-        except DataServeError as exc:
-            raise DecodeError(f"undecodable reply from {self.address}: {exc.message}") from exc
-
-    def closed(self) -> ConnectionClosed:
-        return ConnectionClosed(
-            f"the server at {self.address} closed the connection before answering"
-        )
-
-
-class _ClientSettings:
-    """The settings both native clients share; each adds its connection state
-    in ``_init_state``."""
-
-    def __init__(
-        self,
-        port: int,
-        host: str = "127.0.0.1",
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        codecs: CodecRegistry = default_registry,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        token: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        verify: bool = True,
-        ca_file: str | None = None,
-        cert: tuple[str, str] | None = None,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.codecs = codecs
-        self.max_frame_size = max_frame_size
-        self.token = token_from_env(token)
-        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
-        self._init_state()
-
-    def _init_state(self) -> None:
-        raise TypeError("use RawDataClient or AsyncRawDataClient")
-
-
-class RawDataClient(_ClientSettings):
+class RawDataClient(ClientSettings):
     """Blocking native-framing client: ``send(resource, payload=None)``.
 
     One connection, opened on first use and reopened after the server closed
@@ -217,7 +64,7 @@ class RawDataClient(_ClientSettings):
 
     def _init_state(self) -> None:
         self._sock: socket.socket | None = None
-        self._exchange: _Exchange | None = None
+        self._exchange: Exchange | None = None
         self._poller = select.poll()
         self._large_reply = False
         self._tls = False
@@ -242,7 +89,7 @@ class RawDataClient(_ClientSettings):
             self.close()  # the next request goes on a fresh connection
         return exchange.outcome(answer)
 
-    def _receive(self, sock: socket.socket, exchange: _Exchange) -> bytes | memoryview | None:
+    def _receive(self, sock: socket.socket, exchange: Exchange) -> bytes | memoryview | None:
         """The next bytes from the server (``None``: it closed).
 
         Small reads land in one reused buffer. The rest of a large frame
@@ -263,7 +110,7 @@ class RawDataClient(_ClientSettings):
     def _upload(
         self,
         sock: socket.socket,
-        exchange: _Exchange,
+        exchange: Exchange,
         request_id: int,
         head: bytes,
         body: bytes | memoryview,
@@ -302,7 +149,7 @@ class RawDataClient(_ClientSettings):
         return b"".join(chunks) or None
 
     def _answer(
-        self, exchange: _Exchange, request_id: int, data: bytes | memoryview | None
+        self, exchange: Exchange, request_id: int, data: bytes | memoryview | None
     ) -> Reply | Error | None:
         exchange.feed(data)
         while True:
@@ -323,7 +170,7 @@ class RawDataClient(_ClientSettings):
             raise exchange.closed()
         return None
 
-    def _connection(self) -> tuple[socket.socket, _Exchange]:
+    def _connection(self) -> tuple[socket.socket, Exchange]:
         sock, exchange = self._sock, self._exchange
         if sock is not None and exchange is not None:
             if not self._stale(sock, exchange):
@@ -331,7 +178,7 @@ class RawDataClient(_ClientSettings):
             self.close()
         sock = connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
         set_timeout(sock, self.timeout)
-        exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
+        exchange = Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
         try:
             sock.sendall(exchange.opening())
         except OSError as exc:
@@ -347,7 +194,7 @@ class RawDataClient(_ClientSettings):
         self._tls = isinstance(sock, ssl.SSLSocket)
         return sock, exchange
 
-    def _stale(self, sock: socket.socket, exchange: _Exchange) -> bool:
+    def _stale(self, sock: socket.socket, exchange: Exchange) -> bool:
         """Did the server close (or say something) while we were not asking?
 
         Between calls the server sends nothing but its preface, or an ERROR
@@ -405,7 +252,7 @@ class _ClientSession(Session):
 
     concurrent = True
 
-    def __init__(self, conn: Connection, exchange: _Exchange) -> None:
+    def __init__(self, conn: Connection, exchange: Exchange) -> None:
         super().__init__(conn, exchange.proto)
         self.exchange = exchange
         self.pending: dict[int, asyncio.Future[Reply | Error]] = {}
@@ -450,7 +297,7 @@ class _ClientSession(Session):
                 future.set_exception(error)
 
 
-class AsyncRawDataClient(_ClientSettings):
+class AsyncRawDataClient(ClientSettings):
     """asyncio native-framing client that pipelines on one connection.
 
     ``await client.send(resource, payload=None)`` may be called by many tasks
@@ -495,7 +342,7 @@ class AsyncRawDataClient(_ClientSettings):
             session = self._session
             if session is not None and not session.conn.is_closed:
                 return session
-            exchange = _Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
+            exchange = Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
             limits = DEFAULT_LIMITS.replace(
                 frame_timeout=self.timeout or DEFAULT_LIMITS.frame_timeout,
                 max_frame_size=self.max_frame_size,
