@@ -535,9 +535,9 @@ class Slow(TinyProtoConnection):
 def test_a_hook_thread_behind_stops_reading_until_it_catches_up(
     run_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rawproto.tinyproto as facade
+    import rawproto.tinyproto.session as engine_side
 
-    monkeypatch.setattr(facade, "_QUEUED_MESSAGES_HIGH", 3)
+    monkeypatch.setattr(engine_side, "_QUEUED_MESSAGES_HIGH", 3)
     Slow.gate.clear()
     Slow.received = []
     server = ReadyServer()
