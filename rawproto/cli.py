@@ -13,6 +13,7 @@ on stderr and an exit status.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,18 +23,6 @@ from dataserve.core.loading import LoadError, import_object
 from dataserve.core.security import tls_from_args
 
 __all__ = ["main"]
-
-
-def _tcpy_class() -> type:
-    from .tcpy import TCPServer
-
-    return TCPServer
-
-
-def _pyts_class() -> type:
-    from .pyts import Server
-
-    return Server
 
 
 def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
@@ -60,19 +49,21 @@ def _run_pyts(server: Any, args: argparse.Namespace) -> None:
     server.startServer()
 
 
-# framing -> (the server class it expects, how to run one)
-_FRAMINGS: dict[str, tuple[Callable[[], type], Callable[[Any, argparse.Namespace], None]]] = {
-    "tcpy": (_tcpy_class, _run_tcpy),
-    "pyts": (_pyts_class, _run_pyts),
+# framing -> (the server class it expects, by the name users import it by; how to run one)
+_FRAMINGS: dict[str, tuple[str, Callable[[Any, argparse.Namespace], None]]] = {
+    "tcpy": ("rawproto.tcpy.TCPServer", _run_tcpy),
+    "pyts": ("rawproto.pyts.Server", _run_pyts),
 }
 
 
-def _load(spec: str, expected: type) -> Any:
+def _load(spec: str, expected: str) -> Any:
+    """The server object ``spec`` names, checked to be an instance of ``expected``."""
+    module, _, name = expected.rpartition(".")
+    # Imported only now: the framing asked for is the only one loaded.
+    server_class = getattr(importlib.import_module(module), name)
     obj = import_object(spec, "the server")
-    if not isinstance(obj, expected):
-        raise LoadError(
-            f"{spec} is a {type(obj).__name__}, not a {expected.__module__}.{expected.__name__}"
-        )
+    if not isinstance(obj, server_class):
+        raise LoadError(f"{spec} is a {type(obj).__name__}, not a {expected}")
     return obj
 
 
@@ -105,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     server_class, run = _FRAMINGS[args.framing]
     try:
-        server = _load(args.server, server_class())
+        server = _load(args.server, server_class)
         run(server, args)
     except (LoadError, ValueError, TypeError, OSError) as exc:
         print(f"rawproto: error: {exc}", file=sys.stderr)
