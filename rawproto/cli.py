@@ -79,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to bind (default: the server object's)")
     serve.add_argument("--port", type=int, help="port (default: the server object's; 0 picks one)")
-    serve.add_argument("--threads", type=int, help="handlers running at once")
+    serve.add_argument(
+        "--threads", type=int, help="handlers running at once (the same as --handler-threads)"
+    )
     tls = serve.add_argument_group("TLS (the wire formats have no token)")
     tls.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
     tls.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")

@@ -130,6 +130,19 @@ class FacadeServer(ABC):
     tls: TLSConfig | None
     _background: BackgroundService | None = None
 
+    @property
+    def threads(self) -> int:
+        """How many handlers run at once: ``limits.handler_threads`` under the seeds' name.
+
+        One setting, not two, so ``--handler-threads`` (which replaces
+        ``limits``) and ``--threads`` (which sets this) mean the same thing.
+        """
+        return self.limits.handler_threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self.limits = self.limits.replace(handler_threads=value)
+
     @abstractmethod
     def _service(self) -> Service:
         """The engine service for the current routes or commands."""

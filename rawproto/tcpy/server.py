@@ -319,13 +319,13 @@ class TCPServer(FacadeServer):
         self.host = host
         self.port = int(port)
         self.commands: dict[str, Any] = commands if commands is not None else {}
-        self.threads = threads
-        self.poll_intv = poll_intv
         self.limits = limits or DEFAULT_LIMITS
+        self.threads = threads  # limits.handler_threads (see FacadeServer.threads)
+        self.poll_intv = poll_intv
         self.tls = tls
 
     def _service(self) -> _Service:
-        return _Service(self.commands, self.limits.replace(handler_threads=self.threads))
+        return _Service(self.commands, self.limits)
 
     def _address(self) -> tuple[str, int]:
         return self.host, self.port
