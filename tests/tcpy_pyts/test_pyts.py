@@ -22,6 +22,7 @@ from tests.tcpy_pyts.helpers import (
     doc_python_blocks,
     raw_connect,
     recv_until_eof,
+    refused_port,
     write_module,
 )
 
@@ -357,10 +358,7 @@ def test_a_client_that_shuts_its_sending_side_still_gets_the_answer(app: Server)
 
 
 def test_client_errors() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()
-    with pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
+    with refused_port() as port, pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
         Request("127.0.0.1", port, "/").SendRequest()
     with pytest.raises(RuntimeError, match="does not belong to a request"):
         Response().SendResponse()

@@ -24,6 +24,7 @@ from tests.tcpy_pyts.helpers import (
     raw_connect,
     recv_exactly,
     recv_until_eof,
+    refused_port,
     write_module,
 )
 
@@ -387,10 +388,7 @@ def test_idle_connections_and_the_connection_limit() -> None:
 
 
 def test_client_errors_name_the_server() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()
-    with pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
+    with refused_port() as port, pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
         TCPClient("127.0.0.1", port).execute("add")
 
     listener = socket.create_server(("127.0.0.1", 0))
