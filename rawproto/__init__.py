@@ -13,8 +13,10 @@ The native framing serves the same ``HTTPDataHandler`` as
 blocking. Servers take ``token=`` (default ``$DATASERVE_TOKEN``) and
 ``tls=TLSConfig(...)``; clients take ``token=``, ``ca_file=``, ``cert=`` and
 ``verify=False``. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
-``rawproto.tcpy`` and ``rawproto.pyts``; the engine every framing runs on in
-``rawproto.engine``, the sans-IO protocols in ``rawproto.proto``.
+``rawproto.tcpy`` and ``rawproto.pyts``; the native framing's service, server
+and clients in ``rawproto.native``; the engine every framing runs on in
+``rawproto.engine``, the sans-IO protocols in ``rawproto.proto`` (see
+``docs/architecture-rawproto.md``).
 
 The exceptions (``NotHandled``, ``HandlerError``, ``ConnectError``...) are
 the core's, the same classes ``dataserve`` exports, re-exported here; so is
