@@ -124,7 +124,8 @@ the session's API, closing), ``pump`` (events to the session, requests in
 flight, coalesced writes, the deadline timer), ``flow_control``
 (``FlowControl``: reading paused, writers waiting), ``deadlines`` (which
 deadline applies, as a pure function of the connection's state), ``server``
-(``RawServer``, ``open_connection``, the registry of open connections),
+(``RawServer``, ``open_connection``), ``registry`` (a server's open
+connections),
 ``loop`` (uvloop, the shared loop thread) and ``running`` (serving from
 blocking code: until a signal, or in the background).
 """

@@ -27,7 +27,7 @@ from .flow_control import FlowControl
 from .session import Session
 
 if TYPE_CHECKING:
-    from .server import Registry
+    from .registry import Registry
 
 __all__ = ["Channel"]
 

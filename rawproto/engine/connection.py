@@ -24,7 +24,7 @@ from .pump import Pump
 from .session import Session, SessionFactory
 
 if TYPE_CHECKING:
-    from .server import Registry
+    from .registry import Registry
 
 __all__ = ["Connection"]
 

@@ -1,11 +1,10 @@
-"""``RawServer`` and ``open_connection``: where connections come from, and the registry.
+"""``RawServer`` and ``open_connection``: where connections come from.
 
 A ``RawServer`` listens (TCP, optionally TLS, ``SO_REUSEPORT`` on request),
-makes a ``Connection`` per accepted socket and keeps them in a ``Registry``,
-which knows the connection limit, the metrics counter and whether a graceful
-shutdown began; ``stop()`` runs that shutdown (see ``rawproto.engine``).
-``open_connection`` runs a session on one outgoing connection with the same
-machinery.
+makes a ``Connection`` per accepted socket and keeps them in a ``Registry``
+(``rawproto.engine.registry``); ``stop()`` runs the graceful shutdown (see
+``rawproto.engine``). ``open_connection`` runs a session on one outgoing
+connection with the same machinery.
 """
 
 from __future__ import annotations
@@ -23,32 +22,12 @@ from dataserve.core.security import TLSConfig
 
 from .connection import Connection
 from .deadlines import LINGER_SECONDS
+from .registry import Registry
 from .session import ConnectionCounter, Service, SessionFactory
 
-__all__ = ["RawServer", "Registry", "bind_socket", "open_connection"]
+__all__ = ["RawServer", "bind_socket", "open_connection"]
 
 logger = logging.getLogger("rawproto.engine")
-
-
-class Registry:
-    """The open connections of one server (or of one client's outgoing ones)."""
-
-    def __init__(
-        self,
-        limits: Limits,
-        max_connections: int | None = None,
-        counter: ConnectionCounter | None = None,
-    ) -> None:
-        self.limits = limits
-        self.max_connections = max_connections
-        self.counter = counter
-        self.connections: set[Connection] = set()
-        self.closing = False
-        self.all_closed: asyncio.Event | None = None
-
-    def removed(self) -> None:
-        if not self.connections and self.all_closed is not None:
-            self.all_closed.set()
 
 
 class RawServer:

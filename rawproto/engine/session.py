@@ -16,7 +16,7 @@ from dataserve.core.errors import RemoteProtocolError
 from ..proto.base import NEED_DATA, ProtocolConnection
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from . import Connection
 
 __all__ = ["ConnectionCounter", "Service", "Session", "SessionFactory"]
 

@@ -71,9 +71,9 @@ from ..proto.tinyproto import SC_CONLIMIT as SC_CONLIMIT
 from ..proto.tinyproto import SC_GENERIC_ERROR as SC_GENERIC_ERROR
 from ..proto.tinyproto import SC_OK as SC_OK
 from ..proto.tinyproto import SC_REFUSED as SC_REFUSED
+from .bridge import TinyProtoError as TinyProtoError
 from .client import TinyProtoClient as TinyProtoClient
 from .connection import TinyProtoConnection as TinyProtoConnection
-from .connection import TinyProtoError as TinyProtoError
 from .connection import TinyProtoPlugin as TinyProtoPlugin
 from .endpoint import TINYPROTO_LIMITS as TINYPROTO_LIMITS
 from .endpoint import TinyProtoConnectionDetails as TinyProtoConnectionDetails

@@ -6,7 +6,9 @@ hands the thread what happens through the connection's inbox (a queue of
 ``(kind, value)``: a message, or one of the markers below); the thread asks
 the loop to send a message and blocks on a ``Waiter`` until it is sent, and
 wakes the loop with ``call_from_thread``. Nothing polls: each side waits on
-a queue or a lock.
+a queue or a lock. What the loop reports back that the thread raises is
+``MessageRefused`` (turned into ``TinyProtoError`` by ``transmit``) or
+``TinyProtoError`` itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from dataserve.core.errors import DataServeError
+
 from ..engine import Connection
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "WAKE",
     "MessageRefused",
     "SocketView",
+    "TinyProtoError",
     "Waiter",
     "call_from_thread",
     "close_from_thread",
@@ -39,6 +44,10 @@ DRAIN = "drain"  # the server is shutting down and every message accepted is in 
 
 # How long a closing connection's thread waits for the socket to close.
 _CLOSE_WAIT = 5.0
+
+
+class TinyProtoError(DataServeError):
+    """A tinyproto exchange failed: a refused message or connection, a bad handshake."""
 
 
 class MessageRefused(Exception):

@@ -10,7 +10,8 @@ from typing import Any
 from .._security import client_context
 from ..engine import open_connection
 from ..engine.loop import LoopThread
-from .connection import TinyProtoConnection, TinyProtoError
+from .bridge import TinyProtoError
+from .connection import TinyProtoConnection
 from .endpoint import Endpoint, check_port
 from .session import TinySession
 

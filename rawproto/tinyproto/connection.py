@@ -19,8 +19,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dataserve.core.errors import DataServeError
-
 from ..engine.loop import LoopThread
 from ..proto.tinyproto import MSG_MAX_SIZE
 from .bridge import (
@@ -30,6 +28,7 @@ from .bridge import (
     WAKE,
     MessageRefused,
     SocketView,
+    TinyProtoError,
     Waiter,
     call_from_thread,
     close_from_thread,
@@ -38,13 +37,9 @@ from .bridge import (
 if TYPE_CHECKING:
     from .session import TinySession
 
-__all__ = ["TinyProtoConnection", "TinyProtoError", "TinyProtoPlugin", "as_plugin"]
+__all__ = ["TinyProtoConnection", "TinyProtoPlugin", "as_plugin"]
 
 logger = logging.getLogger("rawproto.tinyproto")
-
-
-class TinyProtoError(DataServeError):
-    """A tinyproto exchange failed: a refused message or connection, a bad handshake."""
 
 
 class TinyProtoPlugin:

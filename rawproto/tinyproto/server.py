@@ -18,7 +18,8 @@ from dataserve.core.security import TLSConfig
 from .._security import warn_if_exposed
 from ..engine import Connection, RawServer, bind_socket
 from ..engine.loop import LoopThread
-from .connection import TinyProtoConnection, TinyProtoError
+from .bridge import TinyProtoError
+from .connection import TinyProtoConnection
 from .endpoint import Endpoint, check_port
 from .session import TinySession
 

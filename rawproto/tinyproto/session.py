@@ -29,11 +29,10 @@ from ..proto.tinyproto import (
     Refused,
 )
 from ..proto.tinyproto import TinyProtoConnection as _Protocol
-from .bridge import CLOSED, DRAIN, READY, MessageRefused, Waiter
-from .connection import TinyProtoError
+from .bridge import CLOSED, DRAIN, READY, MessageRefused, TinyProtoError, Waiter
 
 if TYPE_CHECKING:
-    from .connection import TinyProtoConnection
+    from . import TinyProtoConnection
 
 __all__ = ["TinySession"]
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from rawproto.engine import Connection, Session
-from rawproto.engine.server import Registry
+from rawproto.engine.registry import Registry
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import pytest
 
 from dataserve.core.limits import Limits
 from rawproto.engine import LINGER_SECONDS, WRITE_HIGH_WATER, WRITE_LOW_WATER, Connection
-from rawproto.engine.server import Registry
+from rawproto.engine.registry import Registry
 
 from .lines import ConcurrentLineSession, LineService, LineSession
 from .mock_transport import VirtualClockLoop, connect, run_virtual
