@@ -13,8 +13,10 @@ The native framing serves the same ``HTTPDataHandler`` as
 blocking. Servers take ``token=`` (default ``$DATASERVE_TOKEN``) and
 ``tls=TLSConfig(...)``; clients take ``token=``, ``ca_file=``, ``cert=`` and
 ``verify=False``. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
-``rawproto.tcpy`` and ``rawproto.pyts``; the engine every framing runs on in
-``rawproto.engine``, the sans-IO protocols in ``rawproto.proto``.
+``rawproto.tcpy`` and ``rawproto.pyts``; the native framing's service, server
+and clients in ``rawproto.native``; the engine every framing runs on in
+``rawproto.engine``, the sans-IO protocols in ``rawproto.proto`` (see
+``docs/architecture-rawproto.md``).
 
 The exceptions (``NotHandled``, ``HandlerError``, ``ConnectError``...) are
 the core's, the same classes ``dataserve`` exports, re-exported here; so is
@@ -46,17 +48,17 @@ from dataserve.core.errors import UnsupportedMediaTypeError as UnsupportedMediaT
 from dataserve.core.limits import Limits as Limits
 from dataserve.core.security import TLSConfig as TLSConfig
 
-from .client import AsyncRawDataClient as AsyncRawDataClient
-from .client import RawDataClient as RawDataClient
 from .engine import Connection as Connection
 from .engine import RawServer as RawServer
 from .engine import Service as Service
 from .engine import Session as Session
 from .engine import open_connection as open_connection
-from .server import BackgroundRawServer as BackgroundRawServer
-from .server import serve as serve
-from .server import start_server as start_server
-from .service import NativeService as NativeService
+from .native import AsyncRawDataClient as AsyncRawDataClient
+from .native import BackgroundRawServer as BackgroundRawServer
+from .native import NativeService as NativeService
+from .native import RawDataClient as RawDataClient
+from .native import serve as serve
+from .native import start_server as start_server
 
 __all__ = [
     "AsyncRawDataClient",

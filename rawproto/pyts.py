@@ -65,10 +65,10 @@ from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
-from ._running import FacadeServer
 from ._security import client_context
 from .engine import Connection as EngineConnection
 from .engine import Session
+from .engine.running import FacadeServer
 from .proto import pyts as proto
 
 __all__ = ["Headers", "Request", "Response", "RouteHandler", "Server"]
@@ -381,8 +381,8 @@ class Server(FacadeServer):
     ) -> None:
         self.HOST = HOST
         self.PORT = PORT
-        self.threads = threads
         self.limits = limits or DEFAULT_LIMITS
+        self.threads = threads  # limits.handler_threads (see FacadeServer.threads)
         self.tls = tls
         #: Endpoint -> handler, as registered (the original's attribute).
         self.RouteHandlers: dict[str, RouteHandler] = {}
@@ -393,7 +393,7 @@ class Server(FacadeServer):
 
     def _service(self) -> _Service:
         router: Router[RouteHandler] = Router(self.RouteHandlers)
-        return _Service(router, self.limits.replace(handler_threads=self.threads))
+        return _Service(router, self.limits)
 
     def _address(self) -> tuple[str, int]:
         return self.HOST, self.PORT

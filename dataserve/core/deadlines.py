@@ -16,7 +16,7 @@ handler on a thread pool, whose answer is given up on).
 Used for every per-request deadline: the HTTP endpoint's body and handler
 deadlines (``dataserve.http.app``), the HTTP protocol's header deadline
 (``dataserve.http.protocol``) and the raw TCP services' handler deadlines
-(``rawproto.service``).
+(``rawproto.native.service``).
 """
 
 from __future__ import annotations

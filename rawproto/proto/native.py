@@ -45,14 +45,13 @@ Events (frozen, slotted dataclasses)::
     ConnectionClosed()                  the peer closed between frames
 
 Payloads stay bytes plus a tag here; the codec (``dataserve.core.codec``)
-turns them into values above this layer.
+turns them into values above this layer. The constants and events are
+defined in ``rawproto.proto.native_events`` and importable from here.
 """
 
 from __future__ import annotations
 
 import enum
-import struct
-from dataclasses import dataclass
 
 from dataserve.core.errors import LocalProtocolError, ProtocolError
 from dataserve.core.security import token_matches
@@ -65,6 +64,29 @@ from .base import (
     FrameError,
     NeedData,
     Role,
+)
+from .native_events import (
+    CODE,
+    DEFAULT_MAX_FRAME_SIZE,
+    HEAD_REST,
+    HEADER,
+    KIND_AUTH,
+    KIND_ERROR,
+    KIND_NAMES,
+    KIND_REPLY,
+    KIND_REQUEST,
+    MAGIC,
+    MAX_MESSAGE,
+    PRE_AUTH_MAX_FRAME_SIZE,
+    PREFACE,
+    VERSION,
+    Auth,
+    Error,
+    Preface,
+    Reply,
+    Request,
+    trusted_reply,
+    trusted_request,
 )
 
 __all__ = [
@@ -88,132 +110,6 @@ __all__ = [
     "trusted_reply",
 ]
 
-MAGIC = b"\x89RPN"
-VERSION = 1
-#: What each side sends first: magic, version, flags (no flag is defined yet).
-PREFACE = MAGIC + bytes([VERSION, 0])
-
-KIND_REQUEST = 0x01
-KIND_REPLY = 0x02
-KIND_ERROR = 0x03
-#: Token authentication: the client's first frame when the server has a token.
-KIND_AUTH = 0x10
-
-#: ``length, kind, tag, res_len, request_id``
-HEADER = struct.Struct(">IBBHI")
-_HEAD_REST = HEADER.size - 4  # header bytes counted by ``length``
-_CODE = struct.Struct(">H")
-_MAX_ID = 0xFFFFFFFF
-DEFAULT_MAX_FRAME_SIZE = 1024 * 1024 * 1024
-#: Until a token has been presented, no frame may be longer than this: an
-#: unauthenticated peer cannot make the server buffer more (Redis, after
-#: CVE-2021-32675, caps unauthenticated requests the same way).
-PRE_AUTH_MAX_FRAME_SIZE = 16 * 1024
-# An error message longer than this is cut: it is a one-line explanation.
-_MAX_MESSAGE = 4096
-
-_KIND_NAMES = {KIND_REQUEST: "REQUEST", KIND_REPLY: "REPLY", KIND_ERROR: "ERROR", KIND_AUTH: "AUTH"}
-
-
-def _check_id(request_id: int) -> None:
-    if not 0 <= request_id <= _MAX_ID:
-        raise LocalProtocolError(f"a request id is 0..{_MAX_ID}, not {request_id}")
-
-
-def _check_tag(tag: int) -> None:
-    if not 0 <= tag <= 0xFF:
-        raise LocalProtocolError(f"a media tag is one byte, not {tag}")
-
-
-@dataclass(frozen=True, slots=True)
-class Preface(Event):
-    """The opening bytes: magic, protocol version and flags."""
-
-    version: int = VERSION
-    flags: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Auth(Event):
-    """The client's token (UTF-8 bytes), its first frame after the preface."""
-
-    token: bytes
-
-    def __repr__(self) -> str:
-        return f"Auth(token=<{len(self.token)} bytes>)"  # a secret stays out of logs
-
-
-@dataclass(frozen=True, slots=True)
-class Request(Event):
-    """Call ``resource`` with a payload of codec tag ``tag``."""
-
-    request_id: int
-    resource: str
-    tag: int = 0
-    body: bytes = b""
-
-    def __post_init__(self) -> None:
-        _check_id(self.request_id)
-        _check_tag(self.tag)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply(Event):
-    """The handler's answer to request ``request_id``."""
-
-    request_id: int
-    tag: int = 0
-    body: bytes = b""
-
-    def __post_init__(self) -> None:
-        _check_id(self.request_id)
-        _check_tag(self.tag)
-
-
-@dataclass(frozen=True, slots=True)
-class Error(Event):
-    """Request ``request_id`` failed with ``code`` (HTTP-like); 0 is the connection."""
-
-    request_id: int
-    code: int
-    message: str = ""
-
-    def __post_init__(self) -> None:
-        _check_id(self.request_id)
-        if not 0 <= self.code <= 0xFFFF:
-            raise LocalProtocolError(f"an error code is 0..65535, not {self.code}")
-
-
-# Constructors for events whose fields are known to be valid already: those
-# the parser builds from a header it has unpacked and checked, and the
-# answers a server builds for a request id it received. They skip
-# ``__post_init__``'s checks and the frozen dataclass's ``__init__``; events
-# made by callers keep both.
-_new = object.__new__
-_request_fields = tuple(getattr(Request, f).__set__ for f in Request.__slots__)
-_reply_fields = tuple(getattr(Reply, f).__set__ for f in Reply.__slots__)
-
-
-def _trusted_request(request_id: int, resource: str, tag: int, body: bytes) -> Request:
-    event = _new(Request)
-    set_id, set_resource, set_tag, set_body = _request_fields
-    set_id(event, request_id)
-    set_resource(event, resource)
-    set_tag(event, tag)
-    set_body(event, body)
-    return event
-
-
-def trusted_reply(request_id: int, tag: int, body: bytes) -> Reply:
-    """``Reply(request_id, tag, body)`` for a ``request_id`` received from the peer and a
-    codec's tag: fields already known to be in range, so not checked again."""
-    event = _new(Reply)
-    set_id, set_tag, set_body = _reply_fields
-    set_id(event, request_id)
-    set_tag(event, tag)
-    set_body(event, body)
-    return event
-
 
 class _State(enum.Enum):
     PREFACE = "preface"
@@ -222,26 +118,15 @@ class _State(enum.Enum):
     SKIP = "skip"
 
 
-class NativeConnection(FramedReceiver):
-    """One end of a native-framing connection.
+class _FrameReader(FramedReceiver):
+    """The receiving half of ``NativeConnection``: the preface, the token, the frames.
 
-    ``role`` decides which frames it takes: a server takes REQUEST (and AUTH
-    first), a client REPLY and ERROR. ``max_frame_size`` bounds the
-    ``length`` field of any frame it receives. A server with ``token``
-    requires it in an AUTH first frame (see the module docstring): until
-    then ``handshake_complete`` stays false, so the engine's handshake
-    deadline covers the token too.
+    A state machine over the one receive buffer: the preface is checked
+    byte by byte, each frame's header before any of its body is buffered,
+    and a frame the receiver does not take is skipped as it arrives.
     """
 
-    def __init__(
-        self,
-        role: Role,
-        *,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        token: bytes | None = None,
-    ) -> None:
-        if token is not None and role is not Role.SERVER:
-            raise LocalProtocolError("only a server checks a token; a client sends Auth")
+    def __init__(self, role: Role, max_frame_size: int, token: bytes | None) -> None:
         self.role = role
         self.max_frame_size = max_frame_size
         self._accepts = (KIND_REQUEST,) if role is Role.SERVER else (KIND_REPLY, KIND_ERROR)
@@ -253,7 +138,6 @@ class NativeConnection(FramedReceiver):
         self._state = _State.PREFACE
         self._remaining = 0  # BODY / SKIP: bytes of the current frame still due
         self._header: tuple[int, int, int, int] = (0, 0, 0, 0)  # kind, tag, res_len, id
-        self._preface_sent = False
 
     # --- state ------------------------------------------------------------------
 
@@ -282,9 +166,6 @@ class NativeConnection(FramedReceiver):
         return max(0, self._remaining - len(self._buf))
 
     # --- receiving --------------------------------------------------------------
-
-    def initiate(self) -> bytes:
-        return self.send(Preface())
 
     def _at_eof(self) -> Event | NeedData:
         if self._state is not _State.HEADER or self._buf:
@@ -364,16 +245,16 @@ class NativeConnection(FramedReceiver):
                 413,
                 request_id=request_id,
             )
-        if length < _HEAD_REST:
+        if length < HEAD_REST:
             raise FrameError(
-                f"frame length {length} is shorter than the {_HEAD_REST} header bytes it counts",
+                f"frame length {length} is shorter than the {HEAD_REST} header bytes it counts",
                 400,
                 request_id=request_id,
             )
-        body = length - _HEAD_REST
+        body = length - HEAD_REST
         if kind not in self._accepts:
             self._skip(body)
-            name = _KIND_NAMES.get(kind)
+            name = KIND_NAMES.get(kind)
             what = f"a {name} frame" if name else f"unknown frame kind 0x{kind:02x}"
             raise FrameError(
                 f"{what} is not accepted by the {self.role.value}",
@@ -391,7 +272,7 @@ class NativeConnection(FramedReceiver):
                 fatal=False,
                 request_id=request_id,
             )
-        if kind == KIND_ERROR and body < _CODE.size:
+        if kind == KIND_ERROR and body < CODE.size:
             self._skip(body)
             raise FrameError(
                 "an ERROR frame needs at least its 2-byte code",
@@ -413,10 +294,10 @@ class NativeConnection(FramedReceiver):
                 f"{PRE_AUTH_MAX_FRAME_SIZE} bytes before authentication",
                 413,
             )
-        if length < _HEAD_REST or res_len or request_id:
+        if length < HEAD_REST or res_len or request_id:
             raise FrameError("an AUTH frame has no resource and request id 0", 400)
         self._header = (KIND_AUTH, 0, 0, 0)
-        self._remaining = length - _HEAD_REST
+        self._remaining = length - HEAD_REST
         self._state = _State.BODY
 
     def _skip(self, n: int) -> None:
@@ -438,7 +319,7 @@ class NativeConnection(FramedReceiver):
                 raise FrameError(
                     "the resource is not valid UTF-8", 400, fatal=False, request_id=request_id
                 ) from None
-            return _trusted_request(request_id, resource, tag, body)
+            return trusted_request(request_id, resource, tag, body)
         if kind == KIND_REPLY:
             return trusted_reply(request_id, tag, buf.take(size))
         if kind == KIND_AUTH:
@@ -448,10 +329,37 @@ class NativeConnection(FramedReceiver):
             self._authenticated = True
             return Auth(token)
         data = buf.take(size)
-        (code,) = _CODE.unpack_from(data)
-        return Error(request_id, code, data[_CODE.size :].decode("utf-8", "replace"))
+        (code,) = CODE.unpack_from(data)
+        return Error(request_id, code, data[CODE.size :].decode("utf-8", "replace"))
+
+
+class NativeConnection(_FrameReader):
+    """One end of a native-framing connection.
+
+    ``role`` decides which frames it takes: a server takes REQUEST (and AUTH
+    first), a client REPLY and ERROR. ``max_frame_size`` bounds the
+    ``length`` field of any frame it receives. A server with ``token``
+    requires it in an AUTH first frame (see the module docstring): until
+    then ``handshake_complete`` stays false, so the engine's handshake
+    deadline covers the token too.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        token: bytes | None = None,
+    ) -> None:
+        if token is not None and role is not Role.SERVER:
+            raise LocalProtocolError("only a server checks a token; a client sends Auth")
+        super().__init__(role, max_frame_size, token)
+        self._preface_sent = False
 
     # --- sending ----------------------------------------------------------------
+
+    def initiate(self) -> bytes:
+        return self.send(Preface())
 
     def send(self, event: Event) -> bytes:
         if type(event) is Reply or type(event) is Request:
@@ -461,17 +369,17 @@ class NativeConnection(FramedReceiver):
             return b"".join(self.send_parts(event))
         if isinstance(event, Auth):
             self._require(Role.CLIENT, event)
-            if len(event.token) > PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST:
+            if len(event.token) > PRE_AUTH_MAX_FRAME_SIZE - HEAD_REST:
                 raise LocalProtocolError(
-                    f"a token is at most {PRE_AUTH_MAX_FRAME_SIZE - _HEAD_REST} bytes"
+                    f"a token is at most {PRE_AUTH_MAX_FRAME_SIZE - HEAD_REST} bytes"
                 )
-            return HEADER.pack(_HEAD_REST + len(event.token), KIND_AUTH, 0, 0, 0) + event.token
+            return HEADER.pack(HEAD_REST + len(event.token), KIND_AUTH, 0, 0, 0) + event.token
         if isinstance(event, Error):
             self._require(Role.SERVER, event)
-            message = event.message.encode("utf-8", "replace")[:_MAX_MESSAGE]
-            length = _HEAD_REST + _CODE.size + len(message)
+            message = event.message.encode("utf-8", "replace")[:MAX_MESSAGE]
+            length = HEAD_REST + CODE.size + len(message)
             head = HEADER.pack(length, KIND_ERROR, 0, 0, event.request_id)
-            return b"".join((head, _CODE.pack(event.code), message))
+            return b"".join((head, CODE.pack(event.code), message))
         if isinstance(event, Preface):
             if self._preface_sent:
                 raise LocalProtocolError("the preface was already sent")
@@ -488,7 +396,7 @@ class NativeConnection(FramedReceiver):
         if type(event) is Reply or isinstance(event, Reply):
             if self.role is not Role.SERVER or not self._preface_sent:
                 self._require(Role.SERVER, event)
-            length = _HEAD_REST + len(body)
+            length = HEAD_REST + len(body)
             return HEADER.pack(length, KIND_REPLY, event.tag, 0, event.request_id), body
         self._require(Role.CLIENT, event)
         if event.request_id == 0:
@@ -498,7 +406,7 @@ class NativeConnection(FramedReceiver):
             raise LocalProtocolError(
                 f"a resource is at most 65535 bytes of UTF-8, not {len(resource)}"
             )
-        length = _HEAD_REST + len(resource) + len(body)
+        length = HEAD_REST + len(resource) + len(body)
         head = HEADER.pack(length, KIND_REQUEST, event.tag, len(resource), event.request_id)
         return head + resource, body
 

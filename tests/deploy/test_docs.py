@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from dataserve import TransportError, create_app
-from rawproto.client import RawDataClient
-from rawproto.server import BackgroundRawServer
+from rawproto import BackgroundRawServer, RawDataClient
 from tests.conftest import ROOT
 
 from .helpers import metric, scrape

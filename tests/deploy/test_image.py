@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from dataserve.cli import _parser
-from rawproto.client import RawDataClient
+from rawproto import RawDataClient
 from tests.conftest import ROOT, ServerProcess
 
 from .helpers import HANDLER_DIR, all_started, compose, template_placeholders

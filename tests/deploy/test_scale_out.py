@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from dataserve.core.errors import TransportError
-from rawproto.client import RawDataClient
+from rawproto import RawDataClient
 
 from .helpers import Nginx, metric, scrape, serve_process
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from dataserve.http.server import bind_socket
-from rawproto.client import RawDataClient
+from rawproto import RawDataClient
 from tests.conftest import ROOT
 
 from .helpers import DATASERVE, all_started, finish, metric, scrape, serve_process, wait_until

@@ -14,8 +14,8 @@ from dataserve.core.codec import default_registry
 from dataserve.core.limits import Limits
 from dataserve.core.routing import Router
 from rawproto import BackgroundRawServer
-from rawproto._loop import LoopThread
 from rawproto.engine import Connection
+from rawproto.engine.loop import LoopThread
 from rawproto.proto.base import ConnectionClosed, Event, FrameError, Role
 from rawproto.proto.native import NativeConnection, Preface, Request
 

@@ -28,6 +28,7 @@ from dataserve.core.routing import Router
 from dataserve.http.server import BackgroundServer
 from rawproto import AsyncRawDataClient, RawDataClient
 from rawproto.proto.native import Error, Reply
+from tests.tcpy_pyts.helpers import refused_port
 
 from .conftest import Wire, connections, on_loop, wait_closed
 
@@ -221,18 +222,15 @@ def test_a_handler_past_its_timeout_gets_504(raw_server: Any, router: Any) -> No
 
 
 def test_connect_error_names_the_address() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
-        RawDataClient(port).send("/x")
-
-    async def main() -> None:
+    with refused_port() as port:
         with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
-            await AsyncRawDataClient(port).send("/x")
+            RawDataClient(port).send("/x")
 
-    asyncio.run(main())
+        async def main() -> None:
+            with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+                await AsyncRawDataClient(port).send("/x")
+
+        asyncio.run(main())
 
 
 def test_timeout_while_the_handler_runs(raw_server: Any, router: Any) -> None:

@@ -24,6 +24,7 @@ from rawproto.tinyproto import (
     TinyProtoPlugin,
     TinyProtoServer,
 )
+from tests.tcpy_pyts.helpers import refused_port
 
 from ..conftest import ROOT, ServerProcess
 from .conftest import finish
@@ -453,11 +454,10 @@ def test_argument_checks() -> None:
         client.set_timeout("5")  # type: ignore[arg-type]
     client.set_timeout(2)
     assert client.socket_timeout == 2
-    with pytest.raises(TinyProtoError, match="cannot connect to 127.0.0.1:"):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
+    with (
+        refused_port() as port,
+        pytest.raises(TinyProtoError, match=f"cannot connect to 127.0.0.1:{port}"),
+    ):
         client.connect_to("127.0.0.1", port)
     assert MSG_MAX_SIZE == 0xF0FFFFFF
 
@@ -535,9 +535,9 @@ class Slow(TinyProtoConnection):
 def test_a_hook_thread_behind_stops_reading_until_it_catches_up(
     run_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rawproto.tinyproto as facade
+    import rawproto.tinyproto.session as engine_side
 
-    monkeypatch.setattr(facade, "_QUEUED_MESSAGES_HIGH", 3)
+    monkeypatch.setattr(engine_side, "_QUEUED_MESSAGES_HIGH", 3)
     Slow.gate.clear()
     Slow.received = []
     server = ReadyServer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -21,6 +23,22 @@ def doc_python_blocks(name: str) -> list[str]:
     """The ```python blocks of ``docs/<name>``, so the tests run what the docs show."""
     text = (DOCS / name).read_text()
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections, for as long as the block runs.
+
+    The port is bound, so nothing else can take it meanwhile, but not
+    listening, so connecting to it is refused. (A port found free and then
+    released could be taken by another program before the test connects.)
+    """
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
 
 
 def raw_connect(port: int) -> socket.socket:

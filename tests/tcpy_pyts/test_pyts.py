@@ -22,6 +22,7 @@ from tests.tcpy_pyts.helpers import (
     doc_python_blocks,
     raw_connect,
     recv_until_eof,
+    refused_port,
     write_module,
 )
 
@@ -357,10 +358,7 @@ def test_a_client_that_shuts_its_sending_side_still_gets_the_answer(app: Server)
 
 
 def test_client_errors() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()
-    with pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
+    with refused_port() as port, pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
         Request("127.0.0.1", port, "/").SendRequest()
     with pytest.raises(RuntimeError, match="does not belong to a request"):
         Response().SendResponse()
@@ -473,3 +471,54 @@ def test_rawproto_serve_pyts_runs_a_module_server(tmp_path: Path) -> None:
         assert srv.wait()[0] == 0
     finally:
         srv.kill()
+
+
+MEETING_APP = """
+import threading
+from rawproto.pyts import Server
+
+# Every handler waits here until 8 are running at once: with fewer threads
+# the barrier breaks after its timeout and the handlers raise.
+meeting = threading.Barrier(8, timeout=20)
+app = Server("127.0.0.1", 0)
+
+def meet(request, resp):
+    arrived = meeting.wait()
+    resp.setStatus(200, "OK")
+    resp.setBody(arrived)
+    resp.SendResponse()
+
+app.routeHandler("/meet", meet)
+"""
+
+
+def test_rawproto_serve_pyts_runs_as_many_handlers_at_once_as_asked(tmp_path: Path) -> None:
+    write_module(tmp_path, "meeting_app", MEETING_APP)
+    args = ["-m", "rawproto", "serve", "pyts", "meeting_app:app", "--port", "0"]
+    srv = Process([*args, "--handler-threads", "8"], tmp_path)
+    try:
+        port = int(srv.readline().strip().rsplit(":", 1)[1])
+        bodies: list[Any] = []
+
+        def call() -> None:
+            response = Request("127.0.0.1", port, "/meet", timeout=60).SendRequest()
+            bodies.append(response.Body if response.StatusCode == 200 else response.StatusCode)
+
+        callers = [threading.Thread(target=call) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(60)
+        assert sorted(bodies) == list(range(8))  # eight handlers met at the barrier
+        srv.signal(signal.SIGINT)
+        assert srv.wait()[0] == 0
+    finally:
+        srv.kill()
+
+
+def test_threads_is_the_handler_threads_limit() -> None:
+    app = Server("127.0.0.1", 0, threads=2, limits=Limits(handler_timeout=5))
+    assert app.limits == Limits(handler_timeout=5, handler_threads=2)
+    app.limits = app.limits.replace(handler_threads=8)  # as `rawproto serve` does
+    assert app.threads == 8
+    assert Server("127.0.0.1", 0).threads == 4  # pyts' default, whatever Limits says

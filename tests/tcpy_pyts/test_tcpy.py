@@ -24,6 +24,7 @@ from tests.tcpy_pyts.helpers import (
     raw_connect,
     recv_exactly,
     recv_until_eof,
+    refused_port,
     write_module,
 )
 
@@ -387,10 +388,7 @@ def test_idle_connections_and_the_connection_limit() -> None:
 
 
 def test_client_errors_name_the_server() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()
-    with pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
+    with refused_port() as port, pytest.raises(errors.ConnectError, match=f"127.0.0.1:{port}"):
         TCPClient("127.0.0.1", port).execute("add")
 
     listener = socket.create_server(("127.0.0.1", 0))
@@ -483,6 +481,58 @@ def test_rawproto_serve_tcpy_runs_a_module_server(tmp_path: Path) -> None:
         assert srv.wait()[0] == 0
     finally:
         srv.kill()
+
+
+MEETING_SERVER = """
+import threading
+from rawproto.tcpy import TCPServer, TCPHandler
+
+# Every handler waits here until 8 are running at once: with fewer threads
+# the barrier breaks after its timeout and the handlers raise.
+meeting = threading.Barrier(8, timeout=20)
+
+class Meet(TCPHandler):
+    def execute(self):
+        return self.success(arrived=meeting.wait())
+
+server = TCPServer(host="127.0.0.1", port=0, commands={"meet": Meet})
+"""
+
+
+@pytest.mark.parametrize("flag", ["--handler-threads", "--threads"])
+def test_rawproto_serve_runs_as_many_handlers_at_once_as_asked(tmp_path: Path, flag: str) -> None:
+    write_module(tmp_path, "meeting_server", MEETING_SERVER)
+    args = ["-m", "rawproto", "serve", "tcpy", "meeting_server:server", "--port", "0", flag, "8"]
+    srv = Process(args, tmp_path)
+    try:
+        port = int(srv.readline().strip().rstrip("!").rsplit(":", 1)[1])
+        replies: list[Any] = []
+
+        def call() -> None:
+            replies.append(TCPClient("127.0.0.1", port, timeout=60).execute("meet"))
+
+        callers = [threading.Thread(target=call) for _ in range(8)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(60)
+        assert all(reply.get("success") for reply in replies), replies
+        # Eight handlers were inside execute() at the same time.
+        assert sorted(reply["arrived"] for reply in replies) == list(range(8))
+        srv.signal(signal.SIGTERM)
+        assert srv.wait()[0] == 0
+    finally:
+        srv.kill()
+
+
+def test_threads_is_the_handler_threads_limit() -> None:
+    server = TCPServer(threads=2, limits=Limits(handler_timeout=5))
+    assert server.limits == Limits(handler_timeout=5, handler_threads=2)
+    server.limits = server.limits.replace(handler_threads=8)  # as `rawproto serve` does
+    assert server.threads == 8
+    server.threads = 3
+    assert server.limits.handler_threads == 3 and server.limits.handler_timeout == 5
+    assert TCPServer().threads == 4  # tcpy's default, whatever Limits says
 
 
 def test_rawproto_serve_explains_a_bad_target(tmp_path: Path) -> None:

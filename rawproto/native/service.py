@@ -48,10 +48,10 @@ from dataserve.core.errors import CodecError, DataServeError
 from dataserve.core.handler import Caller, make_caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 
-from ._eager import start_eagerly
-from .engine import Connection, Session
-from .proto.base import Role
-from .proto.native import Error, NativeConnection, Reply, Request, trusted_reply
+from ..engine import Connection, Session
+from ..proto.base import Role
+from ..proto.native import Error, NativeConnection, Reply, Request, trusted_reply
+from .eager import start_eagerly
 
 __all__ = ["NativeService", "NativeSession", "RequestMetrics"]
 
@@ -196,7 +196,7 @@ class NativeService:
             return None
         if type(pending) is CoroutineType:
             # An async def handler: most answer without awaiting, in this very
-            # call (see rawproto._eager), and need no deadline (nothing could
+            # call (see rawproto.native.eager), and need no deadline (nothing could
             # interrupt them); one that suspends goes on as a task, under one.
             holder: list[Deadline] = []
             task = start_eagerly(conn.loop, self._awaited(answer, rid, resource, pending, holder))

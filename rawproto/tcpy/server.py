@@ -1,44 +1,4 @@
-"""tcpy's API (seed 002) on rawproto: ``TCPServer``, ``TCPHandler``, ``TCPClient``.
-
-::
-
-    from rawproto.tcpy import TCPServer, TCPHandler, TCPClient
-
-    class AdditionHandler(TCPHandler):
-        def __init__(self, x, y):
-            self.x = x
-            self.y = y
-
-        def execute(self):
-            return self.success(solution=self.x + self.y)
-
-    server = TCPServer()
-    server.commands = {"add": AdditionHandler}
-    server.listen()
-
-    print(TCPClient().execute(cmd="add", x=1, y=2))   # {'success': True, 'solution': 3}
-
-The wire is tcpy's, byte for byte (``rawproto.proto.tcpy``), so clients and
-servers of the original interoperate with these. Beyond the original:
-
-* one connection carries any number of requests (the original client's
-  one-connection-per-request works too);
-* an unknown command, missing or unexpected parameters and a raising handler
-  get ``{"error": True, "message": ...}`` replies that say what was wrong,
-  and the connection stays usable; a message that is not msgpack, or a
-  request that is not a map, gets an error reply and the connection closes;
-* every limit of ``dataserve.core.limits.Limits`` applies (frame size,
-  msgpack container length and nesting, timeouts, connection count); a
-  handler that takes longer than ``handler_timeout`` gets the reply
-  ``{"error": True, "message": "command 'x' did not answer within N s"}``
-  (its thread runs on; its ``send``/``recv`` raise ``ConnectionClosed``);
-* ``listen()`` stops cleanly on Ctrl-C or SIGTERM, letting running handlers
-  finish; one still running when ``shutdown_timeout`` ends gets an error
-  reply saying the server shut down;
-* ``tls=TLSConfig(...)`` serves TLS, and the client takes ``tls=True``,
-  ``ca_file``, ``cert`` or ``verify=False``. tcpy's wire has no token: a
-  server bound beyond loopback without client certificates logs a warning.
-"""
+"""``TCPServer``: tcpy's command server on the engine, handlers on a thread pool."""
 
 from __future__ import annotations
 
@@ -46,10 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import socket
-import ssl
-from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from dataserve.core import errors
@@ -59,84 +16,16 @@ from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
-from ._blocking import connect, translate_errors
-from ._running import FacadeServer
-from ._security import client_context
-from .engine import Connection as EngineConnection
-from .engine import Session
-from .proto import tcpy as proto
-from .proto.tcpy import DEFAULT_PORT
+from ..engine import Connection as EngineConnection
+from ..engine import Session
+from ..engine.running import FacadeServer
+from ..proto import tcpy as proto
+from ..proto.tcpy import DEFAULT_PORT
+from .handler import Channel
 
-__all__ = ["DEFAULT_PORT", "TCPClient", "TCPHandler", "TCPServer"]
+__all__ = ["TCPServer"]
 
 logger = logging.getLogger("rawproto.tcpy")
-
-_READ_SIZE = 256 * 1024
-_WHAT = "tcpy server"
-
-
-# --- the handler base class ------------------------------------------------------------
-
-
-class _Channel:
-    """How a running handler talks to its client (the server sets one per request)."""
-
-    def send(self, data: Any) -> None:
-        raise RuntimeError("this handler is not running on a TCPServer connection")
-
-    def recv(self) -> Any:
-        raise RuntimeError("this handler is not running on a TCPServer connection")
-
-    def close(self) -> None:
-        """The exchange is over: no more ``send``/``recv``."""
-
-
-_UNCONNECTED = _Channel()
-
-
-class TCPHandler:
-    """Base class of tcpy handlers: subclass it and define ``execute()``.
-
-    The request's parameters are passed to ``__init__`` as keyword
-    arguments; ``execute()`` runs on one of the server's handler threads and
-    returns the reply, usually ``self.success(...)`` or ``self.error(...)``.
-    During ``execute()``, ``send(data)`` and ``recv()`` converse with the
-    client on the same connection. Calling ``super().__init__()`` is
-    optional: the server connects every handler it makes.
-    """
-
-    _channel: _Channel = _UNCONNECTED
-
-    def __init__(self, **params: Any) -> None:
-        self.params = params
-
-    def execute(self) -> dict[str, Any]:
-        """Carry out the command and return the reply map."""
-        raise TypeError(f"{type(self).__name__} must define execute()")
-
-    def success(self, **kwargs: Any) -> dict[str, Any]:
-        """``{"success": True, **kwargs}``."""
-        return {"success": True, **kwargs}
-
-    def error(self, message: str, **kwargs: Any) -> dict[str, Any]:
-        """``{"error": True, "message": message, **kwargs}``."""
-        return {"error": True, "message": message, **kwargs}
-
-    def send(self, data: Any) -> None:
-        """Send ``data`` (a dict) to the client now, before the reply."""
-        self._channel.send(data)
-
-    def recv(self) -> Any:
-        """Wait for the client's next message and return it.
-
-        Raises ``dataserve.core.errors.TimeoutError`` if the client sends
-        nothing for ``Limits.idle_timeout`` seconds and ``ConnectionClosed``
-        if it goes away.
-        """
-        return self._channel.recv()
-
-
-# --- the server ------------------------------------------------------------------------
 
 
 def _parameter_problem(command: str, target: Any, params: dict[str, Any]) -> str | None:
@@ -171,7 +60,7 @@ def _parameter_problem(command: str, target: Any, params: dict[str, Any]) -> str
     return f"command {command!r}: {'; '.join(problems)}" if problems else None
 
 
-def _run_handler(target: Any, params: dict[str, Any], channel: _Channel) -> Any:
+def _run_handler(target: Any, params: dict[str, Any], channel: Channel) -> Any:
     """On a handler thread: make the handler, connect it, run ``execute()``."""
     handler = target(**params)
     execute = getattr(handler, "execute", None)
@@ -197,7 +86,7 @@ class _Service:
     async def aclose(self) -> None:
         self.dispatcher.close()
 
-    async def answer(self, request: proto.Request, channel: _Channel) -> dict[str, Any]:
+    async def answer(self, request: proto.Request, channel: Channel) -> dict[str, Any]:
         """The reply map for ``request``: the handler's, or tcpy's error map."""
         match = self.router.match(request.command)
         if match is None:
@@ -235,7 +124,7 @@ class _Service:
         return reply
 
 
-class _SessionChannel(_Channel):
+class _SessionChannel(Channel):
     """A handler thread's way to a session on the event loop."""
 
     def __init__(self, session: _Session) -> None:
@@ -430,13 +319,13 @@ class TCPServer(FacadeServer):
         self.host = host
         self.port = int(port)
         self.commands: dict[str, Any] = commands if commands is not None else {}
-        self.threads = threads
-        self.poll_intv = poll_intv
         self.limits = limits or DEFAULT_LIMITS
+        self.threads = threads  # limits.handler_threads (see FacadeServer.threads)
+        self.poll_intv = poll_intv
         self.tls = tls
 
     def _service(self) -> _Service:
-        return _Service(self.commands, self.limits.replace(handler_threads=self.threads))
+        return _Service(self.commands, self.limits)
 
     def _address(self) -> tuple[str, int]:
         return self.host, self.port
@@ -447,122 +336,3 @@ class TCPServer(FacadeServer):
     def listen(self) -> None:
         """Serve until Ctrl-C or SIGTERM; prints where it listens."""
         self._serve_until_signalled(lambda host, port: f"TCPServer is listening at {host}:{port}!")
-
-
-# --- the client ----------------------------------------------------------------------
-
-
-class TCPClient:
-    """A blocking tcpy client.
-
-    ``execute(cmd, **params)`` sends one request and returns the reply map;
-    like the original it opens a connection for the request and closes it
-    after, unless ``connect()`` was called first, in which case the open
-    connection is used and stays open for more requests. ``send``/``recv``
-    talk to a handler that converses. Error replies are returned as they
-    are, as the original does; failing to get an answer raises a
-    ``dataserve.core.errors.TransportError`` (``ConnectError``,
-    ``TimeoutError``, ``ConnectionClosed``) and closes the connection.
-    TLS when ``tls=True`` or any of ``ca_file``, ``cert``, ``verify=False``
-    is given (the server is verified unless ``verify=False``).
-    """
-
-    def __init__(
-        self,
-        host: str = "localhost",
-        port: int = DEFAULT_PORT,
-        *,
-        timeout: float | None = 30.0,
-        limits: Limits | None = None,
-        tls: bool | ssl.SSLContext = False,
-        verify: bool = True,
-        ca_file: str | None = None,
-        cert: tuple[str, str] | None = None,
-    ) -> None:
-        self.host = host
-        self.port = int(port)
-        self.timeout = timeout
-        self.limits = limits or DEFAULT_LIMITS
-        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
-        self._sock: socket.socket | None = None
-        self._conn: proto.Connection | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None
-
-    def connect(self) -> None:
-        """Connect to the server (nothing to do if already connected)."""
-        self._open()
-
-    def disconnect(self) -> None:
-        """Close the connection (nothing to do if not connected)."""
-        sock, self._sock, self._conn = self._sock, None, None
-        if sock is not None:
-            sock.close()
-
-    def send(self, data: Any) -> None:
-        """Send one message (a dict), connecting first if needed."""
-        self._write(lambda conn: conn.send(proto.Message(data)))
-
-    def recv(self) -> Any:
-        """Wait for the server's next message and return it."""
-        if self._sock is None or self._conn is None:
-            raise errors.ConnectionClosed("not connected: call connect() or send() first")
-        sock, conn = self._sock, self._conn
-        try:
-            with self._translated():
-                while True:
-                    event = conn.next_event()
-                    if isinstance(event, proto.Message):
-                        return event.data
-                    if isinstance(event, proto.ConnectionClosed):
-                        raise errors.ConnectionClosed(
-                            f"the tcpy server at {self.host}:{self.port} closed the connection"
-                        )
-                    conn.receive_data(sock.recv(_READ_SIZE))
-        except errors.DataServeError:
-            self.disconnect()
-            raise
-
-    def execute(self, cmd: str, **params: Any) -> Any:
-        """Run ``cmd`` on the server with ``params`` and return its reply."""
-        request = proto.Request(cmd, params)
-        keep = self.connected
-        try:
-            self._write(lambda conn: conn.send(request))
-            return self.recv()
-        finally:
-            if not keep:
-                self.disconnect()
-
-    def _open(self) -> tuple[socket.socket, proto.Connection]:
-        if self._sock is None or self._conn is None:
-            self._sock = connect(self.host, self.port, self.timeout, _WHAT, self.ssl_context)
-            self._conn = proto.Connection(proto.Role.CLIENT, self.limits)
-        return self._sock, self._conn
-
-    def _write(self, encode: Callable[[proto.Connection], bytes]) -> None:
-        sock, conn = self._open()
-        data = encode(conn)
-        try:
-            with self._translated():
-                sock.sendall(data)
-        except errors.DataServeError:
-            self.disconnect()
-            raise
-
-    def _translated(self) -> contextlib.AbstractContextManager[None]:
-        return translate_errors(self.host, self.port, self.timeout, _WHAT)
-
-    def __enter__(self) -> TCPClient:
-        self.connect()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.disconnect()

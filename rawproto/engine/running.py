@@ -26,9 +26,10 @@ from typing import ClassVar, TypeVar
 from dataserve.core.limits import Limits
 from dataserve.core.security import TLSConfig
 
-from ._loop import LoopThread, run
-from ._security import warn_if_exposed
-from .engine import RawServer, Service
+from .._security import warn_if_exposed
+from .loop import LoopThread, run
+from .server import RawServer
+from .session import Service
 
 __all__ = ["BackgroundService", "FacadeServer", "serve_until_signalled"]
 
@@ -128,6 +129,19 @@ class FacadeServer(ABC):
     limits: Limits
     tls: TLSConfig | None
     _background: BackgroundService | None = None
+
+    @property
+    def threads(self) -> int:
+        """How many handlers run at once: ``limits.handler_threads`` under the seeds' name.
+
+        One setting, not two, so ``--handler-threads`` (which replaces
+        ``limits``) and ``--threads`` (which sets this) mean the same thing.
+        """
+        return self.limits.handler_threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self.limits = self.limits.replace(handler_threads=value)
 
     @abstractmethod
     def _service(self) -> Service:

@@ -1,0 +1,105 @@
+"""Which deadline applies to a connection, and when: pure functions of its state.
+
+A connection has one timer, armed for the deadline that applies now; when it
+fires the connection asks again, so received bytes never reschedule it. The
+rules, every number from ``dataserve.core.limits.Limits``:
+
+* **handshake**: until the protocol's handshake is complete, ``opened_at +
+  handshake_timeout``;
+* no deadline while the engine itself holds events back (backpressure, an
+  in-order request in flight): the bytes wait in our buffer, not the peer;
+* **frame**: a frame begun must be complete within ``frame_timeout`` of its
+  start: an absolute deadline, not reset by each byte, so a trickling peer
+  cannot hold a connection;
+* no deadline while requests are in flight or the session is ``busy``;
+* **idle**: otherwise, ``last_active + idle_timeout``;
+* **write**: whichever of those applies, a peer that reads none of our
+  writes for ``frame_timeout`` is given up on if that comes first.
+
+``LINGER_SECONDS`` bounds the lingering close (see ``Connection.close``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from dataserve.core.limits import Limits
+
+__all__ = ["LINGER_SECONDS", "Why", "deadline", "expiry_message", "frame_start"]
+
+# How long a closing connection keeps discarding the peer's bytes so that an
+# error answer is read before the connection resets.
+LINGER_SECONDS = 2.0
+
+#: Which deadline it is ("": none applies, the time is ``math.inf``).
+Why = Literal["", "handshake", "frame", "idle", "write"]
+
+
+def deadline(
+    limits: Limits,
+    *,
+    now: float,
+    opened_at: float,
+    last_active: float,
+    handshake_complete: bool,
+    held: bool,
+    mid_frame: bool,
+    frame_started: float | None,
+    in_flight: int,
+    busy: bool,
+    write_paused_at: float | None,
+) -> tuple[float, Why]:
+    """The loop time at which the connection times out, and why (see the module).
+
+    ``held``: the engine takes no event now (backpressure, or an in-order
+    request in flight). ``frame_started``: when the frame being received
+    began (``None``: it begins ``now``). ``write_paused_at``: since when the
+    transport's write buffer is over its high-water mark (``None``: it is not).
+    """
+    when: float
+    why: Why
+    if not handshake_complete:
+        when, why = opened_at + limits.handshake_timeout, "handshake"
+    elif held:
+        # Bytes wait in the buffer because we hold them back, not the peer.
+        when, why = math.inf, ""
+    elif mid_frame:
+        start = frame_started if frame_started is not None else now
+        when, why = start + limits.frame_timeout, "frame"
+    elif in_flight or busy:
+        when, why = math.inf, ""
+    else:
+        when, why = last_active + limits.idle_timeout, "idle"
+    if write_paused_at is not None:
+        stall = write_paused_at + limits.frame_timeout
+        if stall < when:
+            when, why = stall, "write"
+    return when, why
+
+
+def frame_start(
+    *, mid_frame: bool, held: bool, progress: bool, started: float | None, now: float
+) -> float | None:
+    """When the frame being received began, after a batch of bytes was handled.
+
+    ``progress``: the batch produced events, so a frame still incomplete is a
+    new one. A frame held back by the engine has no start: its deadline only
+    runs once the engine reads again.
+    """
+    if not mid_frame or held:
+        return None
+    if progress or started is None:
+        return now
+    return started
+
+
+def expiry_message(why: Why, limits: Limits) -> str:
+    """What the peer (and the log) is told when the deadline ``why`` passed."""
+    return {
+        "handshake": f"no handshake within {limits.handshake_timeout:g} s",
+        "frame": f"frame not complete within {limits.frame_timeout:g} s",
+        "idle": f"idle for {limits.idle_timeout:g} s",
+        "write": f"peer read nothing for {limits.frame_timeout:g} s",
+        "": "no deadline",
+    }[why]

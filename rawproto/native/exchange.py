@@ -1,0 +1,166 @@
+"""What the two native clients share, none of it I/O: settings, frames out, values back.
+
+``Exchange`` is the I/O-free half of one client connection: it numbers
+requests, builds their frames, parses the server's bytes and turns each
+answer into a value or the exception ``dataserve.HTTPDataClient`` would
+raise for it. ``ClientSettings`` holds the arguments both clients take.
+``RawDataClient`` (blocking sockets) and ``AsyncRawDataClient`` (the engine)
+differ only in how bytes move (``rawproto.native.client``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from dataserve.core.codec import CodecRegistry, default_registry
+from dataserve.core.errors import (
+    ConnectionClosed,
+    DataServeError,
+    DecodeError,
+    RemoteProtocolError,
+    error_for_status,
+)
+from dataserve.core.security import token_from_env
+
+from .._security import client_context
+from ..proto.base import NEED_DATA, Event, Role
+from ..proto.base import ConnectionClosed as ConnectionClosedEvent
+from ..proto.native import DEFAULT_MAX_FRAME_SIZE, Auth, Error, NativeConnection, Reply, Request
+
+__all__ = ["CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ClientSettings", "Exchange"]
+
+#: Seconds to wait for an answer: handlers may be slow and payloads large.
+DEFAULT_TIMEOUT = 300.0
+#: Seconds to wait for the TCP connection.
+CONNECT_TIMEOUT = 10.0
+
+
+class Exchange:
+    """The I/O-free half of a client connection: frames out, values back."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        codecs: CodecRegistry,
+        max_frame_size: int,
+        token: str | None = None,
+    ) -> None:
+        self.address = f"{host}:{port}"
+        self.codecs = codecs
+        self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
+        self.token = token
+        self._last_id = 0
+        self._eof = False
+
+    def opening(self) -> bytes:
+        """The preface, then the AUTH frame when there is a token."""
+        data = self.proto.initiate()
+        if self.token:
+            data += self.proto.send(Auth(self.token.encode("utf-8")))
+        return data
+
+    def request(self, resource: str, payload: Any) -> tuple[int, bytes]:
+        """A new request id and the bytes of its REQUEST frame."""
+        request_id, head, body = self.request_parts(resource, payload)
+        return request_id, head + body
+
+    def request_parts(self, resource: str, payload: Any) -> tuple[int, bytes, bytes]:
+        """A new request id, its REQUEST frame's header (with the resource) and payload."""
+        if not resource.startswith("/"):
+            resource = "/" + resource  # as the HTTP client: resources are paths
+        tag, body = self.codecs.encode_tag(payload)
+        self._last_id = request_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
+        head, body = self.proto.send_parts(Request(request_id, resource, tag, body))
+        return request_id, head, body
+
+    def feed(self, data: bytes | bytearray | memoryview | None) -> None:
+        """Bytes from the server (``None``: EOF); ``next_event`` parses them."""
+        self._eof = data is None
+        self.proto.receive_data(data)
+
+    def next_event(self) -> Event | None:
+        """The next event, or ``None`` until more bytes arrive.
+
+        A server that breaks the protocol raises ``ConnectionClosed``.
+        """
+        try:
+            event = self.proto.next_event()
+        except RemoteProtocolError as exc:
+            if self._eof and not self.proto.handshake_complete:
+                raise ConnectionClosed(
+                    f"the server at {self.address} closed the connection before sending the "
+                    "native protocol's preface (does it serve TLS? another protocol?)"
+                ) from exc
+            raise ConnectionClosed(
+                f"the server at {self.address} broke the native protocol: {exc.message}"
+            ) from exc
+        return None if event is NEED_DATA else event  # type: ignore[return-value]
+
+    def receive(self, data: bytes | None) -> list[Event]:
+        """Feed bytes (``None``: EOF); the answers complete so far."""
+        self.feed(data)
+        events: list[Event] = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
+            if isinstance(event, ConnectionClosedEvent):
+                break
+        return events
+
+    def connection_error(self, event: Error) -> DataServeError:
+        """The exception for an ERROR frame about the whole connection (id 0)."""
+        return error_for_status(event.code, event.message)
+
+    @staticmethod
+    def ends_connection(event: Reply | Error) -> bool:
+        """The server closes the connection after this answer (id 0, or 413)."""
+        return type(event) is Error and (event.request_id == 0 or event.code == 413)
+
+    def outcome(self, event: Reply | Error) -> Any:
+        """The value of a REPLY, or raise the exception an ERROR stands for."""
+        if type(event) is Error:
+            raise error_for_status(event.code, event.message)
+        assert isinstance(event, Reply)
+        try:
+            return self.codecs.decode_tag(event.tag, event.body)
+        except DataServeError as exc:
+            raise DecodeError(f"undecodable reply from {self.address}: {exc.message}") from exc
+
+    def closed(self) -> ConnectionClosed:
+        return ConnectionClosed(
+            f"the server at {self.address} closed the connection before answering"
+        )
+
+
+class ClientSettings:
+    """The settings both native clients share; each adds its connection state
+    in ``_init_state``."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        codecs: CodecRegistry = default_registry,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        token: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.codecs = codecs
+        self.max_frame_size = max_frame_size
+        self.token = token_from_env(token)
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        raise TypeError("use RawDataClient or AsyncRawDataClient")

@@ -1,0 +1,233 @@
+"""Starting a native-framing server: blocking, as a coroutine, or in the background.
+
+``serve(handler, port)`` blocks until Ctrl-C or SIGTERM, then shuts down
+gracefully. ``await start_server(handler)`` returns a started ``RawServer`` on
+the running loop. ``BackgroundRawServer(handler).start()`` runs one on a
+shared background loop thread and returns once it accepts connections (for
+programs that do other things, and for tests).
+
+Each takes ``token`` (clients must present it; default ``$DATASERVE_TOKEN``,
+``token=""`` for none even when that is set), ``tls`` (a
+``dataserve.core.security.TLSConfig``) and ``metrics`` (record requests and
+connections in ``dataserve.ops``' Prometheus metrics, as transport
+``"native"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from dataserve.core.codec import CodecRegistry
+from dataserve.core.dispatch import Dispatcher
+from dataserve.core.handler import Caller
+from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.security import TLSConfig, token_from_env
+
+from ..engine import RawServer
+from ..engine.loop import LoopThread, run
+from .service import NativeService
+
+__all__ = ["BackgroundRawServer", "serve", "start_server"]
+
+
+def _limits(limits: Limits | None, handler_threads: int | None) -> Limits:
+    limits = limits or DEFAULT_LIMITS
+    if handler_threads is not None:
+        limits = limits.replace(handler_threads=handler_threads)
+    return limits
+
+
+def _load(handler: Any) -> Any:
+    if isinstance(handler, str):
+        from dataserve.core.loading import load_handler
+
+        return load_handler(handler)
+    return handler
+
+
+async def start_server(
+    data_handler: Any = None,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    handler_threads: int | None = None,
+    codecs: CodecRegistry | None = None,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    caller: Caller | None = None,
+    dispatcher: Dispatcher | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    metrics: bool = False,
+) -> RawServer:
+    """Serve ``data_handler`` over the native framing on the running loop.
+
+    Returns the started ``RawServer`` (``server.port`` is the bound port, so
+    ``port=0`` picks a free one); ``await server.stop()`` shuts it down.
+    ``caller``/``dispatcher`` share an already prepared handler (see
+    ``NativeService``). ``token``, ``tls``, ``metrics``: see the module
+    docstring.
+    """
+    limits = _limits(limits, handler_threads)
+    recorder = None
+    if metrics:
+        from dataserve.core.metrics import transport_metrics
+
+        recorder = transport_metrics("native")
+    service = NativeService(
+        _load(data_handler),
+        caller=caller,
+        limits=limits,
+        codecs=codecs,
+        dispatcher=dispatcher,
+        token=token_from_env(token),
+        metrics=recorder,
+    )
+    server = RawServer(
+        service,
+        host=host,
+        port=port,
+        limits=limits,
+        sock=sock,
+        reuse_port=reuse_port,
+        tls=tls,
+        connection_metrics=recorder,
+    )
+    return await server.start()
+
+
+def serve(
+    data_handler: Any,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    handler_threads: int | None = None,
+    codecs: CodecRegistry | None = None,
+    reuse_port: bool = False,
+    banner: Callable[[str], None] | None = None,
+    token: str | None = None,
+    tls: TLSConfig | None = None,
+    metrics: bool = False,
+) -> None:
+    """Serve ``data_handler`` over the native framing until Ctrl-C or SIGTERM.
+
+    ``data_handler`` is what ``run_http_server`` takes: an ``HTTPDataHandler``
+    subclass or instance, a ``Router``, a callable or a ``MODULE:ATTR``
+    string. Binds loopback by default. Requests in flight finish before this
+    returns (up to ``limits.shutdown_timeout``; then they are answered 503).
+    ``token`` (default ``$DATASERVE_TOKEN``) is required of every client;
+    ``tls`` serves TLS.
+    """
+
+    async def main() -> None:
+        server = await start_server(
+            data_handler,
+            port,
+            host=host,
+            limits=limits,
+            handler_threads=handler_threads,
+            codecs=codecs,
+            reuse_port=reuse_port,
+            token=token,
+            tls=tls,
+            metrics=metrics,
+        )
+        (banner or _default_banner)(f"tcp://{_hostport(host, server.port)}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Only the main thread can install handlers; elsewhere Ctrl-C
+            # arrives as KeyboardInterrupt instead.
+            with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(main())
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _default_banner(url: str) -> None:
+    print(f"Serving data on {url} (rawproto native). Press Ctrl-C to stop.", flush=True)
+
+
+class BackgroundRawServer:
+    """A native-framing server on the shared background loop thread.
+
+    ``start()`` returns once the port accepts connections (``port`` is then
+    the bound port); ``stop()`` shuts down gracefully. A context manager.
+    """
+
+    def __init__(
+        self,
+        data_handler: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits | None = None,
+        handler_threads: int | None = None,
+        codecs: CodecRegistry | None = None,
+        reuse_port: bool = False,
+        token: str | None = None,
+        tls: TLSConfig | None = None,
+        metrics: bool = False,
+    ) -> None:
+        self.data_handler = data_handler
+        self.host = host
+        self.requested_port = port
+        self.limits = _limits(limits, handler_threads)
+        self.codecs = codecs
+        self.reuse_port = reuse_port
+        self.token = token
+        self.tls = tls
+        self.metrics = metrics
+        self.server: RawServer | None = None
+        self._loop = LoopThread.shared()
+        self.port = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def start(self) -> BackgroundRawServer:
+        self.server = self._loop.run(
+            start_server(
+                self.data_handler,
+                self.requested_port,
+                host=self.host,
+                limits=self.limits,
+                codecs=self.codecs,
+                reuse_port=self.reuse_port,
+                token=self.token,
+                tls=self.tls,
+                metrics=self.metrics,
+            ),
+            timeout=30,
+        )
+        self.port = self.server.port
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            wait = None if timeout is None else timeout + 5
+            self._loop.run(server.stop(timeout), timeout=wait)
+
+    def __enter__(self) -> BackgroundRawServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,99 @@
+"""``TinyProtoClient``: tinyproto's client; each connection runs on the shared loop."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from .._security import client_context
+from ..engine import open_connection
+from ..engine.loop import LoopThread
+from .bridge import TinyProtoError
+from .connection import TinyProtoConnection
+from .endpoint import Endpoint, check_port
+from .session import TinySession
+
+__all__ = ["TinyProtoClient"]
+
+
+class TinyProtoClient(Endpoint):
+    """tinyproto's client: ``connect_to(host, port)`` returns an index into ``active_connections``.
+
+    ``start()`` (optional, as in the original) runs ``pre_loop``,
+    ``loop_pass`` every ``loop_pass_interval`` until ``shutdown``, then
+    ``post_loop`` and closes the connections. TLS when ``tls=True`` or any of
+    ``ca_file``, ``cert``, ``verify=False`` is given (the server is verified
+    unless ``verify=False``).
+    """
+
+    def __init__(
+        self,
+        connection_handler: type[TinyProtoConnection] = TinyProtoConnection,
+        connection_plugin_list: Iterable[Any] = (),
+        timeout: float = 5,
+        *,
+        tls: bool | ssl.SSLContext = False,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+    ) -> None:
+        super().__init__(connection_handler, connection_plugin_list)
+        self.socket_timeout: float = timeout
+        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
+
+    def set_timeout(self, t: float) -> None:
+        """Seconds allowed to connect and complete the handshake."""
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise ValueError("Timeout value must be a positive number")
+        self.socket_timeout = t
+
+    def connect_to(self, host: Any, port: int | None = None) -> int:
+        """Connect and complete the handshake; return the index in ``active_connections``.
+
+        ``host`` may be a ``TinyProtoConnectionDetails`` (tinyproto 3.0).
+        Raises ``TinyProtoError`` if the connection fails or is refused.
+        """
+        if port is None:
+            host, port = host.host, host.port
+        port = check_port(port)
+        conn_o = self._new_connection()
+        conn_o.remote_details = (host, port)
+        limits = self._limits()
+        max_size = limits.max_frame_size
+
+        async def connect() -> None:
+            conn = await open_connection(
+                lambda c: TinySession(c, conn_o, max_size),
+                host,
+                port,
+                limits=limits,
+                timeout=self.socket_timeout,
+                ssl_context=self.ssl_context,
+            )
+            assert isinstance(conn.session, TinySession)
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.session.ready), self.socket_timeout)
+            except BaseException:
+                conn.abort()
+                raise
+
+        try:
+            LoopThread.shared().run(connect(), timeout=self.socket_timeout + 5)
+        except TinyProtoError as exc:
+            raise TinyProtoError(f"Initialisation error with {host}:{port}: {exc}") from None
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+            raise TinyProtoError(f"cannot connect to {host}:{port}: {reason}") from exc
+        # Client connections' threads are not daemons (as in tinyproto 2.x): the
+        # program waits for them, so post_loop runs and the socket closes cleanly.
+        conn_o._start(None, daemon=False)
+        self.active_connections.append(conn_o)
+        return len(self.active_connections) - 1
+
+    def start(self) -> None:
+        self.pre_loop()
+        self._main_loop(lambda kind, value: None)
+        self.post_loop()
+        self._shutdown_active_cons()

@@ -1,0 +1,303 @@
+"""``TinyProtoConnection``: the connection object users subclass, and its hook thread.
+
+Its hooks (``pre_loop``, ``transmission_received``, ``loop_pass``,
+``post_loop``) run on the connection's own thread, one at a time; messages
+reach it through its inbox, and ``transmit`` hands a message to the loop and
+blocks until it is sent (``rawproto.tinyproto.bridge``). The engine side of
+the same connection is ``rawproto.tinyproto.session``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..engine.loop import LoopThread
+from ..proto.tinyproto import MSG_MAX_SIZE
+from .bridge import (
+    CLOSED,
+    DRAIN,
+    READY,
+    WAKE,
+    MessageRefused,
+    SocketView,
+    TinyProtoError,
+    Waiter,
+    call_from_thread,
+    close_from_thread,
+)
+
+if TYPE_CHECKING:
+    from .session import TinySession
+
+__all__ = ["TinyProtoConnection", "TinyProtoPlugin", "as_plugin"]
+
+logger = logging.getLogger("rawproto.tinyproto")
+
+
+class TinyProtoPlugin:
+    """Transforms every message: ``msg_transmit`` on the way out, ``msg_receive`` in."""
+
+    def msg_transmit(self, msg: Any) -> Any:
+        return msg
+
+    def msg_receive(self, msg: Any) -> Any:
+        return msg
+
+
+def as_plugin(plugin: Any) -> TinyProtoPlugin:
+    """A plugin instance from a ``TinyProtoPlugin`` subclass or instance."""
+    if inspect.isclass(plugin) and issubclass(plugin, TinyProtoPlugin):
+        return plugin()
+    if isinstance(plugin, TinyProtoPlugin):
+        return plugin
+    raise ValueError("Not a subclass of TinyProtoPlugin")
+
+
+class TinyProtoConnection:
+    """One tinyproto connection; subclass it and override the hooks.
+
+    Hooks: ``pre_loop()`` once after the handshake, ``transmission_received(msg)``
+    for each message, ``loop_pass()`` every ``loop_pass_interval`` seconds,
+    ``post_loop()`` once at the end. Methods: ``transmit(msg)``,
+    ``receive()``, ``register_plugin(plugin)``, ``is_alive()``, ``join()``.
+    Attributes: ``shutdown`` (set it to close), ``socket_o`` (``getpeername()``
+    etc.), ``peername_details``, ``plugin_list``, ``connection_lock``.
+    """
+
+    #: Seconds between ``loop_pass`` calls.
+    loop_pass_interval: ClassVar[float] = 0.1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # tinyproto 3.0 passes (socket_object, socket_already_up, remote_details,
+        # connection_plugin_list); the socket is the engine's here, so only the
+        # plugins are taken from those arguments.
+        plugins = kwargs.get("connection_plugin_list", args[3] if len(args) > 3 else ())
+        self._shutdown = False
+        self._peer_gone = False
+        self._closed_seen = False  # the close marker was taken from the inbox
+        self.socket_o: Any = None
+        self.is_socket_up = False
+        self.remote_details: Any = kwargs.get("remote_details")
+        self.plugin_list: list[TinyProtoPlugin] = []
+        self.connection_lock = threading.RLock()
+        self.peername_details: Any = None
+        self.connection_id = uuid.uuid4()
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._session: TinySession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._daemon = True
+        self._on_exit: Callable[[TinyProtoConnection], None] | None = None
+        for plugin in plugins or ():
+            self.register_plugin(plugin)
+
+    # --- hooks -----------------------------------------------------------------
+
+    def pre_loop(self) -> None:
+        pass
+
+    def post_loop(self) -> None:
+        pass
+
+    def loop_pass(self) -> None:
+        pass
+
+    def transmission_received(self, msg: bytearray) -> None:
+        pass
+
+    # --- methods ---------------------------------------------------------------
+
+    @property
+    def shutdown(self) -> bool:
+        """Set to ``True`` to close the connection (``post_loop`` runs first)."""
+        return self._shutdown
+
+    @shutdown.setter
+    def shutdown(self, value: bool) -> None:
+        self._shutdown = bool(value)
+        if value:
+            self._inbox.put((WAKE, None))  # the thread notices at once
+
+    def register_plugin(self, plugin: Any) -> None:
+        self.plugin_list.append(as_plugin(plugin))
+
+    def transmit(self, msg: bytes | bytearray | memoryview) -> None:
+        """Send one message; returns once the peer accepted it and it is on its way.
+
+        Raises ``TinyProtoError`` if the peer refuses it (too large). On a
+        closed connection sets ``shutdown`` and returns, as the original does.
+        """
+        with self.connection_lock:
+            for plugin in self.plugin_list:
+                msg = plugin.msg_transmit(msg)
+            if isinstance(msg, str) or not isinstance(msg, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"transmit takes bytes, not {type(msg).__name__} (encode text first)"
+                )
+            if len(msg) > MSG_MAX_SIZE:
+                raise TinyProtoError(
+                    f"a tinyproto message is at most {MSG_MAX_SIZE} bytes, not {len(msg)}"
+                )
+            session, loop = self._session, self._loop
+            if session is None or loop is None or session.conn.is_closed:
+                self._lost()
+                return
+            if LoopThread.shared().in_loop_thread:
+                raise RuntimeError("transmit blocks: call it from a hook, not from the event loop")
+            waiter = Waiter()
+            try:
+                loop.call_soon_threadsafe(session.transmit, bytes(msg), waiter)
+            except RuntimeError:  # the loop is closed: so is the connection
+                self._lost()
+                return
+            try:
+                waiter.wait()
+            except MessageRefused as exc:
+                raise TinyProtoError(f"Transmission rejected: {exc}") from None
+            except (ConnectionError, OSError, asyncio.CancelledError):
+                self._lost()
+
+    def receive(self) -> bytearray:
+        """Wait for the next message and return it (instead of ``transmission_received``).
+
+        Returns an empty ``bytearray`` and sets ``shutdown`` once the connection
+        is closed, as the original does.
+        """
+        while True:
+            try:
+                kind, value = self._inbox.get(block=not self._closed_seen)
+            except queue.Empty:
+                return bytearray()  # closed, and every message taken
+            if kind == "msg":
+                return self._received(value)
+            if kind == CLOSED:
+                self._closed_seen = True
+                self._lost()
+                return bytearray()
+            if kind == DRAIN:
+                self._shutdown = True
+                return bytearray()
+            if kind == WAKE and self._shutdown:
+                return bytearray()
+
+    def _lost(self) -> None:
+        """The peer is gone: ``shutdown`` becomes true, as in the original.
+
+        Messages that arrived before it went are still handed to the hooks:
+        they were accepted, so they are not dropped.
+        """
+        self._peer_gone = True
+        self._shutdown = True
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- internals -------------------------------------------------------------
+
+    def _attach(self, session: TinySession) -> None:
+        self._session = session
+        self._loop = session.conn.loop
+        self.socket_o = SocketView(session.conn)
+        self.is_socket_up = True
+
+    def _start(self, on_exit: Callable[[TinyProtoConnection], None] | None, daemon: bool) -> None:
+        self._on_exit = on_exit
+        self._thread = threading.Thread(
+            target=self._run, name=f"tinyproto-{self.connection_id}", daemon=daemon
+        )
+        self._thread.start()
+
+    def _received(self, data: bytearray) -> bytearray:
+        session, loop = self._session, self._loop
+        if session is not None and loop is not None:
+            # Counted here, on this thread (the only one writing these); the
+            # loop is woken only if it stopped reading for this connection.
+            session.taken_bytes += len(data)
+            session.taken_messages += 1
+            if session.holding:
+                call_from_thread(loop, session.conn.update_flow)
+        for plugin in reversed(self.plugin_list):
+            data = plugin.msg_receive(data)
+        return data
+
+    def _run(self) -> None:
+        try:
+            if self._wait_ready():
+                self._loop_thread()
+        finally:
+            self._drained()
+            self._close_socket()
+            if self._on_exit is not None:
+                self._on_exit(self)
+
+    def _drained(self) -> None:
+        """Tell a shutting-down server this connection's hooks are done."""
+        session, loop = self._session, self._loop
+        if session is not None and loop is not None:
+            call_from_thread(loop, session.hooks_done)
+
+    def _wait_ready(self) -> bool:
+        while True:
+            kind, _ = self._inbox.get()
+            if kind == READY:
+                self.peername_details = self.socket_o.getpeername()
+                return True
+            if kind in (CLOSED, DRAIN):
+                self._closed_seen = kind == CLOSED
+                return False
+            if kind == WAKE and self._shutdown:
+                return False
+
+    def _loop_thread(self) -> None:
+        if not self._hook(self.pre_loop):
+            return
+        interval = self.loop_pass_interval
+        next_pass = time.monotonic() + interval
+        # Until shutdown; but when the peer went away, first every message it
+        # sent before (the queue ends with the close).
+        while not self._shutdown or (self._peer_gone and not self._closed_seen):
+            try:
+                kind, value = self._inbox.get(timeout=max(0.0, next_pass - time.monotonic()))
+            except queue.Empty:
+                kind, value = "", None
+            if kind == "msg":
+                if not self._hook(self.transmission_received, self._received(value)):
+                    return
+            elif kind == CLOSED:
+                self._closed_seen = True
+                self._lost()  # as the original notices a dropped connection
+            elif kind == DRAIN:
+                break  # the server stops: every message accepted was handled
+            if time.monotonic() >= next_pass and not self._shutdown:
+                if not self._hook(self.loop_pass):
+                    return
+                next_pass = time.monotonic() + interval
+        self._hook(self.post_loop)
+
+    def _hook(self, fn: Callable[..., Any], *args: Any) -> bool:
+        try:
+            fn(*args)
+        except Exception:
+            logger.exception(
+                "%s.%s raised; closing the connection", type(self).__name__, fn.__name__
+            )
+            self._shutdown = True
+            return False
+        return True
+
+    def _close_socket(self) -> None:
+        self.is_socket_up = False
+        if self._session is not None:
+            close_from_thread(self._session.conn)
