@@ -1,16 +1,20 @@
-"""Streaming clients: file payloads out, replies ``into`` files, Unix sockets;
-and the memory a 500 MB round trip costs."""
+"""Streaming clients: file payloads out, replies ``into`` files, Unix sockets,
+``dataserve send --file``; and the memory a 500 MB round trip costs."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import io
 import json
 import os
+import pty
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -383,6 +387,8 @@ def test_a_port_or_a_socket_is_needed() -> None:
         HTTPDataClient()
 
 
+# --- dataserve send ----------------------------------------------------------
+
 DATASERVE = [sys.executable, "-m", "dataserve"]
 
 
@@ -393,6 +399,100 @@ def echo_process() -> Iterator[ServerProcess]:
     assert server.stop() == 0
 
 
+def test_send_file_streams_the_reply_to_a_file_or_stdout(
+    echo_process: ServerProcess, tmp_path: Path
+) -> None:
+    data = pattern(6 * MiB + 1)
+    src, out = tmp_path / "src.bin", tmp_path / "out.bin"
+    src.write_bytes(data)
+    url = echo_process.url
+    done = subprocess.run(
+        [*DATASERVE, "send", url, "/echo", "--file", str(src), "-o", str(out)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"" and done.stderr == b""  # no bar: stderr is a pipe
+    assert out.read_bytes() == data
+    done = subprocess.run(
+        [*DATASERVE, "send", url, "/echo", "--file", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == data
+    done = subprocess.run(
+        [*DATASERVE, "send", url, "/echo", "--json", "[1, 2]", "-o", str(out)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and out.read_bytes() == b"[1,2]"
+
+
+def test_send_file_errors_are_one_line(echo_process: ServerProcess, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.bin"
+    done = subprocess.run(
+        [*DATASERVE, "send", echo_process.url, "/echo", "--file", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr == f"dataserve: error: {missing}: No such file or directory\n"
+    out = tmp_path / "kept.bin"
+    out.write_bytes(b"kept")
+    done = subprocess.run(
+        [*DATASERVE, "send", echo_process.url, "/none", "--text", "x", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr == "dataserve: error: 404: resource '/none' is not handled\n"
+    assert out.read_bytes() == b"kept"
+
+
+def stderr_on_a_terminal(args: list[str]) -> tuple[int, str]:
+    """Run ``args`` with stderr on a pseudo-terminal of 100 columns; its exit
+    status and what it drew there."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower
+    )
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the last holder of the terminal exited
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    return proc.wait(60), drawn.decode("utf-8", "replace")
+
+
+def test_send_shows_progress_bars_on_a_terminal_for_big_transfers(
+    echo_process: ServerProcess, tmp_path: Path
+) -> None:
+    src, out = tmp_path / "src.bin", tmp_path / "out.bin"
+    src.write_bytes(pattern(24 * MiB))
+    status, drawn = stderr_on_a_terminal(
+        [*DATASERVE, "send", echo_process.url, "/echo", "--file", str(src), "-o", str(out)]
+    )
+    assert status == 0, drawn
+    assert "sent: 100%" in drawn and "received: 100%" in drawn and "24.0M/24.0M" in drawn
+    assert out.stat().st_size == 24 * MiB
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"s" * 1000)
+    status, drawn = stderr_on_a_terminal(
+        [*DATASERVE, "send", echo_process.url, "/echo", "--file", str(small), "-o", str(out)]
+    )
+    assert status == 0 and drawn == ""  # a small transfer draws nothing
+
+
 # --- memory: a 500 MB round trip ---------------------------------------------
 
 ROUND_TRIP = textwrap.dedent(
@@ -400,6 +500,7 @@ ROUND_TRIP = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     from dataserve import AsyncHTTPDataClient, HTTPDataClient
+    from dataserve.cli import main
 
     how, port, src, dst = sys.argv[1:]
 
@@ -411,11 +512,14 @@ ROUND_TRIP = textwrap.dedent(
     if how == 'sync':
         with HTTPDataClient(port, 'http://127.0.0.1:') as client:
             written = client.send('/echo', Path(src), into=Path(dst))
-    else:
+    elif how == 'async':
         async def go():
             async with AsyncHTTPDataClient(port, 'http://127.0.0.1:') as client:
                 return await client.send('/echo', Path(src), into=Path(dst))
         written = asyncio.run(go())
+    else:
+        assert main(['send', 'http://127.0.0.1:' + port, '/echo', '--file', src, '-o', dst]) == 0
+        written = Path(dst).stat().st_size
     print(written, idle, hwm())
     """
 )
@@ -444,7 +548,7 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sync", "async"])
+@pytest.mark.parametrize("how", ["sync", "async", "cli"])
 def test_500_mb_round_trip_costs_the_client_at_most_64_mib(
     how: str, echo_process: ServerProcess, big_file: Path, tmp_path: Path
 ) -> None:
