@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -126,6 +127,11 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     return serve
 
 
+def _file_or_stdin(text: str) -> Path:
+    """``-`` (standard input) or the path of a readable file."""
+    return Path(text) if text == "-" else readable_file(text)
+
+
 def _send_parser(sub: Any) -> None:
     send = sub.add_parser(
         "send",
@@ -139,7 +145,19 @@ def _send_parser(sub: Any) -> None:
     body = send.add_mutually_exclusive_group()
     body.add_argument("--json", help="send this JSON value")
     body.add_argument("--text", help="send this string as text/plain")
-    body.add_argument("--file", type=readable_file, help="send this file's bytes")
+    body.add_argument(
+        "--file",
+        type=_file_or_stdin,
+        help="send this file's bytes, streamed ('-' reads standard input); "
+        "the reply is streamed too, to -o FILE or standard output",
+    )
+    send.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the reply's body to FILE as the server sent it, streamed",
+    )
     send.add_argument(
         "--timeout", type=positive_float, default=30.0, metavar="S", help="seconds (default 30)"
     )
@@ -254,6 +272,52 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", resource
 
 
+class _ProgressBars:
+    """``send``'s progress callback: a bar per direction on stderr, for
+    transfers of a few MB or more, only when stderr is a terminal (never in a
+    pipe or a log). A reply written to a terminal gets no bar of its own, so
+    the two never interleave."""
+
+    #: Below this a transfer is over before a bar would say anything.
+    MIN_SIZE = 4 << 20
+
+    def __init__(self, reply_to_terminal: bool) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.reply_to_terminal = reply_to_terminal
+        self.direction = ""
+        self.shown = 0
+        self.bar: Any = None
+
+    def __call__(self, direction: str, done: int, total: int | None) -> None:
+        if not self.enabled or (direction == "receive" and self.reply_to_terminal):
+            return
+        if direction != self.direction:
+            self.close()
+            self.direction = direction
+        if self.bar is None:
+            if max(done, total or 0) < self.MIN_SIZE:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc="sent" if direction == "send" else "received",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                leave=True,
+            )
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = None
+        self.shown = 0
+
+
 def _send(args: argparse.Namespace) -> int:
     from .client import HTTPDataClient
     from .core.errors import DataServeError
@@ -269,10 +333,14 @@ def _send(args: argparse.Namespace) -> int:
         elif args.text is not None:
             payload = args.text
         elif args.file is not None:
-            payload = args.file.read_bytes()
+            # streamed by the client, never read whole
+            payload = sys.stdin.buffer if str(args.file) == "-" else args.file
     except (ValueError, OSError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
+    # A file's reply is streamed as well: it may be as large as the file.
+    stream_reply = args.file is not None or args.output is not None
+    bars = _ProgressBars(reply_to_terminal=args.output is None and sys.stdout.isatty())
     try:
         client = HTTPDataClient(
             port="",
@@ -283,10 +351,21 @@ def _send(args: argparse.Namespace) -> int:
             verify=not args.insecure,
         )
         with client:
+            if stream_reply:
+                into = args.output if args.output is not None else sys.stdout.buffer
+                client.send(resource, payload, into=into, progress=bars)
+                sys.stdout.flush()
+                return 0
             result = client.send(resource, payload)
     except DataServeError as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the file to send or the one to write
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"dataserve: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        bars.close()
     if isinstance(result, (bytes, bytearray)):
         sys.stdout.buffer.write(result)
         sys.stdout.flush()

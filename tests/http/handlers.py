@@ -10,6 +10,8 @@ from dataserve import HTTPDataHandler
 
 class Echo(HTTPDataHandler):
     def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/none":
+            return None  # not handled: 404
         if resource == "/pid":
             return os.getpid()
         if resource == "/peak-rss":

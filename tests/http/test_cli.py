@@ -50,9 +50,11 @@ def test_send_prints_the_decoded_reply() -> None:
         assert out.returncode == 0 and out.stdout == '{"a": [1, 2]}\n'
         out = run("send", server.url, "/echo", "--text", "hello")
         assert out.stdout == "hello\n"
-        out = run("send", server.url, "/echo")  # no payload: Echo answers None
+        out = run("send", server.url, "/echo")  # no payload: sent as '', as dataserve 0.1 did
+        assert out.returncode == 0 and out.stdout == "\n"
+        out = run("send", server.url, "/none", "--text", "x")  # Echo answers None
         assert out.returncode == 1
-        assert out.stderr == "dataserve: error: 404: resource '/echo' is not handled\n"
+        assert out.stderr == "dataserve: error: 404: resource '/none' is not handled\n"
     finally:
         assert server.stop() == 0
 
