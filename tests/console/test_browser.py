@@ -114,8 +114,9 @@ def test_status_live_figures_and_a_json_request(browser: Any, serve: Any, tmp_pa
 
 
 def payload_or_resource(resource: str, payload: Any) -> Any:
-    """The payload back; with none, the resource as the handler got it."""
-    return resource if payload is None else payload
+    """The payload back; with none (no body, or the clients' empty text for
+    ``None``), the resource as the handler got it."""
+    return resource if payload is None or payload == "" else payload
 
 
 def test_markup_in_a_resource_and_a_reply_is_shown_as_text(browser: Any, serve: Any) -> None:
