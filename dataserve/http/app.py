@@ -455,6 +455,7 @@ class DataServeApp(Starlette):
         #: Ready once the lifespan has started, draining from SIGTERM on.
         self.readiness = Readiness()
         self.readiness.hold("startup")
+        self.readiness.check(self._threads_stuck)
         #: The status page and request console (``dataserve.ops.console``);
         #: ``None`` when it is off.
         self.console = console_for(
@@ -495,6 +496,16 @@ class DataServeApp(Starlette):
                 Route("/{resource:path}", self.endpoint, methods=None),
             ],
             lifespan=lifespan,
+        )
+
+    def _threads_stuck(self) -> str | None:
+        pool = self.endpoint.dispatcher.pool
+        if not pool.exhausted:
+            return None
+        return (
+            f"every handler thread is stuck: {pool.stuck} calls ran past handler_timeout "
+            f"({self.limits.handler_timeout:g} s) and no replacement is left "
+            f"(max_stuck_threads {self.limits.max_stuck_threads}); restart the process"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -29,6 +29,7 @@ from ..core.security import TLSConfig
 from ..ops.config import OpsConfig
 from ..ops.logs import announce
 from .connections import http_protocol
+from .protocol import DataServeHttpProtocol
 
 __all__ = [
     "BackgroundLoop",
@@ -40,14 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dataserve.server")
-
-
-def _http_impl() -> Any:
-    try:
-        from .protocol import DataServeHttpProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
-        return "h11"  # h11 bounds headers itself; it has no header deadline
-    return DataServeHttpProtocol
 
 
 def uvicorn_config(
@@ -63,13 +56,16 @@ def uvicorn_config(
     ``ops`` is the operations config of an app given by import string (the
     workers' factory); an app object carries its own.
     """
-    if tls is not None:
-        kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
-        if tls.client_ca:
-            kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     kwargs.setdefault("access_log", False)
     kwargs.setdefault("log_level", "info")
-    kwargs.setdefault("http", _http_impl())
+    kwargs.setdefault("http", DataServeHttpProtocol)
+    ours = isinstance(kwargs["http"], type) and issubclass(kwargs["http"], DataServeHttpProtocol)
+    if tls is not None:
+        tls.server_context()  # a certificate that does not load fails here, before serving
+        if not ours:  # another protocol: uvicorn's TLS, with the loop's 60 s handshake
+            kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
+            if tls.client_ca:
+                kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     if not isinstance(app, str):
         ops = getattr(app, "ops", None)
     # counts connections if metrics are on
@@ -89,6 +85,9 @@ def uvicorn_config(
     config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
     config.dataserve_send_timeout = limits.send_timeout  # type: ignore[attr-defined]
     config.dataserve_max_pipelined = limits.max_pipelined  # type: ignore[attr-defined]
+    # TLS is the protocol's (dataserve.http.tls): uvicorn's has no handshake deadline.
+    config.dataserve_tls = tls if ours else None  # type: ignore[attr-defined]
+    config.dataserve_handshake_timeout = limits.handshake_timeout  # type: ignore[attr-defined]
     return config
 
 
