@@ -164,6 +164,8 @@ def _encode_npy(value: Any) -> bytes:
     import numpy as np
 
     buf = io.BytesIO()
+    if value.size and not value.dtype.itemsize:
+        raise EncodeError(_zero_size_message(value, "cannot be sent"))
     try:
         np.save(buf, value, allow_pickle=False)
     except ValueError as exc:
@@ -187,12 +189,25 @@ def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
             "not a valid .npy body: no \\x93NUMPY magic (pickles and .npz are never loaded)"
         )
     try:
-        return np.load(io.BytesIO(body), allow_pickle=False)
+        array = np.load(io.BytesIO(body), allow_pickle=False)
     except MemoryError:
         # The header's shape is allocated before the data is read.
         raise DecodeError("the .npy header announces an array too large to allocate") from None
     except Exception as exc:  # numpy's header parser raises beyond ValueError (TokenError...)
         raise DecodeError(f"not a valid .npy body (pickle is never loaded): {exc}") from None
+    if array.size and not array.dtype.itemsize:
+        raise DecodeError(_zero_size_message(array, "is refused"))
+    return array
+
+
+def _zero_size_message(array: Any, verdict: str) -> str:
+    # A dtype of 0 bytes ([('a', '<f4', (0,))], 'V0') needs no data for any
+    # shape: a 100-byte body announced 3e15 elements, and np.save, like any
+    # loop over them, ran for hours. (atheris found it through a round trip.)
+    return (
+        f"a numpy array of {array.size} elements of a zero-size dtype ({array.dtype}) "
+        f"{verdict}: it holds no data, and every pass over it takes {array.size} steps"
+    )
 
 
 def _encode_msgpack(value: Any) -> bytes:

@@ -7,6 +7,7 @@ would report nothing useful).
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import subprocess
@@ -68,6 +69,32 @@ def test_npy_header_announcing_a_huge_array_is_a_decode_error() -> None:
     )
     with pytest.raises(DecodeError, match="too large"):
         default_registry.decode("application/x-npy", buf.getvalue())
+
+
+def test_npy_of_a_zero_size_dtype_is_refused_both_ways() -> None:
+    # atheris (a timeout): 100 bytes announcing 3.2e15 elements of a dtype of
+    # 0 bytes loaded without any data; re-encoding it (np.save, as a handler
+    # echoing it would) looped over the elements for hours.
+    crash = base64.b64decode(
+        "CASTTlVNUFkBAHYAeydkZXNjcic6IFsoJ2EnLCAnMGY0JyldLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNl"
+        "LCAnc2hhcGUnOiAoMzI0NDQ0NDY0NDQ0NDQ0NCwpLCB9ICAgICAgICAgICAgI21tbW1tbW1tbW1tbW1t"
+        "bW1tbW1tbW1tbQAAAAA="
+    )
+    fuzz_codec.check(crash)
+    with pytest.raises(DecodeError) as info:
+        default_registry.decode("application/x-npy", crash[2:])
+    assert info.value.message == (
+        "a numpy array of 3244444644444444 elements of a zero-size dtype "
+        "([('a', '<f4', (0,))]) is refused: it holds no data, and every pass over it "
+        "takes 3244444644444444 steps"
+    )
+    empty = np.zeros((10**12,), dtype=[("a", "<f4", (0,))])
+    with pytest.raises(EncodeError, match="zero-size dtype .* cannot be sent"):
+        default_registry.encode(empty)
+    # An array with no elements is still fine, whatever its dtype.
+    none = np.zeros((0, 3), dtype=[("a", "<f4", (0,))])
+    _, body = default_registry.encode(none)
+    assert default_registry.decode("application/x-npy", body).shape == (0, 3)
 
 
 def test_npz_archives_are_refused_not_opened() -> None:
