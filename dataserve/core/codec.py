@@ -20,10 +20,16 @@ Responses carry the bare media type (``text/plain``, never with
 ``; charset=...``) because dataserve 0.1 clients compare it exactly; request
 media types may carry parameters. pickle is never decoded: a ``.npy`` body is
 loaded with ``allow_pickle=False``.
+
+Only decoders that run in linear time are reachable from the network:
+``text/plain`` accepts the UTF family, ASCII, Latin-1 and the single-byte
+code pages, never punycode (quadratic), utf-7, idna or the bytes-to-bytes
+codecs.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -101,18 +107,80 @@ def _encode_text(value: Any) -> bytes:
         raise EncodeError(f"str cannot be sent as UTF-8 text: {exc.reason}") from None
 
 
-def _decode_text(body: bytes, params: dict[str, str]) -> str:
-    charset = params.get("charset", "utf-8")
+# Charsets a text/plain body may use: decoders that run in linear time and
+# need no state beyond a few bytes. The UTF family, ASCII, Latin-1 and the
+# single-byte code pages (charmap codecs: one table lookup per byte), by the
+# names codecs.lookup gives them. Not: punycode (its decoder is quadratic: a
+# 1 MB body took 94 s), utf-7, idna, unicode_escape and raw_unicode_escape
+# (escape languages, not charsets), rot13 and the bytes-to-bytes codecs
+# (zlib, bz2, base64, hex, uu, quopri: decompression bombs among them), nor
+# the East Asian multi-byte codecs (stateful; not needed by any client we
+# know of, and not shown to be linear for every input).
+TEXT_CHARSETS: frozenset[str] = frozenset(
+    {
+        # the UTF family, ASCII and Latin-1
+        "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be",
+        "utf-32", "utf-32-le", "utf-32-be", "ascii", "iso8859-1",
+        # single-byte code pages: every charmap codec of the standard library
+        "cp037", "cp273", "cp424", "cp437", "cp500", "cp720", "cp737", "cp775",
+        "cp850", "cp852", "cp855", "cp856", "cp857", "cp858", "cp860", "cp861",
+        "cp862", "cp863", "cp864", "cp865", "cp866", "cp869", "cp874", "cp875",
+        "cp1006", "cp1026", "cp1125", "cp1140", "cp1250", "cp1251", "cp1252",
+        "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+        "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
+        "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-10", "iso8859-11",
+        "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16",
+        "koi8-r", "koi8-t", "koi8-u", "kz1048", "ptcp154", "tis-620",
+        "hp-roman8", "palmos", "mac-arabic", "mac-croatian", "mac-cyrillic",
+        "mac-farsi", "mac-greek", "mac-iceland", "mac-latin2", "mac-roman",
+        "mac-romanian", "mac-turkish",
+    }
+)  # fmt: skip
+_ACCEPTED_TEXT = (
+    "a text/plain body may be UTF-8, UTF-16 or UTF-32 (-le, -be, utf-8-sig), "
+    "ASCII, Latin-1 or a single-byte code page (cp1252, iso-8859-2..16, koi8-r, "
+    "mac-roman, cp437...)"
+)
+# charset parameter as sent -> the codec's name; only accepted ones, bounded
+# (clients choose these strings).
+_charset_names: dict[str, str] = {"utf-8": "utf-8", "UTF-8": "utf-8", "utf8": "utf-8"}
+
+
+def text_codec(charset: str) -> str:
+    """The codec name for a ``text/plain`` ``charset``, if it is accepted.
+
+    Raises ``UnsupportedMediaType`` (415) for a charset Python does not know
+    and for one that is not in ``TEXT_CHARSETS``, naming what is accepted.
+    """
+    name = _charset_names.get(charset)
+    if name is not None:
+        return name
+    shown = repr(charset if len(charset) <= 40 else charset[:40] + "...")
     try:
-        return body.decode(charset)
-    except LookupError:
-        raise UnsupportedMediaType(f"text/plain charset {charset!r} is not known") from None
+        name = codecs.lookup(charset).name.replace("_", "-")
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise UnsupportedMediaType(
+            f"text/plain charset {shown} is not known; {_ACCEPTED_TEXT}"
+        ) from None
+    if name not in TEXT_CHARSETS:
+        raise UnsupportedMediaType(
+            f"text/plain charset {shown} ({name}) is not accepted: it is not a text "
+            f"encoding that decodes in linear time; {_ACCEPTED_TEXT}"
+        )
+    if len(_charset_names) < 256:
+        _charset_names[charset] = name
+    return name
+
+
+def _decode_text(body: bytes, params: dict[str, str]) -> str:
+    charset = params.get("charset")
+    name = "utf-8" if charset is None else text_codec(charset)
+    try:
+        return body.decode(name)
     except UnicodeDecodeError as exc:
         raise DecodeError(
-            f"text/plain body is not valid {charset}: {exc.reason} at byte {exc.start}"
+            f"text/plain body is not valid {charset or name}: {exc.reason} at byte {exc.start}"
         ) from None
-    except ValueError as exc:  # other codecs' failures; a NUL in the charset name
-        raise DecodeError(f"text/plain body cannot be decoded as {charset!r}: {exc}") from None
 
 
 def _encode_bytes(value: Any) -> bytes:

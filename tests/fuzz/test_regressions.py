@@ -20,7 +20,7 @@ from numpy.lib import format as npy_format
 
 from dataserve.callback.messages import InvalidResponse, build_reply
 from dataserve.core.codec import default_registry
-from dataserve.core.errors import DecodeError, EncodeError
+from dataserve.core.errors import DecodeError, EncodeError, UnsupportedMediaType
 from fuzz import fuzz_codec, fuzz_pyts, fuzz_tinyproto
 from fuzz._stream import project, run, stream_of
 from fuzz.run import ROOT, targets
@@ -107,19 +107,21 @@ def test_npz_archives_are_refused_not_opened() -> None:
             default_registry.decode("application/x-npy", body)
 
 
-def test_charset_with_a_nul_is_a_decode_error() -> None:
-    # str.decode raised ValueError("embedded null character") (a 500).
-    with pytest.raises(DecodeError, match="cannot be decoded"):
+def test_charset_with_a_nul_is_refused() -> None:
+    # str.decode raised ValueError("embedded null character") (a 500); then a
+    # 400; now an unknown charset, like any other (415).
+    with pytest.raises(UnsupportedMediaType, match=r"charset 'utf\\x008' is not known"):
         default_registry.decode("text/plain; charset=utf\x008", b"abc")
 
 
 def test_text_with_lone_surrogates_is_an_encode_error() -> None:
-    # A utf-7 body decodes to a lone surrogate; echoing it raised
-    # UnicodeEncodeError instead of EncodeError.
-    text = default_registry.decode("text/plain; charset=utf-7", b"+2AA-")
-    assert text == "\ud800"
+    # A utf-7 body decoded to a lone surrogate; echoing it raised
+    # UnicodeEncodeError instead of EncodeError. utf-7 is refused now (415),
+    # but a handler can still return such a str.
+    with pytest.raises(UnsupportedMediaType, match="utf-7"):
+        default_registry.decode("text/plain; charset=utf-7", b"+2AA-")
     with pytest.raises(EncodeError, match="UTF-8"):
-        default_registry.encode(text)
+        default_registry.encode("\ud800")
 
 
 # --- the callback API -----------------------------------------------------------------
