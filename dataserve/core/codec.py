@@ -24,22 +24,27 @@ loaded with ``allow_pickle=False``.
 Only decoders that run in linear time are reachable from the network:
 ``text/plain`` accepts the UTF family, ASCII, Latin-1 and the single-byte
 code pages, never punycode (quadratic), utf-7, idna or the bytes-to-bytes
-codecs.
+codecs. JSON and msgpack bodies are checked against a budget first
+(``dataserve.core.budget``): their own size limit, msgpack's container
+limits, and an estimate of their decoded size. JSON follows one rule for
+numbers and strings whichever parser runs (``DecodeBudget.decode_json``).
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
+from .budget import _JSON_WORST, DEFAULT_BUDGET, DecodeBudget, parse_json
 from .errors import DecodeError, EncodeError, UnsupportedMediaType
+from .limits import Limits
 
 __all__ = [
     "BYTES",
@@ -205,22 +210,11 @@ def _encode_json(value: Any) -> bytes:
             ) from None
 
 
-# orjson reads integers beyond 64 bits as floats, silently losing digits. A
-# body with a run of 20+ digits (which may be such an integer) goes to the
-# standard library instead: exact ints, and its 4300-digit cap against
-# quadratic int parsing (CVE-2020-10735). The scan runs at memory speed.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
-
-
-def _decode_json(body: bytes, params: dict[str, str]) -> Any:
-    try:
-        if _LONG_DIGITS.search(body) is None:
-            return orjson.loads(body)
-        return json.loads(body)
-    except orjson.JSONDecodeError as exc:  # a ValueError, like json's own error
-        raise DecodeError(f"malformed JSON: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # json: bad UTF-8, the digit cap, nesting
-        raise DecodeError(f"malformed JSON: {exc}") from None
+def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
+    size = len(body)
+    if size > budget.max_size or size * _JSON_WORST > budget.floor:
+        budget.check_json(body)
+    return parse_json(body if type(body) is bytes else bytes(body))
 
 
 def _is_ndarray(value: Any) -> bool:
@@ -287,15 +281,12 @@ def _encode_msgpack(value: Any) -> bytes:
         raise EncodeError(f"cannot encode as msgpack: {exc}") from None
 
 
-def _decode_msgpack(body: bytes, params: dict[str, str]) -> Any:
-    import msgpack
-
-    try:
-        # Limits derive from len(body) in unpackb; strict_map_key and raw=False
-        # are the library's safe defaults; unknown ext types stay opaque.
-        return msgpack.unpackb(body)
-    except Exception as exc:  # msgpack documents raising beyond UnpackException
-        raise DecodeError(f"malformed msgpack: {exc}") from None
+def _decode_msgpack(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
+    # Container lengths, nesting and the decoded size are checked from the
+    # headers before anything is built (dataserve.core.budget);
+    # strict_map_key and raw=False are the library's safe defaults; unknown
+    # ext types stay opaque (ExtType).
+    return budget.decode_msgpack(body)
 
 
 BUILTIN_CODECS: tuple[Codec, ...] = (
@@ -309,19 +300,40 @@ BUILTIN_CODECS: tuple[Codec, ...] = (
     ),
     Codec(NPY, 4, _encode_npy, _decode_npy, _is_ndarray),
     # JSON is the catch-all for encoding, so it must stay last among encoders.
-    Codec(JSON, 3, _encode_json, _decode_json, lambda v: True),
-    Codec(MSGPACK, 5, _encode_msgpack, _decode_msgpack, None, ("application/x-msgpack",)),
+    Codec(JSON, 3, _encode_json, functools.partial(_decode_json, DEFAULT_BUDGET), lambda v: True),
+    Codec(
+        MSGPACK,
+        5,
+        _encode_msgpack,
+        functools.partial(_decode_msgpack, DEFAULT_BUDGET),
+        None,
+        ("application/x-msgpack",),
+    ),
 )
+# The built-in decoders that take a budget (CodecRegistry.with_limits binds another).
+_BUDGETED = (_decode_json, _decode_msgpack)
+
+
+def _with_budget(codec: Codec, budget: DecodeBudget) -> Codec:
+    decode = codec.decode
+    if isinstance(decode, functools.partial) and decode.func in _BUDGETED:
+        return replace(codec, decode=functools.partial(decode.func, budget))
+    return codec
 
 
 class CodecRegistry:
     """Chooses a codec for a value (encoding) or a media type (decoding).
 
     ``register`` adds a codec ahead of the built-in JSON catch-all, so a
-    user's codec wins for the values it ``matches``.
+    user's codec wins for the values it ``matches``. The built-in JSON and
+    msgpack decoders keep to ``budget`` (the default limits' unless the
+    registry came from ``with_limits``).
     """
 
     def __init__(self, codecs: tuple[Codec, ...] = BUILTIN_CODECS) -> None:
+        #: The budget the built-in JSON and msgpack decoders keep to.
+        self.budget: DecodeBudget = DEFAULT_BUDGET
+        self._codecs: list[Codec] = []
         self._encoders: list[Codec] = []
         self._by_media: dict[str, Codec] = {}
         self._by_tag: dict[int, Codec] = {}
@@ -340,9 +352,11 @@ class CodecRegistry:
                 raise ValueError(f"media type {name!r} is already registered")
         if codec.tag in self._by_tag:
             raise ValueError(f"codec tag {codec.tag} is already registered")
+        codec = _with_budget(codec, self.budget)
         for name in names:
             self._by_media[name] = codec
         self._by_tag[codec.tag] = codec
+        self._codecs.append(codec)
         if codec.matches is not None:
             # keep the JSON catch-all last
             if self._encoders and self._encoders[-1].media_type == JSON:
@@ -350,6 +364,23 @@ class CodecRegistry:
             else:
                 self._encoders.append(codec)
         self._by_type.clear()
+
+    def with_limits(self, limits: Limits) -> CodecRegistry:
+        """This registry with its built-in JSON and msgpack decoders keeping to
+        ``limits`` (``max_structured_size``, ``max_container_len``,
+        ``max_depth``): what a server serving with ``limits`` decodes with.
+
+        The same codecs in the same order; codecs a user registered are
+        unchanged. Returns ``self`` when the budget is the same.
+        """
+        budget = DecodeBudget.from_limits(limits)
+        if budget == self.budget:
+            return self
+        bound = CodecRegistry(codecs=())
+        bound.budget = budget
+        for codec in self._codecs:
+            bound.register(codec)
+        return bound
 
     @property
     def media_types(self) -> list[str]:
