@@ -27,7 +27,9 @@ code pages, never punycode (quadratic), utf-7, idna or the bytes-to-bytes
 codecs. JSON and msgpack bodies are checked against a budget first
 (``dataserve.core.budget``): their own size limit, msgpack's container
 limits, and an estimate of their decoded size. JSON follows one rule for
-numbers and strings whichever parser runs (``DecodeBudget.decode_json``).
+numbers and strings whichever parser runs (``DecodeBudget.decode_json``),
+and a value with NaN or Infinity is never sent as JSON: encoding it raises
+``EncodeError``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import codecs
 import functools
 import io
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -198,16 +201,112 @@ def _decode_bytes(body: bytes, params: dict[str, str]) -> bytes:
 
 def _encode_json(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, option=_JSON_OPTS)
+        data = orjson.dumps(value, option=_JSON_OPTS)
     except TypeError as exc:
-        # orjson refuses integers beyond 64 bits and a few exotic types that the
-        # standard library handles; fall back to it before giving up.
-        try:
-            return json.dumps(value).encode("utf-8")
-        except (TypeError, ValueError):
-            raise EncodeError(
-                f"a value of type {type(value).__name__} cannot be encoded: {exc}"
-            ) from None
+        # orjson refuses integers beyond 64 bits (and a few exotic types) that
+        # the standard library handles; fall back to it before giving up.
+        return _encode_json_exact(value, exc)
+    # orjson writes NaN and +-Infinity as null: a value the receiver never
+    # sent. JSON has no such numbers (RFC 8259, section 6), so they are
+    # refused. Only a body with a null can hold one: a memchr for "n" (an int
+    # needle: "b'n' in data" costs an exception inside CPython), then a
+    # search for "null", then a walk over the value.
+    if _N in data and data.find(b"null") != -1 and _has_non_finite(value):
+        _refuse_non_finite(value)
+    return data
+
+
+_N = ord("n")
+
+
+def _encode_json_exact(value: Any, error: Exception) -> bytes:
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:  # allow_nan=False
+        _refuse_non_finite(value)
+        raise EncodeError("a value cannot be encoded as JSON: a float is out of range") from None
+    except (TypeError, RecursionError):
+        raise EncodeError(
+            f"a value of type {type(value).__name__} cannot be encoded: {error}"
+        ) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 form, not JSON
+        raise EncodeError(f"a str cannot be sent as JSON: {exc.reason}") from None
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or an infinity: a walk, types first."""
+    stack = [value]
+    pop, push, plain = stack.pop, stack.extend, _PLAIN
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is float:
+            if item - item != 0.0:  # nan - nan and inf - inf are nan
+                return True
+        elif kind in plain:
+            continue
+        elif kind is list or kind is tuple:
+            push(item)
+        elif kind is dict:
+            push(item.values())
+        elif _non_finite(item) is not None:  # subclasses, numpy: the slow walk
+            return True
+    return False
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """Raise ``EncodeError`` naming the first NaN or Infinity in ``value``, if any."""
+    found = _non_finite(value)
+    if found is not None:
+        what, where = found
+        raise EncodeError(
+            f"{what} cannot be sent as JSON (at {where}): JSON has no NaN or Infinity "
+            "(RFC 8259, section 6); send None or a string instead, or the numbers as "
+            "a numpy array (application/x-npy)"
+        )
+
+
+def _non_finite(value: Any) -> tuple[str, str] | None:
+    """``(what, where)`` of the first non-finite float in ``value``, or ``None``."""
+    stack: list[tuple[Any, str]] = [(value, "the value")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return _name_of(item), where
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}[{k!r}]") for k, v in reversed(item.items()))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item))))
+        elif type(item).__module__ == "numpy":
+            found = _non_finite_numpy(item)
+            if found is not None:
+                return found[0], f"{where}{found[1]}"
+    return None
+
+
+def _name_of(x: float) -> str:
+    return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
+
+
+def _non_finite_numpy(item: Any) -> tuple[str, str] | None:
+    import numpy as np
+
+    array = np.asarray(item)
+    if array.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    first = complex(array[index])
+    name = "NaN" if first != first else "Infinity" if first.real > 0 else "-Infinity"
+    return name, "".join(f"[{i}]" for i in index)
 
 
 def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
