@@ -3,55 +3,57 @@
 Bytes, text and ``.npy`` bodies decode to one object about the size of the
 body. JSON and msgpack decode to one Python object per value, and a small
 value is a large object: ``[],`` is 3 bytes of JSON and 91 bytes of memory at
-the peak of ``orjson.loads`` (the list, its slot, orjson's growing vector);
+the peak of ``orjson.loads`` (the list, its slot, orjson's parse tree);
 ``\\x90`` is one byte of msgpack and a 72-byte list. Unchecked, a body of
-empty arrays took 31x its size (JSON) and 76x (msgpack) in server memory.
-So every JSON or msgpack body, on every transport, is checked here before it
-is decoded, with three limits (``DecodeBudget``, built from ``Limits``):
+empty arrays took 31x its size (JSON) and 73x (msgpack) in server memory.
+So every JSON or msgpack body the codec decodes is checked here first, with
+three limits (``DecodeBudget``, built from ``Limits``):
 
 * its size: at most ``max_structured_size`` bytes (default 64 MiB);
 * msgpack: at most ``max_container_len`` items in one array or map and
   ``max_depth`` levels of nesting, checked as the headers are read;
 * its cost: an estimate of the memory the decoded value takes at the peak of
-  decoding must stay within ``max(FLOOR, EXPANSION x len(body))``, that is
-  16 MiB, or 8x the body. With the body itself, a request then peaks at
-  about 9x its body (the 16 MiB floor lets a body under 2 MiB decode to
-  16 MiB; the estimate is skipped for JSON bodies that cannot reach it).
+  decoding must stay within ``max(FLOOR, EXPANSION x len(body))``: 16 MiB,
+  or 9x the body. With the body itself, a request then peaks at about 10x
+  its body. The floor lets a body under 1.8 MiB decode to 16 MiB, and JSON
+  bodies that cannot reach it (under 256 KiB) are not estimated at all.
 
 The estimates, in bytes of CPython 3.11 objects (64-bit, pymalloc rounding):
 
 * msgpack: a walk over the body's headers (no value is built) that adds up
-  the objects ``msgpack.unpackb`` will create: a list is 64 + 8 per item, a
-  dict 64 + its hash table, a float or an int outside -5..256 is 32, a str is
-  56 + its bytes (1 byte or less: a cached object), a map key the first time
-  it is seen only (msgpack interns keys, so records share theirs). It costs
-  about as much time as decoding; it is exact but for strings mixing ASCII
-  with characters beyond U+FFFF, which may take up to 4x their bytes.
-* JSON: orjson has no hooks, so the body's structure is counted at C speed
-  (strings removed with a regular expression, then ``bytes.count`` of
-  brackets, commas and colons, and numbers by two more expressions); each
-  count is multiplied by the peak cost of what it stands for: 64 per list,
-  192 per object (its first hash table included), 24 per array item (the slot
-  and orjson's vector), 48 per object entry beyond the fifth, 56 per string
-  plus its bytes (x2 or x4 if wide characters are possible), 32 per number
-  outside 0..99. orjson shares the str of a key it has seen recently (a
-  2048-entry cache of keys up to 64 bytes), so keys are charged as distinct
-  strings only as far as the body has distinct keys (counted at C speed, up
-  to 1024 of them) and for the keys the cache cannot hold.
+  the objects ``msgpack.unpackb`` will create: a list is 80 + 8 per item, a
+  dict 64 + its hash table, a float or an int outside -5..256 is 32, a str
+  64 + its bytes (1 byte or less: a cached object), a map key only the first
+  time it is seen (msgpack interns keys, so records share theirs). It takes
+  two to four times as long as decoding, and is exact but for strings mixing
+  ASCII with characters beyond U+FFFF, which may take up to 4x their bytes.
+* JSON: orjson has no hooks, so the body is counted at C speed
+  (``bytes.count`` of brackets, commas, colons and quotes, a ``translate``
+  for numbers), first whole, then, if that is over the allowance, without
+  its strings (a split on quotes). Each count is charged the peak cost of
+  what it stands for: orjson's parse tree (a copy of the body and 16 bytes
+  per value), 80 per list, 192 per object (its first hash table included),
+  8 per array item, 32 or 80 per object entry beyond the fifth, 64 per
+  string and its bytes (x2 or x4 when wide characters are possible), 32 per
+  number that is not a cached small int. orjson shares the str of a key it
+  has seen recently (a 2048-entry cache of keys up to 64 bytes), so keys are
+  charged as new strings only as far as samples of the body show distinct
+  ones. The counting takes one to three times as long as decoding.
 
-Measured peaks (resident memory over the body, CPython 3.11, orjson 3.10+,
-msgpack 1.x) are in ``docs/security.md``; the test suite checks the worst
-shapes against a server's own RSS.
+Measured peaks, before and after, are in ``docs/security.md``; the tests
+check the walk against tracemalloc and the worst shapes against a server
+process's own resident memory.
 
 Also here: one rule for JSON numbers and strings, whichever parser runs
-(``decode_json``), and the API the raw TCP protocols call::
+(``parse_json``), and the API the raw TCP protocols call::
 
     budget = DecodeBudget.from_limits(limits)
     value = budget.decode_json(body)            # pyts
     value = budget.decode_msgpack(body, ...)    # tcpy; unpackb's options pass through
 
 Both raise ``DecodeError`` (400: malformed, too deep) or
-``StructureTooLarge`` (413: over a limit or the budget), both ``CodecError``.
+``StructureTooLarge`` (413: over a limit or the budget), both ``CodecError``;
+an exception a caller's hook raises (a ``DataServeError``) passes through.
 """
 
 from __future__ import annotations
