@@ -56,8 +56,9 @@ class Limits:
     # JSON and msgpack decode to Python objects that take 2x to 70x their
     # bytes (a 3-byte "[]," is a 72-byte list), so structured bodies get
     # their own limit, far below max_body_size: 64 MiB decodes in well under a
-    # second and, with the expansion budget (dataserve.core.budget), to at most
-    # 512 MiB. Larger data travels as bytes or .npy, which decode in place.
+    # second and, within the budget for decoded structures (9x the body:
+    # dataserve.core.budget), to at most 576 MiB. Larger data travels as bytes
+    # or .npy, which decode in place.
     max_structured_size: int = _knob(
         64 * MiB, "largest JSON or msgpack body accepted, in bytes (413)", "size"
     )
