@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from .budget import _JSON_WORST, DEFAULT_BUDGET, DecodeBudget, parse_json
+from .budget import _BIG_DIGITS, _DIGITS, DEFAULT_BUDGET, DecodeBudget, parse_json
 from .errors import DecodeError, EncodeError, UnsupportedMediaType
 from .limits import Limits
 
@@ -310,10 +310,20 @@ def _non_finite_numpy(item: Any) -> tuple[str, str] | None:
 
 
 def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
+    # The hot path of every small JSON request, inlined: one comparison, the
+    # test for a 19-digit run (translate and find: a regular expression took
+    # 19 us for 1 KB), then orjson. parse_json has the whole rule.
+    if type(body) is not bytes:
+        body = bytes(body)
     size = len(body)
-    if size > budget.max_size or size * _JSON_WORST > budget.floor:
+    if size > budget.json_unchecked:
         budget.check_json(body)
-    return parse_json(body if type(body) is bytes else bytes(body))
+    if size < 19 or body.translate(_DIGITS).find(_BIG_DIGITS) == -1:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:  # a ValueError
+            raise DecodeError(f"malformed JSON: {exc}") from None
+    return parse_json(body)
 
 
 def _is_ndarray(value: Any) -> bool:
