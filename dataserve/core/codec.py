@@ -35,6 +35,7 @@ and a value with NaN or Infinity is never sent as JSON: encoding it raises
 from __future__ import annotations
 
 import codecs
+import enum
 import functools
 import io
 import json
@@ -239,23 +240,34 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def _has_non_finite(value: Any) -> bool:
-    """Whether ``value`` holds a NaN or an infinity: a walk, types first."""
+    """Whether ``value`` holds a NaN or an infinity: a walk, types first,
+    scalars checked in their container's loop (no stack for them)."""
     stack = [value]
-    pop, push, plain = stack.pop, stack.extend, _PLAIN
+    plain = _PLAIN
     while stack:
-        item = pop()
+        item = stack.pop()
         kind = type(item)
-        if kind is float:
+        if kind is dict:
+            items: Any = item.values()
+        elif kind is list or kind is tuple:
+            items = item
+        elif kind is float:
             if item - item != 0.0:  # nan - nan and inf - inf are nan
                 return True
+            continue
         elif kind in plain:
             continue
-        elif kind is list or kind is tuple:
-            push(item)
-        elif kind is dict:
-            push(item.values())
-        elif _non_finite(item) is not None:  # subclasses, numpy: the slow walk
-            return True
+        else:  # subclasses, numpy: the slow walk
+            if _non_finite(item) is not None:
+                return True
+            continue
+        for x in items:
+            kind = type(x)
+            if kind is float:
+                if x - x != 0.0:
+                    return True
+            elif kind not in plain:
+                stack.append(x)
     return False
 
 
@@ -287,6 +299,11 @@ def _non_finite(value: Any) -> tuple[str, str] | None:
             found = _non_finite_numpy(item)
             if found is not None:
                 return found[0], f"{where}{found[1]}"
+        elif isinstance(item, enum.Enum):  # orjson sends an enum's value
+            stack.append((item.value, f"{where}.value"))
+        elif hasattr(type(item), "__dataclass_fields__"):  # orjson sends their fields
+            names = list(type(item).__dataclass_fields__)
+            stack.extend((getattr(item, n), f"{where}.{n}") for n in reversed(names))
     return None
 
 

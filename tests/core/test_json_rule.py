@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import math
 from typing import Any
@@ -139,6 +141,16 @@ def test_both_parsers_give_the_same_verdict(document: str) -> None:
 # --- encoding: NaN and Infinity are never sent as null ------------------------------
 
 
+@dataclasses.dataclass
+class Reading:
+    low: float
+    high: float
+
+
+class Scale(enum.Enum):
+    BROKEN = math.nan
+
+
 @pytest.mark.parametrize(
     ("value", "what", "where"),
     [
@@ -150,6 +162,8 @@ def test_both_parsers_give_the_same_verdict(document: str) -> None:
         ([2**70, math.nan], "NaN", "the value[1]"),  # the standard library's path
         ({"x": np.array([[1.0, 2.0], [np.nan, 3.0]])}, "NaN", "the value['x'][1][0]"),
         ([np.float32("inf")], "Infinity", "the value[0]"),
+        ([Reading(1.0, math.nan)], "NaN", "the value[0].high"),
+        ({"unit": Scale.BROKEN}, "NaN", "the value['unit'].value"),
     ],
 )
 def test_non_finite_floats_are_refused_with_where_they_are(
