@@ -66,6 +66,7 @@ from .errors import DataServeError, DecodeError, StructureTooLarge
 from .estimate import ADVICE, estimate_json, estimate_msgpack
 from .jsonrule import parse_json
 from .limits import DEFAULT_LIMITS, Limits
+from .pieces import parse_json_array, unpack_msgpack
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -148,7 +149,7 @@ class DecodeBudget:
         a little earlier, at about 990).
         """
         self.check_json(body)
-        return parse_json(bytes(body))
+        return parse_json_array(bytes(body), parse_json)
 
     # --- msgpack -----------------------------------------------------------------
 
@@ -183,7 +184,8 @@ class DecodeBudget:
         # so a short body cannot announce (and allocate) a long array.
         limit = min(self.max_container_len, len(data))
         try:
-            return msgpack.unpackb(data, max_array_len=limit, max_map_len=limit, **options)
+            # a large array an element at a time: the loop's turn between them
+            return unpack_msgpack(data, limit, **options)
         except msgpack.ExtraData:
             raise DecodeError(
                 "malformed msgpack: bytes left over after the value (a body is one value)"
@@ -215,7 +217,7 @@ class DecodeBudget:
     ) -> StructureTooLarge:
         # cost: the JSON estimate; None for msgpack, whose walk stops at the allowance.
         times = f"{self.expansion:g}x its size" if allowance > self.floor else "the floor"
-        took = f"about {_mib(cost)} MiB" if cost is not None else "more than that"
+        took = f"about {_mib(cost)} MiB" if cost is not None else "more"
         return StructureTooLarge(
             f"{what} body of {size} bytes would take {took} decoded, over the "
             f"{_mib(allowance)} MiB allowed ({times}): too many small arrays, "

@@ -43,6 +43,7 @@ from typing import Any
 
 import orjson
 
+from . import pieces
 from .budget import DEFAULT_BUDGET, DecodeBudget
 from .errors import DecodeError, EncodeError, UnsupportedMediaType
 from .jsonrule import BIG_DIGITS, DIGITS, encode_json, parse_json
@@ -181,7 +182,7 @@ def _decode_text(body: bytes, params: dict[str, str]) -> str:
     charset = params.get("charset")
     name = "utf-8" if charset is None else text_codec(charset)
     try:
-        return body.decode(name)
+        return pieces.decode_text(body, name)
     except UnicodeDecodeError as exc:
         raise DecodeError(
             f"text/plain body is not valid {charset or name}: {exc.reason} at byte {exc.start}"
@@ -205,6 +206,8 @@ def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> A
     size = len(body)
     if size > budget.json_unchecked:
         budget.check_json(body)
+    if size > 2 * pieces.STEP:
+        return pieces.parse_json_array(body, parse_json)  # the loop's turn between pieces
     if size < 19 or body.translate(DIGITS).find(BIG_DIGITS) == -1:
         try:
             return orjson.loads(body)
@@ -236,7 +239,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
     try:
-        import numpy as np
+        import numpy  # noqa: F401 - only to say clearly that it is missing
     except ImportError:
         raise UnsupportedMediaType(
             "application/x-npy needs numpy, which is not installed on this side"
@@ -247,7 +250,7 @@ def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
             "not a valid .npy body: no \\x93NUMPY magic (pickles and .npz are never loaded)"
         )
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        array = pieces.load_npy(body)
     except MemoryError:
         # The header's shape is allocated before the data is read.
         raise DecodeError("the .npy header announces an array too large to allocate") from None

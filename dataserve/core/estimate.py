@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+#: The most bytes one C call here goes over (see _json_cost).
+STEP = 1 * MiB
 
 #: What every refusal for size suggests instead.
 ADVICE = (
@@ -65,7 +67,6 @@ _DOM_VALUE = 16
 # orjson's key cache: 2048 slots, direct-mapped. With d distinct keys about
 # d/2048 of the lookups collide and allocate; d/1024 keeps a margin.
 _KEY_CACHE = 1024
-_CHUNK = 1 * MiB
 # Where keys are sampled for sharing: the start and three random places (an
 # attacker cannot know which), 64 KiB each.
 _KEY_WINDOW = 64 * 1024
@@ -106,19 +107,32 @@ def _json_cost(
 ) -> tuple[int, int]:
     """The estimate but for the keys' strs, and how many keys there are."""
     size = len(body)
-    lists = structure.count(b"[")
-    objects = structure.count(b"{")
-    commas = structure.count(b",")
-    keys = structure.count(b":")
-    classes = structure.translate(NUMBER_CLASSES)
-    numbers = (
-        classes.count(b" 1")
-        + classes.count(b" 2")
-        + classes.startswith((b"1", b"2"))
-        - classes.count(b" 1 ")
-        - classes.count(b" 11 ")
-    )
-    exact = BIG_DIGITS in classes
+    lists = objects = commas = keys = numbers = 0
+    exact = False
+    # In steps of STEP bytes: the body is decoded off the event loop, and no
+    # single C call may hold the interpreter (and the loop) for long. A step
+    # is classified with the few bytes after it, so that a number across its
+    # end is counted in it (and only in it: counts end at the step's end
+    # plus the needle's length, less one).
+    end = len(structure)
+    for start in range(0, end, STEP):
+        stop = min(start + STEP, end)
+        lists += structure.count(b"[", start, stop)
+        objects += structure.count(b"{", start, stop)
+        commas += structure.count(b",", start, stop)
+        keys += structure.count(b":", start, stop)
+        classes = structure[start : stop + 3].translate(NUMBER_CLASSES)
+        n = stop - start
+        numbers += (
+            classes.count(b" 1", 0, n + 1)
+            + classes.count(b" 2", 0, n + 1)
+            - classes.count(b" 1 ", 0, n + 2)
+            - classes.count(b" 11 ", 0, n + 3)
+        )
+        if start == 0:
+            numbers += classes.startswith((b"1", b"2"))
+        if not exact:
+            exact = BIG_DIGITS in structure[max(0, start - 18) : stop].translate(NUMBER_CLASSES)
     del classes
     # Items in arrays: each array's commas plus one; the commas between an
     # object's entries are not items.
@@ -149,19 +163,37 @@ def without_strings(body: bytes) -> tuple[bytes, int, int]:
     keeps the pieces outside strings (C speed, a copy of the body at most).
     """
     if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    quotes = body.count(b'"')
+        body = _unescaped(body)
+    quotes = sum(body.count(b'"', i, i + STEP) for i in range(0, len(body), STEP))
     if not quotes:
         return body, 0, 0
     parts = []
     inside = False
-    for start in range(0, len(body), _CHUNK):
-        pieces = body[start : start + _CHUNK].split(b'"')
+    for start in range(0, len(body), STEP):
+        pieces = body[start : start + STEP].split(b'"')
         parts.append(b"".join(pieces[1::2] if inside else pieces[0::2]))
-        if len(pieces) % 2 == 0:  # an odd number of quotes: the next chunk starts the other way
+        if len(pieces) % 2 == 0:  # an odd number of quotes: the next step starts the other way
             inside = not inside
     stripped = b"".join(parts)
     return stripped, quotes // 2, len(body) - len(stripped) - quotes
+
+
+def _unescaped(body: bytes) -> bytes:
+    """``body`` without escaped backslashes and quotes, a step at a time (a step
+    never ends inside an escape: it is made a byte longer when it would)."""
+    parts = []
+    start, end = 0, len(body)
+    while start < end:
+        stop = min(start + STEP, end)
+        # an odd run of backslashes at the end of the step: one escape is cut
+        run = len(body[max(start, stop - 64) : stop]) - len(
+            body[max(start, stop - 64) : stop].rstrip(b"\\")
+        )
+        if run % 2 and stop < end:
+            stop += 1
+        parts.append(body[start:stop].replace(b"\\\\", b"").replace(b'\\"', b""))
+        start = stop
+    return b"".join(parts)
 
 
 def _allocated_key_share(body: bytes) -> float:

@@ -194,8 +194,9 @@ class Exchange:
         awaited: bool,
         encode: Encode,
     ) -> Outcome:
+        large = len(body) >= OFFLOAD_FROM
         try:
-            if len(body) >= OFFLOAD_FROM:
+            if large:
                 payload = await asyncio.to_thread(decode, body)
             else:
                 payload = decode(body)
@@ -208,7 +209,15 @@ class Exchange:
                 result = await result
         except Exception as exc:
             return _raised(resource, exc)
-        del payload
+        if large:
+            # Freeing a large decoded value (a million floats) is one long C
+            # call: on a worker thread, not the loop (if the handler kept a
+            # reference, nothing is freed at all).
+            box = [payload]
+            del payload
+            asyncio.get_running_loop().run_in_executor(None, box.clear)
+        else:
+            del payload
         if _costly(result):
             return await asyncio.to_thread(_encoded, resource, result, encode)
         return _encoded(resource, result, encode)

@@ -36,7 +36,7 @@ ADVICE = (
 
 def too_costly(what: str, size: int, about: str | None) -> str:
     allowed = max(FLOOR, EXPANSION * size) / MiB
-    took = f"about {about} MiB" if about is not None else "more than that"
+    took = f"about {about} MiB" if about is not None else "more"
     return (
         f"{what} body of {size} bytes would take {took} decoded, over the {allowed:.1f} MiB "
         f"allowed ({EXPANSION}x its size): too many small arrays, objects or numbers for its "
