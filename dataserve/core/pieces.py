@@ -145,9 +145,12 @@ def load_npy(body: bytes) -> Any:
         count *= n
     offset = stream.tell()
     size = count * dtype.itemsize
-    if len(body) - offset != size:
+    held = len(body) - offset
+    if held != size:
+        # Checked before anything is allocated: a 128-byte body may announce 7 TiB.
+        what = "an array too large for its body" if size > held else "bytes left over"
         raise ValueError(
-            f"the .npy data is {len(body) - offset} bytes where its header announces {size}"
+            f"its header announces {size} bytes of data and the body holds {held}: {what}"
         )
     array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
     flat = array.reshape(-1, order="A").view(np.uint8)
