@@ -9,6 +9,11 @@ connection (``TCPHandler.send``/``recv``); the reply ends the exchange. The
 original client opens one connection per request; this server also takes any
 number of requests, one after the other, on one connection.
 
+Python 2's tcpy packs a ``str`` with msgpack's old raw type (there is no bin
+type), so binary data arrives as raw bytes that are not UTF-8. Raw that
+decodes as UTF-8 is a ``str``; raw that does not arrives as ``bytes``, as the
+bin type does (keys included), both ways.
+
 tcpy also carries naive ``datetime`` values as ``{"__datetime__": true,
 "as_str": "%Y-%m-%dT%H:%M:%S.%f"}``; both directions convert them, as the
 original does. msgpack's own timestamp extension decodes to an aware
@@ -31,7 +36,7 @@ reading while a handler runs).
 Limits (``dataserve.core.limits.Limits``) are checked from the announced length
 before the payload is buffered (``max_frame_size``, 413), and the unpacker runs
 with ``max_container_len`` for arrays and maps, ``max_depth`` nesting,
-``strict_map_key``, ``raw=False`` and no trailing bytes. A violation raises
+``strict_map_key`` and no trailing bytes. A violation raises
 ``FrameError`` (a ``RemoteProtocolError``) whose ``status`` is the hint for the
 answer and whose bytes ``error_reply(error)`` gives: tcpy's error map. A
 message that is not msgpack, or a request that is not a map, is ``fatal``: the
@@ -41,8 +46,10 @@ fatal: after the error reply the next request is read as usual.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import enum
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +150,55 @@ def _default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot be sent in msgpack")
 
 
+# Raw that is not UTF-8 (Python 2's binary str) is decoded with
+# surrogateescape, through a handler that counts its uses: the unpacker
+# calls it only for such bytes, so a message without any is never walked.
+_RAW_ERRORS = "rawproto-tcpy-raw"
+_raw_seen = [0]
+_ESCAPED = re.compile("[\udc80-\udcff]")
+_surrogateescape = codecs.lookup_error("surrogateescape")
+
+
+def _count_raw(error: UnicodeError) -> tuple[str | bytes, int]:
+    _raw_seen[0] += 1
+    return _surrogateescape(error)
+
+
+codecs.register_error(_RAW_ERRORS, _count_raw)
+
+
+def _raw(item: Any) -> Any:
+    """``item`` as it was on the wire if it is a str the unpacker had to escape."""
+    if type(item) is str and _ESCAPED.search(item):
+        return item.encode("utf-8", "surrogateescape")
+    return item
+
+
+def _raw_to_bytes(value: Any) -> Any:
+    """Escaped strings back to ``bytes``, in place, keys included (no recursion)."""
+    if not isinstance(value, (dict, list)):
+        return _raw(value)
+    stack: list[Any] = [value]
+    while stack:
+        container = stack.pop()
+        if isinstance(container, list):
+            for i, item in enumerate(container):
+                if isinstance(item, (dict, list)):
+                    stack.append(item)
+                else:
+                    container[i] = _raw(item)
+            continue
+        items = [(_raw(k), v) for k, v in container.items()]
+        container.clear()  # rebuilt in the same order, new keys and all
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                stack.append(item)
+                container[key] = item
+            else:
+                container[key] = _raw(item)
+    return value
+
+
 def _depth_exceeds(value: Any, max_depth: int) -> bool:
     """Whether arrays/maps nest deeper than ``max_depth``; visits containers only."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -163,11 +219,13 @@ def _depth_exceeds(value: Any, max_depth: int) -> bool:
 def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any]) -> Any:
     if not payload:
         raise FrameError("malformed msgpack: the message is empty", 400)
+    seen = _raw_seen[0]
     try:
         # unpackb bounds its buffer by len(payload), itself under max_frame_size.
         value = msgpack.unpackb(
             payload,
             raw=False,
+            unicode_errors=_RAW_ERRORS,
             strict_map_key=True,
             max_array_len=limits.max_container_len,
             max_map_len=limits.max_container_len,
@@ -188,6 +246,8 @@ def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any
         raise FrameError(f"malformed msgpack: {exc}", 400) from None
     if _depth_exceeds(value, limits.max_depth):
         raise FrameError(f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400)
+    if _raw_seen[0] != seen:  # (another thread's count may show: a walk for nothing)
+        value = _raw_to_bytes(value)
     return value
 
 

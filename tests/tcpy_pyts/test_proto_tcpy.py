@@ -213,7 +213,7 @@ BAD_PAYLOADS = {
     "map of 70000 keys (T15)": msgpack.packb({f"k{i}": 0 for i in range(70_000)}),
     "unknown ext type (T16)": b"\xd4\x05\x00",
     "malformed timestamp ext (T16)": b"\xd4\xff\x00",
-    "invalid UTF-8 str (T17)": b"\xa2\xff\xfe",
+    "raw bytes that are not UTF-8, not a map (T17)": b"\xa2\xff\xfe",
     "pickle stream (T21)": pickle.dumps({"cmd": "add"}, protocol=4),
     "empty message (T1)": b"",
     "not a map": msgpack.packb([1, 2, 3]),

@@ -327,7 +327,7 @@ def _error_then_eof(sock: socket.socket) -> dict[str, Any]:
         (b"\x91" * 100_000, "nested deeper"),  # T14
         (b"\x81\x01\x02", "not allowed for map key"),  # T15
         (b"\xd4\x05\x00", "extension type 5"),  # T16
-        (b"\xa2\xff\xfe", "utf-8"),  # T17
+        (b"\xa2\xff\xfe", "not a bytes"),  # T17: raw that is not UTF-8 is bytes (Python 2)
         (b"\x80\x04\x95\x00", "malformed msgpack"),  # T21: a pickle is never unpickled
         (msgpack.packb([1, 2]), "a tcpy request is a msgpack map, not an array"),
     ],
