@@ -28,7 +28,7 @@ from starlette.routing import Route
 from ..core.dispatch import Dispatcher
 from ..core.limits import Limits
 from ..http.app import _timeout, send_error
-from .messages import InvalidResponse, build_reply, parse_query, request_headers
+from .messages import InvalidResponse, Reply, build_reply, parse_query, request_headers
 from .stream import DataStream
 
 __all__ = ["CallbackApp", "CallbackEndpoint"]
@@ -125,9 +125,7 @@ class CallbackEndpoint:
             )
             await send_error(send, 500, f"invalid response from the callback: {exc}")
             return
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
+        await send(_start(reply))
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _run(self, request: dict[str, Any]) -> Any:
@@ -162,6 +160,22 @@ class CallbackEndpoint:
             "remoteipstr": client[0],
             "remoteportnum": client[1],
         }
+
+
+def _start(reply: Reply) -> Message:
+    """``http.response.start`` for ``reply``, with the server's extensions for the
+    status line (``dataserve.http.cycle``): other ASGI servers ignore them and
+    write ``HTTP/1.1`` and the standard reason phrase."""
+    start: Message = {
+        "type": "http.response.start",
+        "status": reply.status,
+        "headers": reply.headers,
+    }
+    if reply.reason is not None:
+        start["dataserve.reason"] = reply.reason
+    if reply.http_version != "1.1":
+        start["dataserve.http_version"] = reply.http_version
+    return start
 
 
 class _Expired(Exception):
