@@ -35,6 +35,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from ..core.deadlines import Watchdogs, resolution_for
 from ..core.errors import DataServeError
 from ..core.guard import Guard, Settled
 from ..core.limits import Limits
@@ -66,6 +67,8 @@ class CallbackEndpoint:
         self.cbfunc = cbfunc
         self.httpdid = httpdid
         self.limits = limits
+        # Body deadlines: one sweeping timer per loop, at most a quarter late.
+        self._body_watchdogs = Watchdogs(resolution_for(limits.body_timeout))
         self._open_dispatcher()
 
     def _open_dispatcher(self) -> None:
@@ -100,6 +103,7 @@ class CallbackEndpoint:
             asyncio.get_running_loop(),
             max_size=limit,
             timeout=self.limits.body_timeout,
+            watchdogs=self._body_watchdogs,
         )
         request = self._request(scope, stream)
         where = f"{request['verb']} {_printable(request['path'])}"
