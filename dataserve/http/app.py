@@ -476,17 +476,26 @@ class DataServeApp(Starlette):
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             undo = self.readiness.watch_signals(ops.drain_delay)
             self.readiness.release("startup")
+            forced = False
             try:
                 yield
+            except asyncio.CancelledError:
+                # A forced exit (a second Ctrl-C) cancels the lifespan with
+                # every other task: what was asked, so no error, and no wait.
+                forced = True
+                logger.warning("forced exit: handler threads still running are abandoned")
             finally:
                 self.readiness.drain()
                 undo()
-                # uvicorn has let in-flight requests finish before lifespan ends;
-                # waiting for the handler threads happens off the loop, which
-                # may be shared with other servers.
-                await asyncio.to_thread(
-                    self.endpoint.dispatcher.close, wait=limits.shutdown_timeout
-                )
+                if forced:
+                    self.endpoint.dispatcher.close()
+                else:
+                    # uvicorn has let in-flight requests finish before lifespan
+                    # ends; waiting for the handler threads happens off the
+                    # loop, which may be shared with other servers.
+                    await asyncio.to_thread(
+                        self.endpoint.dispatcher.close, wait=limits.shutdown_timeout
+                    )
                 process_exiting()
 
         super().__init__(
