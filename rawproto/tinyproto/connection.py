@@ -246,10 +246,10 @@ class TinyProtoConnection:
 
     # --- internals -------------------------------------------------------------
 
-    def _attach(self, session: TinySession, timeout: float | None = None) -> None:
+    def _attach(self, session: TinySession) -> None:
         self._session = session
         self._loop = session.conn.loop
-        self.socket_o = SocketView(session.conn, timeout)
+        self.socket_o = SocketView(session.conn)
         self.is_socket_up = True
 
     def _start(self, on_exit: Callable[[TinyProtoConnection], None] | None, daemon: bool) -> None:
