@@ -13,6 +13,8 @@ from pathlib import Path
 from .env import ROOT, NotMeasured, Pinning
 
 _ADDRESS = re.compile(r"(?:https?://|tcp://)?(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d+)")
+# "... on unix:/path/to.sock. Press ..." (dataserve serve --uds)
+_UNIX = re.compile(r"unix:(\S+?)\.?(?:\s|$)")
 LOG_DIR = ROOT / ".bench-env" / "logs"
 
 
@@ -48,6 +50,8 @@ class Server:
             cwd=str(cwd),
             text=True,
         )
+        #: The Unix socket it listens on, if it said ``unix:PATH`` instead of a port.
+        self.uds = ""
         self.port = self._read_port(start_timeout)
         self.host = "127.0.0.1"
 
@@ -64,8 +68,13 @@ class Server:
                 if not found:
                     seen.append(line)
                     m = _ADDRESS.search(line)
+                    u = _UNIX.search(line)
                     if m:
                         found.append(int(m.group(2)))
+                        ready.set()
+                    elif u:
+                        self.uds = u.group(1)
+                        found.append(0)
                         ready.set()
                 else:
                     self._log.write(line)
@@ -87,6 +96,9 @@ class Server:
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:PORT``, or ``unix:PATH`` for a Unix socket."""
+        if self.uds:
+            return f"unix:{self.uds}"
         return f"http://{self.host}:{self.port}"
 
     @property

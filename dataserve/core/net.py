@@ -8,9 +8,11 @@ one) and report "address in use" as one clear error.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import stat
 
-__all__ = ["bind_socket", "is_loopback"]
+__all__ = ["bind_socket", "bind_unix", "is_loopback"]
 
 #: Connections the kernel queues before they are accepted.
 BACKLOG = 2048
@@ -38,6 +40,30 @@ def bind_socket(
                 raise OSError("SO_REUSEPORT is not available on this platform")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+        if listen:
+            sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_unix(path: str, *, listen: bool = True) -> socket.socket:
+    """A Unix domain socket bound to ``path``, listening unless ``listen=False``.
+
+    A socket file left at ``path`` by a server that is gone is replaced; any
+    other file there is an error (``FileExistsError``), never removed.
+    """
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+        else:
+            raise FileExistsError(f"{path} exists and is not a socket")
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
         if listen:
             sock.listen(BACKLOG)
     except OSError:

@@ -174,11 +174,6 @@ class DataEndpoint:
         self.exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
         self._decoders: dict[bytes | None, Decode] = {}
         self._media_bytes: dict[str | None, bytes] = {}
-        self._whole_body = {
-            "type": WHOLE_BODY,
-            "max_size": limits.max_body_size,
-            "timeout": limits.body_timeout,
-        }
         # Body deadlines when the server cannot take a body whole (not ours):
         # one timer per loop sweeps them, at most a quarter timeout late.
         self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
@@ -307,7 +302,7 @@ class DataEndpoint:
             )
         decode = self._decoder_for(content_type)
         if whole:
-            body = await self._whole(send, receive)
+            body = await self._whole(scope)
         else:
             body = await self._read_body(receive)
         received = len(body)
@@ -329,10 +324,10 @@ class DataEndpoint:
         await send({"type": "http.response.body", "body": data})
         return 200, received, len(data)
 
-    async def _whole(self, send: Send, receive: Receive) -> bytes:
+    async def _whole(self, scope: Scope) -> bytes:
         """The body, read by the protocol into one buffer (``dataserve.http.cycle``)."""
-        await send(self._whole_body)
-        message = await receive()
+        read = scope["extensions"][WHOLE_BODY]["read"]
+        message = await read(self.limits.max_body_size, self.limits.body_timeout)
         kind = message["type"]
         if kind == "http.request":
             body: bytes = message["body"]

@@ -131,6 +131,12 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             self.loop, self.header_timeout, self.send_timeout, self.keepalive_timeout
         )
         self.parser = self._new_parser()
+        # The same for every request of the connection (uvicorn's Config
+        # computes asgi_version on each access).
+        self._asgi = {"version": config.asgi_version, "spec_version": "2.3"}
+        # Reads land here unless they are a body's (one per thread: its bytes
+        # are parsed at once, so the connections of a loop share it).
+        self._scratch = _read_buffer()
         self.transport: Any = None
         self.read_flow: ReadFlow = None  # type: ignore[assignment]
         self.write_flow: WriteFlow = None  # type: ignore[assignment]
@@ -261,13 +267,13 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             body = reading.reading_into()
             if body is not None:
                 return body.remaining(), True
-        view = _read_buffer()
+        view = self._scratch
         return (view[:QUEUED_READ_SIZE] if self.queue else view), False
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._tls is not None:
             self._bypass = False
-            return _read_buffer()  # ciphertext: decrypted from there
+            return self._scratch  # ciphertext: decrypted from there
         view, self._bypass = self._next_buffer()
         return view
 
@@ -276,11 +282,11 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         if self._lingering:
             return  # closing: what the peer still sends is dropped
         if self._tls is not None:
-            self._tls_received(_read_buffer()[:nbytes])
+            self._tls_received(self._scratch[:nbytes])
         elif self._bypass:
             self._body_read(nbytes)
         else:
-            self._received(_read_buffer()[:nbytes])
+            self._received(self._scratch[:nbytes])
 
     def _body_read(self, nbytes: int) -> None:
         cycle = self._reading
@@ -358,7 +364,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.headers = []
         self.scope = {
             "type": "http",
-            "asgi": {"version": self.config.asgi_version, "spec_version": "2.3"},
+            "asgi": self._asgi,
             "http_version": "1.1",
             "server": self.server,
             "client": self.client,
@@ -366,7 +372,6 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             "root_path": self.root_path,
             "headers": self.headers,
             "state": self.app_state.copy(),
-            "extensions": {WHOLE_BODY: {}},
         }
 
     def on_url(self, url: bytes) -> None:
@@ -425,6 +430,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             length=head.length,
             has_body=head.has_body,
         )
+        # Per request: the one ASGI extension's entry point is this cycle's.
+        scope["extensions"] = {WHOLE_BODY: {"read": cycle.read_whole}}
         self._reading = cycle
         current = self.cycle
         if current is None or current.response_complete:

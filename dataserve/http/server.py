@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -24,7 +25,7 @@ from typing import Any
 import uvicorn
 
 from ..core.limits import DEFAULT_LIMITS, Limits
-from ..core.net import bind_socket
+from ..core.net import bind_socket, bind_unix
 from ..core.security import TLSConfig
 from ..ops.config import OpsConfig
 from ..ops.logs import announce
@@ -92,7 +93,9 @@ def uvicorn_config(
 
 
 def server_url(sock: socket.socket, tls: bool = False) -> str:
-    """The URL a listening socket serves, for banners."""
+    """The URL a listening socket serves, for banners (``unix:PATH`` for a Unix socket)."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
@@ -165,7 +168,8 @@ class BackgroundServer:
     """A uvicorn server running on the shared background loop.
 
     ``start()`` returns once the port accepts connections; ``stop()`` lets
-    in-flight requests finish and returns once the port is released.
+    in-flight requests finish and returns once the port is released. With
+    ``uds=PATH`` it listens on that Unix domain socket instead.
     """
 
     def __init__(
@@ -176,10 +180,12 @@ class BackgroundServer:
         port: int = 0,
         limits: Limits | None = None,
         log_level: str = "warning",
+        uds: str | None = None,
         **config: Any,
     ) -> None:
         self.app = app
         self.host = host
+        self.uds = uds
         self.requested_port = port
         self.limits: Limits = limits or getattr(app, "limits", None) or DEFAULT_LIMITS
         self._config = dict(log_level=log_level, **config)
@@ -190,13 +196,18 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
+        if self.uds:
+            return f"unix:{self.uds}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "https" if self._config.get("tls") else "http"
         return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> BackgroundServer:
-        sock = bind_socket(self.host, self.requested_port)
-        self.port = sock.getsockname()[1]
+        if self.uds:
+            sock = bind_unix(self.uds)
+        else:
+            sock = bind_socket(self.host, self.requested_port)
+            self.port = sock.getsockname()[1]
         config = uvicorn_config(self.app, self.limits, **self._config)
         server = uvicorn.Server(config)
         self._server = server
@@ -227,6 +238,9 @@ class BackgroundServer:
 
         self._loop.run(shutdown(), timeout=timeout)
         self._server = self._task = None
+        if self.uds:
+            with contextlib.suppress(OSError):
+                os.unlink(self.uds)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
