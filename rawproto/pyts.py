@@ -26,7 +26,8 @@ The wire is pyts', byte for byte (``rawproto.proto.pyts``): an original pyts
 client works against this server and this client against an original
 server. Beyond the original:
 
-* documents of any size (up to ``Limits.max_body_size``; the original reads
+* documents of any size (up to ``Limits.max_structured_size``, and within the
+  core's budget for decoded structures; the original reads
   1024 bytes), complete when the JSON object closes;
 * clients are served concurrently (``threads`` handlers at once);
 * a handler that returns without ``SendResponse()`` still answers: what it

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 import dataserve
 from dataserve import HTTPDataClient, create_app
@@ -33,6 +34,9 @@ def test_send_or_none_gives_the_original_contract_back(serve: Any) -> None:
         assert send_or_none(client, "/known", [1]) == {"got": [1]}
         assert send_or_none(client, "/unknown", [1]) is None  # 404: NotHandled
         assert send_or_none(client, "/known") == {"got": ""}  # None goes as empty text
+        # A value JSON cannot carry is refused, not sent as NaN (0.1.0 sent it).
+        with pytest.raises(dataserve.EncodeError):
+            client.send("/known", float("nan"))
     with refused_port() as port, HTTPDataClient(port) as client:
         assert send_or_none(client, "/known", 1) is None  # ConnectError
 

@@ -34,9 +34,13 @@ next ``Request`` once the reply is sent (``buffered`` lets the I/O shell stop
 reading while a handler runs).
 
 Limits (``dataserve.core.limits.Limits``) are checked from the announced length
-before the payload is buffered (``max_frame_size``, 413), and the unpacker runs
-with ``max_container_len`` for arrays and maps, ``max_depth`` nesting,
-``strict_map_key`` and no trailing bytes. A violation raises
+before the payload is buffered (``max_frame_size`` and, every message being
+msgpack, ``max_structured_size``: 413). Each message is decoded within the
+core's budget for structures (``dataserve.core.budget``): ``max_container_len``
+for arrays and maps and ``max_depth`` nesting, checked as the headers are read,
+and an estimate of the memory the value takes, all before a value is built
+(413 over a limit or the budget, 400 too deep); then ``strict_map_key`` and no
+trailing bytes. A violation raises
 ``FrameError`` (a ``RemoteProtocolError``) whose ``status`` is the hint for the
 answer and whose bytes ``error_reply(error)`` gives: tcpy's error map. A
 message that is not msgpack, or a request that is not a map, is ``fatal``: the
@@ -57,7 +61,8 @@ from typing import Any
 
 import msgpack
 
-from dataserve.core.errors import LocalProtocolError, ProtocolError
+from dataserve.core.budget import DecodeBudget
+from dataserve.core.errors import DecodeError, LocalProtocolError, ProtocolError, StructureTooLarge
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 
 from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, ReceiveBuffer, Role
@@ -199,53 +204,27 @@ def _raw_to_bytes(value: Any) -> Any:
     return value
 
 
-def _depth_exceeds(value: Any, max_depth: int) -> bool:
-    """Whether arrays/maps nest deeper than ``max_depth``; visits containers only."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > max_depth:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any]) -> Any:
+def _unpack(payload: bytes, budget: DecodeBudget, hook: Callable[[dict[Any, Any]], Any]) -> Any:
+    """One message's value, decoded within the core's budget for structures."""
     if not payload:
         raise FrameError("malformed msgpack: the message is empty", 400)
     seen = _raw_seen[0]
     try:
-        # unpackb bounds its buffer by len(payload), itself under max_frame_size.
-        value = msgpack.unpackb(
+        # The budget walks the headers first (sizes, container lengths, depth,
+        # the memory the value would take) and refuses before anything is built.
+        value = budget.decode_msgpack(
             payload,
             raw=False,
             unicode_errors=_RAW_ERRORS,
             strict_map_key=True,
-            max_array_len=limits.max_container_len,
-            max_map_len=limits.max_container_len,
             ext_hook=_refuse_ext,
             timestamp=3,
             object_hook=hook,
         )
-    except msgpack.ExtraData:
-        raise FrameError(
-            "malformed msgpack: bytes left over after the message (one value per message)",
-            400,
-        ) from None
-    except msgpack.StackError:
-        raise FrameError(
-            f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
-        ) from None
-    except Exception as exc:  # msgpack documents raising beyond UnpackException
-        raise FrameError(f"malformed msgpack: {exc}", 400) from None
-    if _depth_exceeds(value, limits.max_depth):
-        raise FrameError(f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400)
+    except StructureTooLarge as exc:
+        raise FrameError(exc.message, 413) from None
+    except DecodeError as exc:
+        raise FrameError(exc.message, 400) from None
     if _raw_seen[0] != seen:  # (another thread's count may show: a walk for nothing)
         value = _raw_to_bytes(value)
     return value
@@ -284,6 +263,10 @@ class Connection:
     def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
         self.role = role
         self.limits = limits
+        # Every message is msgpack: the core's budget for decoded structures
+        # applies, and its size limit bounds messages along with the frame's.
+        self._budget = DecodeBudget.from_limits(limits)
+        self._max_message = min(limits.max_frame_size, limits.max_structured_size)
         self._buffer = ReceiveBuffer()
         self._eof = False
         self._eof_reported = False
@@ -364,12 +347,16 @@ class Connection:
             self._eof_reported = True
             return ConnectionClosed()
         length: int = _HEADER.unpack(buf.peek(4))[0]
-        if length > self.limits.max_frame_size:
+        if length > self._max_message:
             # Checked before a byte of the payload is buffered; the stream
             # cannot be resynchronised past it, so the connection ends.
             raise FrameError(
-                f"a message of {length} bytes exceeds the limit of "
-                f"{self.limits.max_frame_size} bytes",
+                f"a message of {length} bytes exceeds the limit of {self._max_message} bytes"
+                + (
+                    " for msgpack (max_structured_size)"
+                    if self._max_message < self.limits.max_frame_size
+                    else ""
+                ),
                 413,
             )
         if have < 4 + length:
@@ -379,7 +366,7 @@ class Connection:
                 )
             return NEED_DATA
         buf.skip(4)
-        value = _unpack(buf.take(length), self.limits, _datetime_hook)
+        value = _unpack(buf.take(length), self._budget, _datetime_hook)
         if self.role is Role.SERVER and self._state is _State.IDLE:
             request = _as_request(value)
             self._state = _State.BUSY

@@ -324,7 +324,12 @@ def _error_then_eof(sock: socket.socket) -> dict[str, Any]:
     [
         (b"\xc1", "malformed msgpack"),  # T11
         (msgpack.packb({"cmd": "add"}) + b"\x00", "bytes left over"),  # T12
-        (b"\xdd\xff\xff\xff\xff\x00", "exceeds max_array_len"),  # T13
+        # T13: over the budget for structures, before anything is built
+        (
+            b"\xdd\xff\xff\xff\xff\x00",
+            "msgpack array of 4294967295 items is over the limit of 65536 items per array "
+            "or map (max_container_len)",
+        ),
         (b"\x91" * 100_000, "nested deeper"),  # T14
         (b"\x81\x01\x02", "not allowed for map key"),  # T15
         (b"\xd4\x05\x00", "extension type 5"),  # T16
