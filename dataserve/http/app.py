@@ -165,7 +165,9 @@ class DataEndpoint:
         self.limits = limits
         #: Request ids, metrics and access lines (``None``: all off).
         self._observer = observer
-        self.codecs = codecs
+        # The built-in JSON and msgpack decoders bound to these limits
+        # (max_structured_size, container counts, depth): core.budget.
+        self.codecs = codecs.with_limits(limits)
         #: The bearer token every request must present; ``None``: no auth.
         self._token = token.encode() if token else None
         self.dispatcher = dispatcher or Dispatcher(

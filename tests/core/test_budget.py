@@ -14,15 +14,7 @@ import msgpack
 import orjson
 import pytest
 
-from dataserve.core.budget import (
-    DEFAULT_BUDGET,
-    EXPANSION,
-    FLOOR,
-    DecodeBudget,
-    _allocated_key_share,
-    estimate_json,
-    estimate_msgpack,
-)
+from dataserve.core.budget import DEFAULT_BUDGET, EXPANSION, FLOOR, DecodeBudget
 from dataserve.core.codec import JSON, MSGPACK, Codec, CodecRegistry, default_registry
 from dataserve.core.errors import (
     CodecError,
@@ -31,6 +23,7 @@ from dataserve.core.errors import (
     LimitExceeded,
     StructureTooLarge,
 )
+from dataserve.core.estimate import _allocated_key_share, estimate_json, estimate_msgpack
 from dataserve.core.limits import DEFAULT_LIMITS, Limits, add_arguments, limits_from_args
 
 MiB = 1024 * 1024
