@@ -143,6 +143,9 @@ def load_npy(body: bytes) -> Any:
     count = 1
     for n in shape:
         count *= n
+    if count and not dtype.itemsize:
+        # no data to copy (the codec refuses such an array, which holds nothing)
+        return np.empty(shape, dtype=dtype)
     offset = stream.tell()
     size = count * dtype.itemsize
     held = len(body) - offset
