@@ -69,6 +69,7 @@ _CHALLENGE = [(b"www-authenticate", b'Bearer realm="dataserve"')]
 # A request the handler never saw may come back once the server is up again.
 _RETRY = [(b"retry-after", b"1")]
 
+
 class _Disconnected(Exception):
     """The client went away before its request was complete."""
 

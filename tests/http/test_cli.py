@@ -315,11 +315,13 @@ def test_reload_restarts_when_the_handler_changes(tmp_path: Path) -> None:
     )
     try:
         assert httpx.put(f"{server.url}/x", timeout=30).text == "first"
-        module.write_text("def handler(resource, payload):\n    return 'second'\n")
         answers = set()
         deadline = time.monotonic() + 60
         while "second" not in answers and time.monotonic() < deadline:
-            # each try is a round trip; during the restart the port queues it
+            # The reloader starts watching a moment after the server answers
+            # first, so the change is written again until it is seen; each try
+            # is a round trip, and during the restart the port queues it.
+            module.write_text("def handler(resource, payload):\n    return 'second'\n")
             answers.add(httpx.put(f"{server.url}/x", timeout=30).text)
         assert "second" in answers
     finally:
