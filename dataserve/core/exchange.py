@@ -19,6 +19,22 @@ the request is answered, whatever happens, is ``dataserve.core.outcome``'s
 policy. The transport supplies ``decode`` (body -> payload) and ``encode``
 (value -> ``(media, body)``: a media type for HTTP, a codec tag for the
 native framing) and turns the ``Outcome`` into bytes.
+
+Two ways in, one policy:
+
+* ``await exchange.answer(...)``, from a task the transport already runs
+  (HTTP: the ASGI request's task);
+* ``exchange.start(..., done)``, for a transport that answers many small
+  requests and owns no task per request (the native framing): ``done(outcome)``
+  is called on the loop, and nothing is created that the handler does not
+  need. A ``def`` handler's exchange is a future on the pool, with no task;
+  an ``async def`` handler runs as a task whose first step runs at once
+  (``dataserve.core.eager``), so one that answers without suspending is done
+  before ``start`` returns, and is put under the handler deadline only if it
+  suspends. ``start`` also takes a ``Gate``: a transport whose peer stops
+  reading its answers shuts it, and a ``def`` handler call that reaches its
+  thread while it is shut waits, unstarted, until it opens (what bounds the
+  answers a peer that reads nothing can make the server hold).
 """
 
 from __future__ import annotations
@@ -26,11 +42,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
-from .deadlines import Watchdogs, resolution_for
+from .deadlines import Deadline, Watchdogs, resolution_for
 from .dispatch import Dispatcher, is_async, is_inline
+from .eager import start_eagerly
 from .errors import CodecError, DataServeError
 from .handler import resolve_handler
 from .outcome import (
@@ -45,7 +62,7 @@ from .outcome import (
 )
 from .routing import Router
 
-__all__ = ["OFFLOAD_FROM", "Exchange"]
+__all__ = ["OFFLOAD_FROM", "Done", "Exchange", "Gate"]
 
 logger = logging.getLogger("dataserve.handler")
 
@@ -56,6 +73,25 @@ _LONG = 4096
 
 Decode = Callable[[Any], Any]
 Encode = Callable[[Any], tuple[Any, Any]]
+#: Called once, on the loop, with a started exchange's outcome.
+Done = Callable[[Outcome], None]
+
+
+class Gate(Protocol):
+    """Whether a connection's handlers may start now (its peer takes its answers)."""
+
+    @property
+    def open(self) -> bool:
+        """Read on the handler threads, just before a ``def`` handler's call."""
+        ...
+
+    def when_open(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the loop once the gate is open again."""
+        ...
+
+
+# What a def handler's exchange returns when its gate was shut: nothing ran.
+_HELD: Any = object()
 
 _POOL, _ASYNC, _INLINE = 0, 1, 2
 
@@ -97,9 +133,16 @@ def _raised(resource: str, exc: BaseException) -> Outcome:
 
 
 def _whole(
-    resource: str, body: Any, decode: Decode, call: Callable[[Any], Any], encode: Encode
+    resource: str,
+    body: Any,
+    decode: Decode,
+    call: Callable[[Any], Any],
+    encode: Encode,
+    gate: Gate | None = None,
 ) -> Outcome:
-    """The exchange of a ``def`` handler, on its thread."""
+    """The exchange of a ``def`` handler, on its thread (``_HELD`` if ``gate`` is shut)."""
+    if gate is not None and not gate.open:
+        return _HELD  # type: ignore[no-any-return]
     try:
         payload = decode(body)
     except CodecError as exc:
@@ -111,6 +154,108 @@ def _whole(
         return _raised(resource, exc)
     del payload
     return _encoded(resource, result, encode)
+
+
+def _unrouted_now(resource: str, body: Any, decode: Decode) -> Outcome:
+    # A body that does not decode is a 400 whatever the path (as for a
+    # routed one); only then is the path not handled.
+    try:
+        decode(body)
+    except CodecError as exc:
+        return codec_failed(exc)
+    return not_handled(resource)
+
+
+class _PoolCall(asyncio.Future):  # type: ignore[type-arg]
+    """A ``def`` handler's exchange that ``start`` began, as the transport tracks it.
+
+    ``job`` is its call on the pool now (a new one each time a shut gate held
+    it back), ``deadline`` the handler deadline; ``args`` what ``_whole`` takes;
+    ``answer`` the transport's ``done``.
+    """
+
+    __slots__ = ("answer", "args", "deadline", "job")
+    args: tuple[Any, ...]
+    deadline: Deadline
+    answer: Done
+    job: asyncio.Future[Any]
+
+
+class _Pooled:
+    """How ``Exchange.start`` runs ``def`` handlers: futures on the pool, no task."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, handler_timeout: float, watchdogs: Watchdogs
+    ) -> None:
+        self.pool = dispatcher.pool
+        self.timeout = handler_timeout
+        self.watchdogs = watchdogs
+
+    def start(self, args: tuple[Any, ...], done: Done) -> _PoolCall:
+        loop = asyncio.get_running_loop()
+        call = _PoolCall(loop=loop)
+        call.args, call.answer = args, done
+        call.deadline = self.watchdogs.get(loop).call_later(self.timeout, self._expired, call)
+        call.add_done_callback(self._ended)
+        self._submit(call)
+        return call
+
+    def _submit(self, call: _PoolCall) -> None:
+        try:
+            job = call.job = self.pool.submit(_whole, *call.args)
+        except RuntimeError:  # the pool is closed: the server has stopped
+            self._finish(call, shut_down(False))
+            return
+        job.add_done_callback(functools.partial(self._returned, call))
+
+    def _returned(self, call: _PoolCall, job: asyncio.Future[Any]) -> None:
+        if call.done() or job.cancelled():
+            return  # answered already (504), or given up on
+        exc = job.exception()
+        if exc is not None:  # not from the handler (_whole catches its errors)
+            self._finish(call, _raised(call.args[0], exc))
+            return
+        outcome = job.result()
+        if outcome is _HELD:
+            gate: Gate = call.args[5]
+            gate.when_open(functools.partial(self._resume, call))
+            return
+        self._finish(call, outcome)
+
+    def _resume(self, call: _PoolCall) -> None:
+        if not call.done():
+            self._submit(call)
+
+    def _finish(self, call: _PoolCall, outcome: Outcome) -> None:
+        call.deadline.stop()
+        call.answer(outcome)
+        call.set_result(None)
+
+    def _expired(self, call: _PoolCall) -> None:
+        if call.done():
+            return
+        # The thread cannot be stopped: it is stuck, and replaced (HandlerPool.abandon).
+        self.pool.abandon(call.job)
+        logger.error("handler for %s did not answer in %g s", call.args[0], self.timeout)
+        self._finish(call, timed_out(self.timeout))
+
+    def _ended(self, call: asyncio.Future[Any]) -> None:
+        if not call.cancelled():
+            return
+        # The transport gave up (its connection is gone): a call that has not
+        # started never will; one running runs on, its answer is dropped.
+        assert isinstance(call, _PoolCall)
+        call.deadline.stop()
+        job = getattr(call, "job", None)
+        if job is not None and not job.done() and not self.pool.started(job):
+            job.cancel()
+
+    def cut(self, call: _PoolCall) -> Outcome:
+        job = call.job
+        started = not job.done() and self.pool.started(job)
+        self.pool.abandon(job)
+        call.deadline.stop()
+        return shut_down(started)
 
 
 class Exchange:
@@ -134,6 +279,7 @@ class Exchange:
         self._kinds: dict[int, int] = {}
         # Deadlines fire at most a quarter of the timeout late (0.25 s at most).
         self._watchdogs = Watchdogs(resolution_for(handler_timeout))
+        self._pooled = _Pooled(dispatcher, handler_timeout, self._watchdogs)
 
     def _target(self, resource: str) -> tuple[Callable[[Any], Any], int] | None:
         if self._plain is not None:
@@ -185,6 +331,78 @@ class Exchange:
         finally:
             deadline.stop()
 
+    def start(
+        self,
+        resource: str,
+        body: Any,
+        decode: Decode,
+        encode: Encode,
+        done: Done,
+        gate: Gate | None = None,
+    ) -> asyncio.Future[Any] | None:
+        """Begin answering ``body`` sent to ``resource``; ``done(outcome)`` is called
+        once, on the loop, maybe before this returns.
+
+        Returns ``None`` once ``done`` has been called, else what still runs: a
+        task (an ``async def`` handler that suspended) or a future (a ``def``
+        handler's call on the pool), done once ``done`` has been called.
+        Cancelling it (the connection is gone) drops the answer: ``done`` is
+        not called, and a call that has not started never does.
+        ``cut(pending)`` answers for it when the shutdown grace period is over.
+        """
+        target = self._target(resource)
+        if target is None:
+            if len(body) < OFFLOAD_FROM:
+                done(_unrouted_now(resource, body, decode))
+                return None
+            return self._eager(self._unrouted(resource, body, decode), resource, done)
+        call, kind = target
+        if kind == _POOL:
+            return self._pooled.start((resource, body, decode, call, encode, gate), done)
+        coro = self._on_loop(resource, body, decode, call, kind == _ASYNC, encode)
+        return self._eager(coro, resource, done)
+
+    def cut(self, pending: asyncio.Future[Any] | None) -> Outcome:
+        """The outcome for a started exchange still running when the shutdown grace
+        period ended (503); a ``def`` handler's call is given up on."""
+        if isinstance(pending, _PoolCall) and not pending.done():
+            return self._pooled.cut(pending)
+        return shut_down(True)
+
+    def _eager(
+        self, coro: Coroutine[Any, Any, Outcome], resource: str, done: Done
+    ) -> asyncio.Task[Any] | None:
+        """Run ``coro`` as a task started at once; the handler deadline applies from
+        its first suspension (nothing can interrupt a step that does not suspend)."""
+        holder: list[Deadline] = []
+        loop = asyncio.get_running_loop()
+        task = start_eagerly(loop, self._run(coro, resource, done, holder))
+        if task is None:
+            return None
+        deadline = self._watchdogs.get(loop).start(self.handler_timeout, task)
+        holder.append(deadline)
+        task.add_done_callback(lambda _: deadline.stop())  # however the task ended
+        return task
+
+    async def _run(
+        self,
+        coro: Coroutine[Any, Any, Outcome],
+        resource: str,
+        done: Done,
+        deadline: list[Deadline],
+    ) -> None:
+        try:
+            outcome = await coro
+        except asyncio.CancelledError:
+            if not deadline or not deadline[0].owns():
+                raise  # cancelled by someone else: the connection is gone
+            logger.error("handler for %s did not answer in %g s", resource, self.handler_timeout)
+            outcome = timed_out(self.handler_timeout)
+        finally:
+            if deadline:
+                deadline[0].stop()
+        done(outcome)
+
     async def _on_loop(
         self,
         resource: str,
@@ -214,13 +432,6 @@ class Exchange:
         return _encoded(resource, result, encode)
 
     async def _unrouted(self, resource: str, body: Any, decode: Decode) -> Outcome:
-        # A body that does not decode is a 400 whatever the path (as for a
-        # routed one); only then is the path not handled.
-        try:
-            if len(body) >= OFFLOAD_FROM:
-                await asyncio.to_thread(decode, body)
-            else:
-                decode(body)
-        except CodecError as exc:
-            return codec_failed(exc)
-        return not_handled(resource)
+        if len(body) >= OFFLOAD_FROM:
+            return await asyncio.to_thread(_unrouted_now, resource, body, decode)
+        return _unrouted_now(resource, body, decode)
