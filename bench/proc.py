@@ -13,14 +13,18 @@ from pathlib import Path
 from .env import ROOT, NotMeasured, Pinning
 
 _ADDRESS = re.compile(r"(?:https?://|tcp://)?(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d+)")
+# A server on a Unix domain socket prints "unix:PATH" instead.
+_UNIX = re.compile(r"(?:^|\s)(?:unix:|ipc://)(/\S+)")
 LOG_DIR = ROOT / ".bench-env" / "logs"
 
 
 class Server:
     """A server in a subprocess pinned to the server CPU.
 
-    It must print its address (``127.0.0.1:PORT``) on stdout once it listens;
-    the rest of its output goes to a log file under ``.bench-env/logs``.
+    It must print its address (``127.0.0.1:PORT``, or ``unix:PATH`` for a
+    Unix domain socket: then ``port`` is 0 and ``uds`` the path) on stdout
+    once it listens; the rest of its output goes to a log file under
+    ``.bench-env/logs``.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class Server:
             cwd=str(cwd),
             text=True,
         )
+        self.uds: str | None = None
         self.port = self._read_port(start_timeout)
         self.host = "127.0.0.1"
 
@@ -64,7 +69,12 @@ class Server:
                 if not found:
                     seen.append(line)
                     m = _ADDRESS.search(line)
-                    if m:
+                    unix = _UNIX.search(line)
+                    if unix:
+                        self.uds = unix.group(1)
+                        found.append(0)
+                        ready.set()
+                    elif m:
                         found.append(int(m.group(2)))
                         ready.set()
                 else:

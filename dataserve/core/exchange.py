@@ -12,7 +12,9 @@ a loop for seconds), so:
   array) is encoded on one too.
 
 Small bodies are decoded on the loop for an ``async def`` handler: a thread
-hop costs more than decoding a few kilobytes.
+hop costs more than decoding a few kilobytes. A transport whose body is the
+payload as it is (``application/octet-stream``: nothing to decode) passes
+``decode=None``, and no body of any size hops to a thread for it.
 
 The handler deadline (``handler_timeout``) covers the whole exchange. What
 the request is answered, whatever happens, is ``dataserve.core.outcome``'s
@@ -71,7 +73,8 @@ OFFLOAD_FROM = 64 * 1024
 # Containers longer than this are encoded off the loop for async handlers.
 _LONG = 4096
 
-Decode = Callable[[Any], Any]
+#: body -> payload; ``None``: the body is the payload, as it is.
+Decode = Callable[[Any], Any] | None
 Encode = Callable[[Any], tuple[Any, Any]]
 #: Called once, on the loop, with a started exchange's outcome.
 Done = Callable[[Outcome], None]
@@ -144,7 +147,7 @@ def _whole(
     if gate is not None and not gate.open:
         return _HELD  # type: ignore[no-any-return]
     try:
-        payload = decode(body)
+        payload = decode(body) if decode is not None else body
     except CodecError as exc:
         return codec_failed(exc)
     del body  # the payload holds what it needs: let a large body go early
@@ -160,7 +163,8 @@ def _unrouted_now(resource: str, body: Any, decode: Decode) -> Outcome:
     # A body that does not decode is a 400 whatever the path (as for a
     # routed one); only then is the path not handled.
     try:
-        decode(body)
+        if decode is not None:
+            decode(body)
     except CodecError as exc:
         return codec_failed(exc)
     return not_handled(resource)
@@ -352,7 +356,7 @@ class Exchange:
         """
         target = self._target(resource)
         if target is None:
-            if len(body) < OFFLOAD_FROM:
+            if decode is None or len(body) < OFFLOAD_FROM:
                 done(_unrouted_now(resource, body, decode))
                 return None
             return self._eager(self._unrouted(resource, body, decode), resource, done)
@@ -413,7 +417,9 @@ class Exchange:
         encode: Encode,
     ) -> Outcome:
         try:
-            if len(body) >= OFFLOAD_FROM:
+            if decode is None:
+                payload = body
+            elif len(body) >= OFFLOAD_FROM:
                 payload = await asyncio.to_thread(decode, body)
             else:
                 payload = decode(body)
@@ -432,6 +438,6 @@ class Exchange:
         return _encoded(resource, result, encode)
 
     async def _unrouted(self, resource: str, body: Any, decode: Decode) -> Outcome:
-        if len(body) >= OFFLOAD_FROM:
+        if decode is not None and len(body) >= OFFLOAD_FROM:
             return await asyncio.to_thread(_unrouted_now, resource, body, decode)
         return _unrouted_now(resource, body, decode)

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 __all__ = ["READ_SIZE", "Registry"]
 
-#: How much one read takes at most (uvloop reads 256 KiB at a time as well).
-READ_SIZE = 256 * 1024
+#: How much one read takes at most. Small frames pipelined come many to a read
+#: all the same; a large payload's first read is copied twice (into the
+#: protocol's buffer, then to the front of the payload's own), so it is kept short.
+READ_SIZE = 64 * 1024
 
 
 class Registry:

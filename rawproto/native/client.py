@@ -155,7 +155,6 @@ class RawDataClient(ClientSettings):
             if progress is None and not isinstance(body, Source) and size <= _JOIN_BELOW:
                 sock.sendall(head + body if body else head)
                 return None
-            sock.sendall(head)
         except OSError:
             # The server may have answered (413, 503) and closed: read that.
             return self._early(exchange, request_id, self._drain(sock))
@@ -163,15 +162,22 @@ class RawDataClient(ClientSettings):
         meter.start()
         view = memoryview(body) if not isinstance(body, Source) else None
         sent = 0
-        while sent < size:
-            piece = view[sent : sent + PIECE] if view is not None else body.read()  # type: ignore[union-attr]
-            if not piece:
-                raise ValueError(f"the file payload ended after {sent} of its {size} bytes")
-            piece = piece[: size - sent]  # a file that grew is sent as long as it was
+        while sent < size or head:
+            if view is not None:
+                piece: Any = view[sent : sent + PIECE]
+            else:
+                assert isinstance(body, Source)
+                piece = body.read()
+                if not piece and sent < size:
+                    raise ValueError(f"the file payload ended after {sent} of its {size} bytes")
+                piece = piece[: size - sent]  # a file that grew is sent as long as it was
             try:
-                sock.sendall(piece)
+                # The header goes with the first piece, in one call: the server
+                # wakes once for both.
+                self._send(sock, head, piece)
             except OSError:
                 return self._early(exchange, request_id, self._drain(sock))
+            head = b""
             sent += len(piece)
             meter.add(len(piece))
             if sent < size and _readable(sock):
@@ -180,6 +186,25 @@ class RawDataClient(ClientSettings):
                 if answer is not None:
                     return answer
         return None
+
+    def _send(self, sock: socket.socket, head: bytes, piece: Any) -> None:
+        """``head`` then ``piece``, neither copied (``sendmsg`` gathers them)."""
+        if not head:
+            sock.sendall(piece)
+            return
+        if self._tls:  # no sendmsg on a TLS socket
+            sock.sendall(head)
+            sock.sendall(piece)
+            return
+        total = len(head) + len(piece)
+        sent = sock.sendmsg((head, piece))
+        if sent < total:  # the rest, once the kernel takes more
+            with memoryview(piece) as rest:
+                if sent < len(head):
+                    sock.sendall(head[sent:])
+                    sock.sendall(rest)
+                else:
+                    sock.sendall(rest[sent - len(head) :])
 
     @staticmethod
     def _drain(sock: socket.socket) -> bytes | None:

@@ -51,7 +51,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from dataserve.core.codec import Codec, CodecRegistry, default_registry
+from dataserve.core.codec import BYTES, Codec, CodecRegistry, default_registry
 from dataserve.core.dispatch import Dispatcher
 from dataserve.core.errors import UnsupportedMediaType
 from dataserve.core.exchange import Exchange
@@ -66,6 +66,8 @@ from ..proto.native import Error, NativeConnection, Request
 __all__ = ["NativeService", "NativeSession", "RequestMetrics"]
 
 logger = logging.getLogger("rawproto.native")
+
+_UNKNOWN: Any = object()  # a tag not seen yet
 
 # A payload of this size or more leaves as its own buffer after the frame's
 # header; a smaller one is joined to the header (one small copy, one buffer).
@@ -178,7 +180,7 @@ class NativeService:
             exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
         self.exchange = exchange
         self._encode = self.codecs.encode_tag
-        self._decoders: dict[int, Callable[[bytes], Any]] = {}
+        self._decoders: dict[int, Callable[[bytes], Any] | None] = {}
 
     def session(self, conn: Connection) -> NativeSession:
         return NativeSession(conn, self)
@@ -197,9 +199,10 @@ class NativeService:
         if conn.closing:
             conn.send(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
             return None
-        decode = self._decoders.get(request.tag)
-        if decode is None:
-            decode = self._decoder(request.tag)
+        tag = request.tag
+        decode = self._decoders.get(tag, _UNKNOWN)
+        if decode is _UNKNOWN:
+            decode = self._decoder(tag)
         done: Callable[[Outcome], None] = functools.partial(session.answer, rid)
         if self.metrics is not None:
             done = self._metered(done, request)
@@ -210,14 +213,17 @@ class NativeService:
             session.in_flight[rid] = pending
         return pending
 
-    def _decoder(self, tag: int) -> Callable[[bytes], Any]:
-        """How a payload of codec ``tag`` is decoded (an unknown tag: 415 when it is)."""
+    def _decoder(self, tag: int) -> Callable[[bytes], Any] | None:
+        """How a payload of codec ``tag`` is decoded (an unknown tag: 415 when it is);
+        ``None`` for bytes, which are the payload as they are."""
         try:
             codec: Codec | None = self.codecs.for_tag(tag) if tag else None
         except UnsupportedMediaType:
             codec = None
-        decode: Callable[[bytes], Any]
-        if codec is None:
+        decode: Callable[[bytes], Any] | None
+        if codec is not None and codec.media_type == BYTES:
+            decode = None
+        elif codec is None:
             decode = functools.partial(self.codecs.decode_tag, tag)
         else:
 
