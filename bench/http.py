@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import sys
 from pathlib import Path
 
@@ -28,12 +29,29 @@ def peer(ctx: Context, name: str, script: str, *paths: Path, pinned: bool = True
     return Server(name, argv, ctx.pin, env=python_env(*paths), cwd=PEERS_DIR, pinned=pinned)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix domain socket (``url`` ``unix:PATH``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
 def put(
     url: str, path: str, body: bytes, content_type: str, timeout: float = 30.0
 ) -> tuple[int, str, bytes]:
     """One PUT on a fresh connection: (status, content type, body)."""
-    host, _, port = url.removeprefix("http://").partition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    conn: http.client.HTTPConnection
+    if url.startswith("unix:"):
+        conn = _UnixConnection(url[5:], timeout)
+    else:
+        host, _, port = url.removeprefix("http://").partition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.request("PUT", path, body=body, headers={"Content-Type": content_type})
         response = conn.getresponse()

@@ -13,18 +13,17 @@ from pathlib import Path
 from .env import ROOT, NotMeasured, Pinning
 
 _ADDRESS = re.compile(r"(?:https?://|tcp://)?(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d+)")
-# A server on a Unix domain socket prints "unix:PATH" instead.
-_UNIX = re.compile(r"(?:^|\s)(?:unix:|ipc://)(/\S+)")
+# "... on unix:/path/to.sock. Press ..." (dataserve serve --uds, rawproto's uds=),
+# or pyzmq's "ipc:///path/to.sock"
+_UNIX = re.compile(r"(?:unix:|ipc://)(\S+?)\.?(?:\s|$)")
 LOG_DIR = ROOT / ".bench-env" / "logs"
 
 
 class Server:
     """A server in a subprocess pinned to the server CPU.
 
-    It must print its address (``127.0.0.1:PORT``, or ``unix:PATH`` for a
-    Unix domain socket: then ``port`` is 0 and ``uds`` the path) on stdout
-    once it listens; the rest of its output goes to a log file under
-    ``.bench-env/logs``.
+    It must print its address (``127.0.0.1:PORT``) on stdout once it listens;
+    the rest of its output goes to a log file under ``.bench-env/logs``.
     """
 
     def __init__(
@@ -52,7 +51,8 @@ class Server:
             cwd=str(cwd),
             text=True,
         )
-        self.uds: str | None = None
+        #: The Unix socket it listens on, if it said ``unix:PATH`` instead of a port.
+        self.uds = ""
         self.port = self._read_port(start_timeout)
         self.host = "127.0.0.1"
 
@@ -69,13 +69,13 @@ class Server:
                 if not found:
                     seen.append(line)
                     m = _ADDRESS.search(line)
-                    unix = _UNIX.search(line)
-                    if unix:
-                        self.uds = unix.group(1)
-                        found.append(0)
-                        ready.set()
-                    elif m:
+                    u = _UNIX.search(line)
+                    if m:
                         found.append(int(m.group(2)))
+                        ready.set()
+                    elif u:
+                        self.uds = u.group(1)
+                        found.append(0)
                         ready.set()
                 else:
                     self._log.write(line)
@@ -97,6 +97,9 @@ class Server:
 
     @property
     def url(self) -> str:
+        """``http://127.0.0.1:PORT``, or ``unix:PATH`` for a Unix socket."""
+        if self.uds:
+            return f"unix:{self.uds}"
         return f"http://{self.host}:{self.port}"
 
     @property

@@ -37,6 +37,7 @@ _ERRORS = [
     "DecodeError",
     "EncodeError",
     "LimitExceeded",
+    "StructureTooLarge",
     "ProtocolError",
     "LocalProtocolError",
     "RemoteProtocolError",
@@ -100,6 +101,7 @@ if TYPE_CHECKING:
     from .core.errors import RequestTimeout as RequestTimeout
     from .core.errors import ResponseError as ResponseError
     from .core.errors import ServiceUnavailable as ServiceUnavailable
+    from .core.errors import StructureTooLarge as StructureTooLarge
     from .core.errors import TimeoutError as TimeoutError
     from .core.errors import TransportError as TransportError
     from .core.errors import Unauthorized as Unauthorized

@@ -70,6 +70,13 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         "--port", type=port, default=5001, help="port (default 5001; 0 picks a free one)"
     )
     serve.add_argument(
+        "--uds",
+        default=None,
+        metavar="PATH",
+        help="listen on this Unix domain socket instead of --host/--port (same-host clients: "
+        "HTTPDataClient(uds=PATH), curl --unix-socket PATH)",
+    )
+    serve.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="worker processes (default 1)"
     )
     serve.add_argument(
@@ -216,10 +223,15 @@ def _serve(args: argparse.Namespace) -> int:
         from .ops.logs import announce
 
         announce(f"Serving {args.handler} on {url}. Press Ctrl-C to stop.", ops.log_format, url=url)
-        if args.handler == EXAMPLE and url.startswith("http"):
+        if args.handler == EXAMPLE and url.startswith(("http", "unix:")):
+            where = (
+                f"--unix-socket {url[5:]} http://localhost"
+                if url.startswith("unix:")
+                else _local(url)
+            )
             announce(
                 "Try: curl -X PUT -H 'Content-Type: application/json' -d '[4, 5, 6]' "
-                f"{_local(url)}/xdata",
+                f"{where}/xdata",
                 ops.log_format,
             )
 
@@ -237,6 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
             token=args.token,
             tls=tls,
             tcp_port=args.tcp_port,
+            uds=args.uds,
             root_path=args.root_path,
             proxy_headers=args.proxy_headers,
             forwarded_allow_ips=args.forwarded_allow_ips,

@@ -9,9 +9,11 @@ CLI) is the one place where ``dataserve`` and ``rawproto`` meet.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +24,7 @@ from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.loading import load_handler
 from .core.metrics import prepare_multiprocess
-from .core.net import bind_socket
+from .core.net import bind_socket, bind_unix
 from .core.security import TLSConfig, token_from_env
 from .http.app import create_app
 from .http.server import default_banner, exit_quietly_on_signals, server_url, uvicorn_config
@@ -55,6 +57,7 @@ def run_http_server(
     forwarded_allow_ips: str | None = None,
     log_config: str | None = None,
     reload: bool = False,
+    uds: str | None = None,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -76,7 +79,9 @@ def run_http_server(
     127.0.0.1); ``log_config`` is a logging config file (``.json``,
     ``.yaml``, ``.ini``) used instead of dataserve's; ``reload=True`` restarts
     the server when a Python file under the working directory changes (for
-    development; the handler must be importable by name).
+    development; the handler must be importable by name); ``uds`` listens on
+    that Unix domain socket instead of ``host:port`` (for clients on the same
+    host: ``HTTPDataClient(uds=...)``, ``curl --unix-socket``).
     """
     token = token_from_env(token)
     # Workers and the reloader's child both build their app in another process.
@@ -100,7 +105,7 @@ def run_http_server(
         "proxy_headers": proxy_headers,
         "forwarded_allow_ips": forwarded_allow_ips,
     }
-    sock = bind_socket(host, port, reuse_port=elsewhere)
+    sock = bind_unix(uds) if uds else bind_socket(host, port, reuse_port=elsewhere)
     url = server_url(sock, tls is not None)
     (banner or functools.partial(default_banner, log_format=ops.log_format))(url)
     # What the console shows as the listeners: ("http", url), ("native", tcp://...).
@@ -111,53 +116,78 @@ def run_http_server(
             f"tcp://{tcp_host}:{tcp_bound}"
         )
         listeners.append(("native", f"tcp://{tcp_host}:{tcp_bound}"))
-    if elsewhere:
-        # uvicorn's supervisors start processes that import the app by name.
-        native = None if tcp_sock is None else (host, tcp_sock.getsockname()[1], tls)
-        hand_off(data_handler, limits, ops, token, native, (workers, listeners))
-        # Before the workers start: each writes its metrics to a shared directory.
-        clean_up = prepare_multiprocess() if ops.metrics else _nothing
-        config = uvicorn_config(
-            FACTORY,
-            limits,
-            tls=tls,
-            ops=ops,
-            factory=True,
-            workers=workers,
-            reload=reload,
-            **logging_kwargs,
+    try:
+        if elsewhere:
+            _run_elsewhere(
+                data_handler, limits, ops, token, tls, workers, reload, listeners,
+                sock, tcp_sock, host, logging_kwargs,
+            )  # fmt: skip
+            return
+        if isinstance(data_handler, str):
+            data_handler = load_handler(data_handler)
+        if tcp_sock is not None:
+            data_handler = resolve_handler(data_handler)  # one instance for both transports
+        app = create_app(data_handler, limits=limits, ops=ops, token=token)
+        if app.console is not None:
+            app.console.serving(1, listeners)
+        config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
+        server = (
+            uvicorn.Server(config)
+            if tcp_sock is None
+            else _WithNative(config, tcp_sock, data_handler, app, token, tls)
         )
-        from uvicorn.supervisors import ChangeReload, Multiprocess
+        with exit_quietly_on_signals():
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if tcp_sock is not None:
+            tcp_sock.close()
+        if uds:
+            with contextlib.suppress(OSError):
+                os.unlink(uds)
 
-        supervisor: Any = ChangeReload if reload else Multiprocess
-        # uvicorn < 0.36 takes the worker's target; later ones build it.
-        extra: dict[str, Any] = {}
-        if reload or "target" in inspect.signature(Multiprocess).parameters:
-            extra["target"] = uvicorn.Server(config).run
-        try:
-            with exit_quietly_on_signals():
-                supervisor(config, sockets=[sock], **extra).run()
-        finally:
-            clean_up()
-            if tcp_sock is not None:
-                tcp_sock.close()
-        return
-    if isinstance(data_handler, str):
-        data_handler = load_handler(data_handler)
-    if tcp_sock is not None:
-        data_handler = resolve_handler(data_handler)  # one instance for both transports
-    app = create_app(data_handler, limits=limits, ops=ops, token=token)
-    if app.console is not None:
-        app.console.serving(1, listeners)
-    config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
-    server = (
-        uvicorn.Server(config)
-        if tcp_sock is None
-        else _WithNative(config, tcp_sock, data_handler, app, token, tls)
+
+def _run_elsewhere(
+    data_handler: Any,
+    limits: Limits,
+    ops: OpsConfig,
+    token: str | None,
+    tls: TLSConfig | None,
+    workers: int,
+    reload: bool,
+    listeners: list[tuple[str, str]],
+    sock: socket.socket,
+    tcp_sock: socket.socket | None,
+    host: str,
+    logging_kwargs: dict[str, Any],
+) -> None:
+    """Serve from worker processes (or the reloader's child): they import the app by name."""
+    native = None if tcp_sock is None else (host, tcp_sock.getsockname()[1], tls)
+    hand_off(data_handler, limits, ops, token, native, (workers, listeners))
+    # Before the workers start: each writes its metrics to a shared directory.
+    clean_up = prepare_multiprocess() if ops.metrics else _nothing
+    config = uvicorn_config(
+        FACTORY,
+        limits,
+        tls=tls,
+        ops=ops,
+        factory=True,
+        workers=workers,
+        reload=reload,
+        **logging_kwargs,
     )
-    with exit_quietly_on_signals():
-        server.run(sockets=[sock])
-    sock.close()
+    from uvicorn.supervisors import ChangeReload, Multiprocess
+
+    supervisor: Any = ChangeReload if reload else Multiprocess
+    # uvicorn < 0.36 takes the worker's target; later ones build it.
+    extra: dict[str, Any] = {}
+    if reload or "target" in inspect.signature(Multiprocess).parameters:
+        extra["target"] = uvicorn.Server(config).run
+    try:
+        with exit_quietly_on_signals():
+            supervisor(config, sockets=[sock], **extra).run()
+    finally:
+        clean_up()
 
 
 class _WithNative(uvicorn.Server):

@@ -176,6 +176,7 @@ class ServerProcess:
         )
         self.lines: list[str] = []
         self.port = 0
+        self.uds = ""  # the Unix socket it serves, when it says "on unix:PATH"
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
@@ -183,7 +184,11 @@ class ServerProcess:
             if m:
                 self.port = int(m.group(2))
                 break
-        if not self.port:
+            u = re.search(r" on unix:(\S+?)\.? ", line)
+            if u:
+                self.uds = u.group(1)
+                break
+        if not self.port and not self.uds:
             raise RuntimeError(f"server did not start: {''.join(self.lines)}{self.error_output()}")
         # keep draining stdout for the same reason
         self._new_line = threading.Condition()

@@ -1,6 +1,7 @@
 """One large round trip from a Python HTTP client: ``large_client.py KIND URL SIZE``.
 
-KIND is ``ours`` (dataserve's HTTPDataClient), ``requests`` or ``httpx``.
+KIND is ``ours`` (dataserve's HTTPDataClient; URL ``unix:PATH`` for a Unix
+socket), ``requests`` or ``httpx``.
 Prints one JSON line: seconds for the round trip, whether the answer was the
 payload, and this process's peak RSS.
 """
@@ -20,7 +21,11 @@ def main() -> None:
     if kind == "ours":
         from dataserve import HTTPDataClient
 
-        client = HTTPDataClient(port="", address=url)
+        # URL "unix:PATH": the server listens on a Unix domain socket
+        if url.startswith("unix:"):
+            client = HTTPDataClient(uds=url[5:])
+        else:
+            client = HTTPDataClient(port="", address=url)
         start = time.perf_counter()
         answer = client.send("/echo", payload)
         seconds = time.perf_counter() - start

@@ -23,18 +23,22 @@ MiB = 1 << 20
 CEILING = "bare ASGI on uvicorn"
 ORIGINAL = "dataserve 0.1.0 (original)"
 OURS = "ours, def echo handler"
+OURS_UDS = "ours over a Unix socket (--uds)"
 CURL = "curl"
 OUR_CLIENT = "ours: HTTPDataClient"
+OUR_CLIENT_UDS = "ours: HTTPDataClient over a Unix socket"
 REQUESTS = "requests"
 HTTPX = "httpx"
+ORIGINAL_PAIR = "original: requests against dataserve 0.1.0"
 
 ABOUT = """\
 `PUT /echo` with an `application/octet-stream` body; every server sends the body back.
 MB/s is the payload size (10^6 bytes) over the time of the whole round trip (upload,
 handler, download). Servers are measured with curl (`-T file`, no `Expect`), which
-streams from a file; then Python clients against our server, each in its own process.
-The server's peak RSS is the kernel's high-water mark (`VmHWM`), reset before each
-request; the server's resident size before the request is part of it."""
+streams from a file; then Python clients against our server, each in its own process,
+and the original pairing (the original client, requests, against the original server).
+The server's peak memory is the kernel's high-water mark (`VmHWM`), reset before each
+request, minus its resident size just before the request: what the request cost."""
 
 LIMITS = """\
 uvicorn hands a request body to the app in pieces of at most 64 KiB (one per
@@ -58,12 +62,13 @@ def _payload_file(ctx: Context, size: int) -> Path:
     return path
 
 
-def _curl(ctx: Context, url: str, path: Path, size: int) -> float:
+def _curl(ctx: Context, server: Server, path: Path, size: int) -> float:
     curl = ctx.env.tool("curl")
+    where = ["--unix-socket", server.uds, "http://localhost"] if server.uds else [server.url]
     argv = [
         curl, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
         "-T", str(path), "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
-        url + "/echo",
+        *where[:-1], where[-1] + "/echo",
     ]  # fmt: skip
     proc = subprocess.run(ctx.pin.load_argv(argv), capture_output=True, text=True, timeout=600)
     parts = proc.stdout.split()
@@ -120,7 +125,7 @@ def run(ctx: Context) -> Section:
                 Metric("mbs", "MB/s", "MB/s", fmt=",.0f"),
                 Metric(
                     "peak",
-                    "server peak RSS (MiB)",
+                    "server peak RSS above idle (MiB)",
                     "MiB",
                     higher_is_better=False,
                     fmt=",.0f",
@@ -128,7 +133,7 @@ def run(ctx: Context) -> Section:
                 ),
                 Metric(
                     "peak_x",
-                    "peak RSS / payload",
+                    "peak above idle / payload",
                     "\u00d7",
                     higher_is_better=False,
                     fmt=".2f",
@@ -153,7 +158,7 @@ def run(ctx: Context) -> Section:
                 ),
             ],
             ceiling=CURL,
-            original=REQUESTS,
+            original=ORIGINAL_PAIR,
             plot="mbs",
         )
         section.tables += [servers_tables[size], clients_tables[size]]
@@ -166,14 +171,22 @@ def run(ctx: Context) -> Section:
     def orig() -> Server:
         return peer(ctx, ORIGINAL, "orig_dataserve.py", ctx.env.peer("dataserve-0.1.0"))
 
+    uds = str(ctx.tmp / "ours.sock")
     factories: list[tuple[str, Callable[[], Server]]] = [
         (CEILING, lambda: peer(ctx, CEILING, "bare_asgi.py")),
         ("Starlette route", lambda: peer(ctx, "Starlette route", "starlette_app.py")),
         (ORIGINAL, orig),
         (OURS, lambda: ours(ctx, OURS, "bench.handlers:EchoHandler")),
+        (OURS_UDS, lambda: ours(ctx, OURS_UDS, "bench.handlers:EchoHandler", "--uds", uds)),
     ]
-    clients = [OUR_CLIENT, REQUESTS, HTTPX]
-    kinds = {OUR_CLIENT: "ours", REQUESTS: "requests", HTTPX: "httpx"}
+    # client -> (its kind for large_client.py, the server it talks to)
+    clients = {
+        OUR_CLIENT: ("ours", OURS),
+        OUR_CLIENT_UDS: ("ours", OURS_UDS),
+        REQUESTS: ("requests", OURS),
+        HTTPX: ("httpx", OURS),
+        ORIGINAL_PAIR: ("requests", ORIGINAL),
+    }
     broken: set[str] = set()
     with ServerGroup() as group:
         servers = start_checked(ctx, section, group, factories, _check_echo)
@@ -185,33 +198,35 @@ def run(ctx: Context) -> Section:
                     if label in broken:
                         continue
                     server.reset_peak()
+                    idle = server.rss()
                     try:
-                        seconds = _curl(ctx, server.url, path, size)
+                        seconds = _curl(ctx, server, path, size)
                     except NotMeasured as exc:
                         section.skip(f"{label} with curl, {size // MiB} MiB", str(exc))
                         broken.add(label)
                         continue
-                    peak = server.peak_rss()
-                    st.add(label, "mbs", size / seconds / 1e6, ours=label == OURS)
-                    st.add(label, "peak", peak / MiB, ours=label == OURS)
-                    st.add(label, "peak_x", peak / size, ours=label == OURS)
+                    peak = server.peak_rss() - idle
+                    mine = label in (OURS, OURS_UDS)
+                    st.add(label, "mbs", size / seconds / 1e6, ours=mine)
+                    st.add(label, "peak", peak / MiB, ours=mine)
+                    st.add(label, "peak_x", peak / size, ours=mine)
                     ctx.log(
                         f"  {size // MiB} MiB round {r + 1} {label:30} "
                         f"{size / seconds / 1e6:8,.0f} MB/s  peak RSS {peak / MiB:7,.0f} MiB"
                     )
-                if OURS not in servers:
-                    continue
-                for client in clients:
-                    if client in broken:
+                for client, (kind, target) in clients.items():
+                    if client in broken or target not in servers:
                         continue
+                    server = servers[target]
                     try:
-                        result = _client(ctx, kinds[client], servers[OURS].url, size)
+                        result = _client(ctx, kind, server.url, size)
                     except NotMeasured as exc:
                         section.skip(f"{client}, {size // MiB} MiB", str(exc))
                         broken.add(client)
                         continue
-                    ct.add(client, "mbs", size / result["seconds"] / 1e6, ours=client == OUR_CLIENT)
-                    ct.add(client, "peak", result["peak_rss"] / MiB, ours=client == OUR_CLIENT)
+                    mine = client in (OUR_CLIENT, OUR_CLIENT_UDS)
+                    ct.add(client, "mbs", size / result["seconds"] / 1e6, ours=mine)
+                    ct.add(client, "peak", result["peak_rss"] / MiB, ours=mine)
                     mbs = size / result["seconds"] / 1e6
                     ctx.log(
                         f"  {size // MiB} MiB round {r + 1} client {client:22} {mbs:8,.0f} MB/s"
@@ -224,18 +239,26 @@ def run(ctx: Context) -> Section:
         st, ct = servers_tables[size], clients_tables[size]
         mib = size // MiB
         section.targets += [
-            Target(f"ours vs bare ASGI, {mib} MiB (MB/s)", st.ratio(OURS, CEILING, "mbs"), 1.0),
             Target(
-                f"our server's peak RSS / payload, {mib} MiB",
+                f"ours vs dataserve 0.1.0, {mib} MiB (MB/s)", st.ratio(OURS, ORIGINAL, "mbs"), 1.5
+            ),
+            Target(
+                f"our server's peak RSS above idle / payload, {mib} MiB",
                 st.median(OURS, "peak_x"),
-                3.0,
+                1.25,
                 at_most=True,
             ),
             Target(
-                f"our client vs requests, {mib} MiB (MB/s)",
-                ct.ratio(OUR_CLIENT, REQUESTS, "mbs"),
+                f"HTTPDataClient to ours vs requests to dataserve 0.1.0, {mib} MiB (MB/s)",
+                ct.ratio(OUR_CLIENT, ORIGINAL_PAIR, "mbs"),
+                1.5,
+            ),
+            Target(
+                f"ours over a Unix socket vs loopback TCP, {mib} MiB (MB/s)",
+                st.ratio(OURS_UDS, OURS, "mbs"),
                 1.0,
             ),
+            Target(f"ours vs bare ASGI, {mib} MiB (MB/s)", st.ratio(OURS, CEILING, "mbs"), 1.0),
         ]
         ratio = st.ratio(OURS, ORIGINAL, "mbs")
         if ratio is not None:

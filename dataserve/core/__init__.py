@@ -6,6 +6,7 @@ limits, errors and the data handler base class.
 
 from __future__ import annotations
 
+from .budget import DecodeBudget as DecodeBudget
 from .codec import Codec as Codec
 from .codec import CodecRegistry as CodecRegistry
 from .codec import default_registry as default_registry
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Codec",
     "CodecRegistry",
+    "DecodeBudget",
     "Dispatcher",
     "HTTPDataHandler",
     "HandlerPool",

@@ -20,20 +20,35 @@ Responses carry the bare media type (``text/plain``, never with
 ``; charset=...``) because dataserve 0.1 clients compare it exactly; request
 media types may carry parameters. pickle is never decoded: a ``.npy`` body is
 loaded with ``allow_pickle=False``.
+
+Only decoders that run in linear time are reachable from the network:
+``text/plain`` accepts the UTF family, ASCII, Latin-1 and the single-byte
+code pages, never punycode (quadratic), utf-7, idna or the bytes-to-bytes
+codecs. JSON and msgpack bodies are checked against a budget first
+(``dataserve.core.budget``): their own size limit, msgpack's container
+limits, and an estimate of their decoded size. JSON follows one rule for
+numbers and strings whichever parser runs (``DecodeBudget.decode_json``),
+and a value with NaN or Infinity is never sent as JSON: encoding it raises
+``EncodeError``.
 """
 
 from __future__ import annotations
 
+import codecs
+import enum
+import functools
 import io
 import json
-import re
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
+from .budget import _BIG_DIGITS, _DIGITS, DEFAULT_BUDGET, DecodeBudget, parse_json
 from .errors import DecodeError, EncodeError, UnsupportedMediaType
+from .limits import Limits
 
 __all__ = [
     "BYTES",
@@ -101,18 +116,80 @@ def _encode_text(value: Any) -> bytes:
         raise EncodeError(f"str cannot be sent as UTF-8 text: {exc.reason}") from None
 
 
-def _decode_text(body: bytes, params: dict[str, str]) -> str:
-    charset = params.get("charset", "utf-8")
+# Charsets a text/plain body may use: decoders that run in linear time and
+# need no state beyond a few bytes. The UTF family, ASCII, Latin-1 and the
+# single-byte code pages (charmap codecs: one table lookup per byte), by the
+# names codecs.lookup gives them. Not: punycode (its decoder is quadratic: a
+# 1 MB body took 94 s), utf-7, idna, unicode_escape and raw_unicode_escape
+# (escape languages, not charsets), rot13 and the bytes-to-bytes codecs
+# (zlib, bz2, base64, hex, uu, quopri: decompression bombs among them), nor
+# the East Asian multi-byte codecs (stateful; not needed by any client we
+# know of, and not shown to be linear for every input).
+TEXT_CHARSETS: frozenset[str] = frozenset(
+    {
+        # the UTF family, ASCII and Latin-1
+        "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be",
+        "utf-32", "utf-32-le", "utf-32-be", "ascii", "iso8859-1",
+        # single-byte code pages: every charmap codec of the standard library
+        "cp037", "cp273", "cp424", "cp437", "cp500", "cp720", "cp737", "cp775",
+        "cp850", "cp852", "cp855", "cp856", "cp857", "cp858", "cp860", "cp861",
+        "cp862", "cp863", "cp864", "cp865", "cp866", "cp869", "cp874", "cp875",
+        "cp1006", "cp1026", "cp1125", "cp1140", "cp1250", "cp1251", "cp1252",
+        "cp1253", "cp1254", "cp1255", "cp1256", "cp1257", "cp1258",
+        "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5", "iso8859-6",
+        "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-10", "iso8859-11",
+        "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16",
+        "koi8-r", "koi8-t", "koi8-u", "kz1048", "ptcp154", "tis-620",
+        "hp-roman8", "palmos", "mac-arabic", "mac-croatian", "mac-cyrillic",
+        "mac-farsi", "mac-greek", "mac-iceland", "mac-latin2", "mac-roman",
+        "mac-romanian", "mac-turkish",
+    }
+)  # fmt: skip
+_ACCEPTED_TEXT = (
+    "a text/plain body may be UTF-8, UTF-16 or UTF-32 (-le, -be, utf-8-sig), "
+    "ASCII, Latin-1 or a single-byte code page (cp1252, iso-8859-2..16, koi8-r, "
+    "mac-roman, cp437...)"
+)
+# charset parameter as sent -> the codec's name; only accepted ones, bounded
+# (clients choose these strings).
+_charset_names: dict[str, str] = {"utf-8": "utf-8", "UTF-8": "utf-8", "utf8": "utf-8"}
+
+
+def text_codec(charset: str) -> str:
+    """The codec name for a ``text/plain`` ``charset``, if it is accepted.
+
+    Raises ``UnsupportedMediaType`` (415) for a charset Python does not know
+    and for one that is not in ``TEXT_CHARSETS``, naming what is accepted.
+    """
+    name = _charset_names.get(charset)
+    if name is not None:
+        return name
+    shown = repr(charset if len(charset) <= 40 else charset[:40] + "...")
     try:
-        return body.decode(charset)
-    except LookupError:
-        raise UnsupportedMediaType(f"text/plain charset {charset!r} is not known") from None
+        name = codecs.lookup(charset).name.replace("_", "-")
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        raise UnsupportedMediaType(
+            f"text/plain charset {shown} is not known; {_ACCEPTED_TEXT}"
+        ) from None
+    if name not in TEXT_CHARSETS:
+        raise UnsupportedMediaType(
+            f"text/plain charset {shown} ({name}) is not accepted: it is not a text "
+            f"encoding that decodes in linear time; {_ACCEPTED_TEXT}"
+        )
+    if len(_charset_names) < 256:
+        _charset_names[charset] = name
+    return name
+
+
+def _decode_text(body: bytes, params: dict[str, str]) -> str:
+    charset = params.get("charset")
+    name = "utf-8" if charset is None else text_codec(charset)
+    try:
+        return body.decode(name)
     except UnicodeDecodeError as exc:
         raise DecodeError(
-            f"text/plain body is not valid {charset}: {exc.reason} at byte {exc.start}"
+            f"text/plain body is not valid {charset or name}: {exc.reason} at byte {exc.start}"
         ) from None
-    except ValueError as exc:  # other codecs' failures; a NUL in the charset name
-        raise DecodeError(f"text/plain body cannot be decoded as {charset!r}: {exc}") from None
 
 
 def _encode_bytes(value: Any) -> bytes:
@@ -125,34 +202,145 @@ def _decode_bytes(body: bytes, params: dict[str, str]) -> bytes:
 
 def _encode_json(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, option=_JSON_OPTS)
+        data = orjson.dumps(value, option=_JSON_OPTS)
     except TypeError as exc:
-        # orjson refuses integers beyond 64 bits and a few exotic types that the
-        # standard library handles; fall back to it before giving up.
-        try:
-            return json.dumps(value).encode("utf-8")
-        except (TypeError, ValueError):
-            raise EncodeError(
-                f"a value of type {type(value).__name__} cannot be encoded: {exc}"
-            ) from None
+        # orjson refuses integers beyond 64 bits (and a few exotic types) that
+        # the standard library handles; fall back to it before giving up.
+        return _encode_json_exact(value, exc)
+    # orjson writes NaN and +-Infinity as null: a value the receiver never
+    # sent. JSON has no such numbers (RFC 8259, section 6), so they are
+    # refused. Only a body with a null can hold one: a memchr for "n" (an int
+    # needle: "b'n' in data" costs an exception inside CPython), then a
+    # search for "null", then a walk over the value.
+    if _N in data and data.find(b"null") != -1 and _has_non_finite(value):
+        _refuse_non_finite(value)
+    return data
 
 
-# orjson reads integers beyond 64 bits as floats, silently losing digits. A
-# body with a run of 20+ digits (which may be such an integer) goes to the
-# standard library instead: exact ints, and its 4300-digit cap against
-# quadratic int parsing (CVE-2020-10735). The scan runs at memory speed.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+_N = ord("n")
 
 
-def _decode_json(body: bytes, params: dict[str, str]) -> Any:
+def _encode_json_exact(value: Any, error: Exception) -> bytes:
     try:
-        if _LONG_DIGITS.search(body) is None:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:  # allow_nan=False
+        _refuse_non_finite(value)
+        raise EncodeError("a value cannot be encoded as JSON: a float is out of range") from None
+    except (TypeError, RecursionError):
+        raise EncodeError(
+            f"a value of type {type(value).__name__} cannot be encoded: {error}"
+        ) from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 form, not JSON
+        raise EncodeError(f"a str cannot be sent as JSON: {exc.reason}") from None
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or an infinity: a walk, types first,
+    scalars checked in their container's loop (no stack for them)."""
+    stack = [value]
+    plain = _PLAIN
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            items: Any = item.values()
+        elif kind is list or kind is tuple:
+            items = item
+        elif kind is float:
+            if item - item != 0.0:  # nan - nan and inf - inf are nan
+                return True
+            continue
+        elif kind in plain:
+            continue
+        else:  # subclasses, numpy: the slow walk
+            if _non_finite(item) is not None:
+                return True
+            continue
+        for x in items:
+            kind = type(x)
+            if kind is float:
+                if x - x != 0.0:
+                    return True
+            elif kind not in plain:
+                stack.append(x)
+    return False
+
+
+def _refuse_non_finite(value: Any) -> None:
+    """Raise ``EncodeError`` naming the first NaN or Infinity in ``value``, if any."""
+    found = _non_finite(value)
+    if found is not None:
+        what, where = found
+        raise EncodeError(
+            f"{what} cannot be sent as JSON (at {where}): JSON has no NaN or Infinity "
+            "(RFC 8259, section 6); send None or a string instead, or the numbers as "
+            "a numpy array (application/x-npy)"
+        )
+
+
+def _non_finite(value: Any) -> tuple[str, str] | None:
+    """``(what, where)`` of the first non-finite float in ``value``, or ``None``."""
+    stack: list[tuple[Any, str]] = [(value, "the value")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return _name_of(item), where
+        elif isinstance(item, dict):
+            stack.extend((v, f"{where}[{k!r}]") for k, v in reversed(item.items()))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item))))
+        elif type(item).__module__ == "numpy":
+            found = _non_finite_numpy(item)
+            if found is not None:
+                return found[0], f"{where}{found[1]}"
+        elif isinstance(item, enum.Enum):  # orjson sends an enum's value
+            stack.append((item.value, f"{where}.value"))
+        elif hasattr(type(item), "__dataclass_fields__"):  # orjson sends their fields
+            names = list(type(item).__dataclass_fields__)
+            stack.extend((getattr(item, n), f"{where}.{n}") for n in reversed(names))
+    return None
+
+
+def _name_of(x: float) -> str:
+    return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
+
+
+def _non_finite_numpy(item: Any) -> tuple[str, str] | None:
+    import numpy as np
+
+    array = np.asarray(item)
+    if array.dtype.kind not in "fc":
+        return None
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    first = complex(array[index])
+    name = "NaN" if first != first else "Infinity" if first.real > 0 else "-Infinity"
+    return name, "".join(f"[{i}]" for i in index)
+
+
+def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
+    # The hot path of every small JSON request, inlined: one comparison, the
+    # test for a 19-digit run (translate and find: a regular expression took
+    # 19 us for 1 KB), then orjson. parse_json has the whole rule.
+    if type(body) is not bytes:
+        body = bytes(body)
+    size = len(body)
+    if size > budget.json_unchecked:
+        budget.check_json(body)
+    if size < 19 or body.translate(_DIGITS).find(_BIG_DIGITS) == -1:
+        try:
             return orjson.loads(body)
-        return json.loads(body)
-    except orjson.JSONDecodeError as exc:  # a ValueError, like json's own error
-        raise DecodeError(f"malformed JSON: {exc}") from None
-    except (ValueError, RecursionError) as exc:  # json: bad UTF-8, the digit cap, nesting
-        raise DecodeError(f"malformed JSON: {exc}") from None
+        except orjson.JSONDecodeError as exc:  # a ValueError
+            raise DecodeError(f"malformed JSON: {exc}") from None
+    return parse_json(body)
 
 
 def _is_ndarray(value: Any) -> bool:
@@ -164,6 +352,8 @@ def _encode_npy(value: Any) -> bytes:
     import numpy as np
 
     buf = io.BytesIO()
+    if value.size and not value.dtype.itemsize:
+        raise EncodeError(_zero_size_message(value, "cannot be sent"))
     try:
         np.save(buf, value, allow_pickle=False)
     except ValueError as exc:
@@ -187,12 +377,25 @@ def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
             "not a valid .npy body: no \\x93NUMPY magic (pickles and .npz are never loaded)"
         )
     try:
-        return np.load(io.BytesIO(body), allow_pickle=False)
+        array = np.load(io.BytesIO(body), allow_pickle=False)
     except MemoryError:
         # The header's shape is allocated before the data is read.
         raise DecodeError("the .npy header announces an array too large to allocate") from None
     except Exception as exc:  # numpy's header parser raises beyond ValueError (TokenError...)
         raise DecodeError(f"not a valid .npy body (pickle is never loaded): {exc}") from None
+    if array.size and not array.dtype.itemsize:
+        raise DecodeError(_zero_size_message(array, "is refused"))
+    return array
+
+
+def _zero_size_message(array: Any, verdict: str) -> str:
+    # A dtype of 0 bytes ([('a', '<f4', (0,))], 'V0') needs no data for any
+    # shape: a 100-byte body announced 3e15 elements, and np.save, like any
+    # loop over them, ran for hours. (atheris found it through a round trip.)
+    return (
+        f"a numpy array of {array.size} elements of a zero-size dtype ({array.dtype}) "
+        f"{verdict}: it holds no data, and every pass over it takes {array.size} steps"
+    )
 
 
 def _encode_msgpack(value: Any) -> bytes:
@@ -204,15 +407,12 @@ def _encode_msgpack(value: Any) -> bytes:
         raise EncodeError(f"cannot encode as msgpack: {exc}") from None
 
 
-def _decode_msgpack(body: bytes, params: dict[str, str]) -> Any:
-    import msgpack
-
-    try:
-        # Limits derive from len(body) in unpackb; strict_map_key and raw=False
-        # are the library's safe defaults; unknown ext types stay opaque.
-        return msgpack.unpackb(body)
-    except Exception as exc:  # msgpack documents raising beyond UnpackException
-        raise DecodeError(f"malformed msgpack: {exc}") from None
+def _decode_msgpack(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
+    # Container lengths, nesting and the decoded size are checked from the
+    # headers before anything is built (dataserve.core.budget);
+    # strict_map_key and raw=False are the library's safe defaults; unknown
+    # ext types stay opaque (ExtType).
+    return budget.decode_msgpack(body)
 
 
 BUILTIN_CODECS: tuple[Codec, ...] = (
@@ -226,19 +426,40 @@ BUILTIN_CODECS: tuple[Codec, ...] = (
     ),
     Codec(NPY, 4, _encode_npy, _decode_npy, _is_ndarray),
     # JSON is the catch-all for encoding, so it must stay last among encoders.
-    Codec(JSON, 3, _encode_json, _decode_json, lambda v: True),
-    Codec(MSGPACK, 5, _encode_msgpack, _decode_msgpack, None, ("application/x-msgpack",)),
+    Codec(JSON, 3, _encode_json, functools.partial(_decode_json, DEFAULT_BUDGET), lambda v: True),
+    Codec(
+        MSGPACK,
+        5,
+        _encode_msgpack,
+        functools.partial(_decode_msgpack, DEFAULT_BUDGET),
+        None,
+        ("application/x-msgpack",),
+    ),
 )
+# The built-in decoders that take a budget (CodecRegistry.with_limits binds another).
+_BUDGETED = (_decode_json, _decode_msgpack)
+
+
+def _with_budget(codec: Codec, budget: DecodeBudget) -> Codec:
+    decode = codec.decode
+    if isinstance(decode, functools.partial) and decode.func in _BUDGETED:
+        return replace(codec, decode=functools.partial(decode.func, budget))
+    return codec
 
 
 class CodecRegistry:
     """Chooses a codec for a value (encoding) or a media type (decoding).
 
     ``register`` adds a codec ahead of the built-in JSON catch-all, so a
-    user's codec wins for the values it ``matches``.
+    user's codec wins for the values it ``matches``. The built-in JSON and
+    msgpack decoders keep to ``budget`` (the default limits' unless the
+    registry came from ``with_limits``).
     """
 
     def __init__(self, codecs: tuple[Codec, ...] = BUILTIN_CODECS) -> None:
+        #: The budget the built-in JSON and msgpack decoders keep to.
+        self.budget: DecodeBudget = DEFAULT_BUDGET
+        self._codecs: list[Codec] = []
         self._encoders: list[Codec] = []
         self._by_media: dict[str, Codec] = {}
         self._by_tag: dict[int, Codec] = {}
@@ -257,9 +478,11 @@ class CodecRegistry:
                 raise ValueError(f"media type {name!r} is already registered")
         if codec.tag in self._by_tag:
             raise ValueError(f"codec tag {codec.tag} is already registered")
+        codec = _with_budget(codec, self.budget)
         for name in names:
             self._by_media[name] = codec
         self._by_tag[codec.tag] = codec
+        self._codecs.append(codec)
         if codec.matches is not None:
             # keep the JSON catch-all last
             if self._encoders and self._encoders[-1].media_type == JSON:
@@ -267,6 +490,23 @@ class CodecRegistry:
             else:
                 self._encoders.append(codec)
         self._by_type.clear()
+
+    def with_limits(self, limits: Limits) -> CodecRegistry:
+        """This registry with its built-in JSON and msgpack decoders keeping to
+        ``limits`` (``max_structured_size``, ``max_container_len``,
+        ``max_depth``): what a server serving with ``limits`` decodes with.
+
+        The same codecs in the same order; codecs a user registered are
+        unchanged. Returns ``self`` when the budget is the same.
+        """
+        budget = DecodeBudget.from_limits(limits)
+        if budget == self.budget:
+            return self
+        bound = CodecRegistry(codecs=())
+        bound.budget = budget
+        for codec in self._codecs:
+            bound.register(codec)
+        return bound
 
     @property
     def media_types(self) -> list[str]:

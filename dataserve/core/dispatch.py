@@ -143,9 +143,11 @@ class HandlerPool:
 
     @property
     def activity(self) -> tuple[int, int]:
-        """``(busy, queued)``: threads running a call now, calls waiting for one."""
+        """``(busy, queued)``: threads running a call now, calls waiting for one
+        (in the queue, or taken by a thread in its batch and not started)."""
         with self._lock:
-            return len(self._workers) - self._idle, self._queued
+            waiting = self._queued + sum(len(batch) for batch in self._batches.values())
+            return len(self._running), waiting
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """Queue ``fn(*args, **kwargs)``; the future completes on the calling loop."""

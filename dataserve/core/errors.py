@@ -6,8 +6,10 @@
     ├── CodecError                   a value or a body the codec cannot handle
     │   ├── UnsupportedMediaType     no codec for the media type        (415)
     │   ├── DecodeError              the body is not what it claims     (400)
-    │   └── EncodeError              the value has no codec             (500)
+    │   ├── EncodeError              the value has no codec             (500)
+    │   └── StructureTooLarge        JSON/msgpack over its budget       (413)
     ├── LimitExceeded                a configured limit was crossed     (413)
+    │   └── StructureTooLarge        (also a CodecError)
     ├── ProtocolError                the peer broke the wire protocol
     │   ├── LocalProtocolError       we were asked to send something invalid
     │   └── RemoteProtocolError      the peer sent something invalid
@@ -64,6 +66,7 @@ __all__ = [
     "RequestTimeout",
     "ResponseError",
     "ServiceUnavailable",
+    "StructureTooLarge",
     "TimeoutError",
     "TransportError",
     "Unauthorized",
@@ -113,6 +116,19 @@ class EncodeError(CodecError):
 
 class LimitExceeded(DataServeError):
     """A configured limit (body size, frame size...) was crossed."""
+
+    status = 413
+
+
+class StructureTooLarge(CodecError, LimitExceeded):
+    """A JSON or msgpack body over the structured-data budget (413).
+
+    Too many bytes (``max_structured_size``), an array or map longer than
+    ``max_container_len``, or a body that would take more memory decoded than
+    the budget allows (``dataserve.core.budget``). A ``CodecError``, so every
+    transport that answers decode failures answers this one too, with its
+    status; a ``LimitExceeded``, because that is what it is.
+    """
 
     status = 413
 

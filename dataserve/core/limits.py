@@ -53,6 +53,15 @@ class Limits:
     # Deep nesting costs stack and time for no legitimate message; msgspec and
     # msgpack-java cap at 512, relay at 128, we at 64 (tcpy and pyts).
     max_depth: int = _knob(64, "deepest nesting of arrays and maps in a tcpy or pyts message")
+    # JSON and msgpack decode to Python objects that take 2x to 70x their
+    # bytes (a 3-byte "[]," is a 72-byte list), so structured bodies get
+    # their own limit, far below max_body_size: 64 MiB decodes in well under a
+    # second and, within the budget for decoded structures (9x the body:
+    # dataserve.core.budget), to at most 576 MiB. Larger data travels as bytes
+    # or .npy, which decode in place.
+    max_structured_size: int = _knob(
+        64 * MiB, "largest JSON or msgpack body accepted, in bytes (413)", "size"
+    )
     # h11's default and the de-facto standard (node, tomcat): 16 KiB of headers.
     max_header_size: int = _knob(16 * KiB, "largest request line + headers, in bytes", "size")
     # An absolute deadline for a request's line and headers, from its first

@@ -2,20 +2,17 @@
 
 The HTTP server and the raw TCP engine both bind here, before their event
 loop starts, so a caller can read the real port back (port 0 picks a free
-one) and report "address in use" as one clear error. ``bind_unix_socket``
-does the same for a Unix domain socket (same host, no TCP/IP stack).
+one) and report "address in use" as one clear error.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import ipaddress
 import os
 import socket
 import stat
 
-__all__ = ["bind_socket", "bind_unix_socket", "is_loopback", "remove_unix_socket"]
+__all__ = ["bind_socket", "bind_unix", "is_loopback", "remove_unix_socket"]
 
 #: Connections the kernel queues before they are accepted.
 BACKLOG = 2048
@@ -51,21 +48,19 @@ def bind_socket(
     return sock
 
 
-def bind_unix_socket(path: str | os.PathLike[str], *, listen: bool = True) -> socket.socket:
-    """A Unix domain stream socket bound to ``path``, listening unless ``listen=False``.
+def bind_unix(path: str, *, listen: bool = True) -> socket.socket:
+    """A Unix domain socket bound to ``path``, listening unless ``listen=False``.
 
-    A socket file left at ``path`` by a server that is gone (nothing accepts
-    on it) is replaced; one a live server listens on is ``EADDRINUSE``, and
-    any other file there is left alone (``bind`` fails). The socket file gets
-    the process's umask, as any file it creates; ``remove_unix_socket``
-    removes it once the server stops.
+    A socket file left at ``path`` by a server that is gone is replaced; any
+    other file there is an error (``FileExistsError``), never removed.
     """
-    path = os.fspath(path)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
-            if _in_use(path):
-                raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
             os.unlink(path)
+        else:
+            raise FileExistsError(f"{path} exists and is not a socket")
+    except FileNotFoundError:
+        pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
@@ -77,22 +72,13 @@ def bind_unix_socket(path: str | os.PathLike[str], *, listen: bool = True) -> so
     return sock
 
 
-def _in_use(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        return False  # refused: a stale file, nobody accepts on it
-    finally:
-        probe.close()
-    return True
-
-
 def remove_unix_socket(path: str | os.PathLike[str]) -> None:
     """Remove the socket file a server bound at ``path`` (nothing if it is gone)."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def is_loopback(host: str) -> bool:

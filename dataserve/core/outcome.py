@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs a microsecond to build
 class Outcome:
     """A request's answer: ``status`` 200 with ``media`` and ``body``, or an error.
 

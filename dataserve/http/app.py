@@ -174,11 +174,6 @@ class DataEndpoint:
         self.exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
         self._decoders: dict[bytes | None, Decode] = {}
         self._media_bytes: dict[str | None, bytes] = {}
-        self._whole_body = {
-            "type": WHOLE_BODY,
-            "max_size": limits.max_body_size,
-            "timeout": limits.body_timeout,
-        }
         # Body deadlines when the server cannot take a body whole (not ours):
         # one timer per loop sweeps them, at most a quarter timeout late.
         self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
@@ -307,7 +302,7 @@ class DataEndpoint:
             )
         decode = self._decoder_for(content_type)
         if whole:
-            body = await self._whole(send, receive)
+            body = await self._whole(scope)
         else:
             body = await self._read_body(receive)
         received = len(body)
@@ -329,10 +324,10 @@ class DataEndpoint:
         await send({"type": "http.response.body", "body": data})
         return 200, received, len(data)
 
-    async def _whole(self, send: Send, receive: Receive) -> bytes:
+    async def _whole(self, scope: Scope) -> bytes:
         """The body, read by the protocol into one buffer (``dataserve.http.cycle``)."""
-        await send(self._whole_body)
-        message = await receive()
+        read = scope["extensions"][WHOLE_BODY]["read"]
+        message = await read(self.limits.max_body_size, self.limits.body_timeout)
         kind = message["type"]
         if kind == "http.request":
             body: bytes = message["body"]
@@ -455,6 +450,7 @@ class DataServeApp(Starlette):
         #: Ready once the lifespan has started, draining from SIGTERM on.
         self.readiness = Readiness()
         self.readiness.hold("startup")
+        self.readiness.check(self._threads_stuck)
         #: The status page and request console (``dataserve.ops.console``);
         #: ``None`` when it is off.
         self.console = console_for(
@@ -475,17 +471,26 @@ class DataServeApp(Starlette):
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             undo = self.readiness.watch_signals(ops.drain_delay)
             self.readiness.release("startup")
+            forced = False
             try:
                 yield
+            except asyncio.CancelledError:
+                # A forced exit (a second Ctrl-C) cancels the lifespan with
+                # every other task: what was asked, so no error, and no wait.
+                forced = True
+                logger.warning("forced exit: handler threads still running are abandoned")
             finally:
                 self.readiness.drain()
                 undo()
-                # uvicorn has let in-flight requests finish before lifespan ends;
-                # waiting for the handler threads happens off the loop, which
-                # may be shared with other servers.
-                await asyncio.to_thread(
-                    self.endpoint.dispatcher.close, wait=limits.shutdown_timeout
-                )
+                if forced:
+                    self.endpoint.dispatcher.close()
+                else:
+                    # uvicorn has let in-flight requests finish before lifespan
+                    # ends; waiting for the handler threads happens off the
+                    # loop, which may be shared with other servers.
+                    await asyncio.to_thread(
+                        self.endpoint.dispatcher.close, wait=limits.shutdown_timeout
+                    )
                 process_exiting()
 
         super().__init__(
@@ -495,6 +500,16 @@ class DataServeApp(Starlette):
                 Route("/{resource:path}", self.endpoint, methods=None),
             ],
             lifespan=lifespan,
+        )
+
+    def _threads_stuck(self) -> str | None:
+        pool = self.endpoint.dispatcher.pool
+        if not pool.exhausted:
+            return None
+        return (
+            f"every handler thread is stuck: {pool.stuck} calls ran past handler_timeout "
+            f"({self.limits.handler_timeout:g} s) and no replacement is left "
+            f"(max_stuck_threads {self.limits.max_stuck_threads}); restart the process"
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

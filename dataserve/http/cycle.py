@@ -5,16 +5,18 @@ The body reaches the app in one of two ways:
 * **streamed** (plain ASGI, the default): pieces as they arrive, reading
   paused while more than ``STREAM_HIGH_WATER`` bytes wait for the app (the
   callback API reads bodies this way, in constant memory);
-* **whole**, when the app asks with the ASGI extension ``dataserve.whole_body``
-  (it sends ``{"type": "dataserve.whole_body", "max_size": N, "timeout": T}``
-  before its first ``receive()``): the body is read into one buffer of its
-  announced length, straight from the socket (``dataserve.core.buffers``), and
-  ``receive()`` returns it as one ``http.request`` message: no pieces, no
-  join, no event-loop turn per piece. A chunked body grows one buffer. If it
-  crosses ``max_size``, or nothing arrives for ``timeout`` seconds,
-  ``receive()`` returns ``{"type": "dataserve.body_too_large"}`` or
-  ``{"type": "dataserve.body_stalled"}`` (with ``received``, the bytes read)
-  and reads no more: the app answers 413 or 408 and closes.
+* **whole**, when the app asks through the ASGI extension
+  ``dataserve.whole_body`` (``await scope["extensions"]["dataserve.whole_body"]
+  ["read"](max_size, timeout)``, instead of ``receive()``): the body is read
+  into one buffer of its announced length, straight from the socket
+  (``dataserve.core.buffers``), and comes back as one ``http.request``
+  message: no pieces, no join, no event-loop turn per piece. A chunked body
+  grows one buffer. If it crosses ``max_size``, or nothing arrives for
+  ``timeout`` seconds, the message is ``{"type": "dataserve.body_too_large"}``
+  or ``{"type": "dataserve.body_stalled"}`` (with ``received``, the bytes
+  read) and nothing more is read: the app answers 413 or 408 and closes.
+  Only an app called by the server itself uses it (middleware wrapping
+  ``receive`` would not see the body).
 
 ``send()`` accepts two more keys in ``http.response.start``:
 ``"dataserve.reason"`` (the status line's reason phrase, any printable
@@ -50,6 +52,9 @@ ASGIApp = Callable[[Message, Receive, Send], Awaitable[Any]]
 WHOLE_BODY = "dataserve.whole_body"
 #: A streamed body waiting for the app above this pauses reading (uvicorn's mark).
 STREAM_HIGH_WATER = 64 * 1024
+#: A whole body this large or larger is read into one buffer of its length;
+#: a smaller one comes in a piece or two and is kept as it comes.
+WHOLE_BUFFER_FROM = 64 * 1024
 
 # Header names are tokens; values have no control characters but tab (RFC 9110 5.5).
 _BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
@@ -91,6 +96,7 @@ class Cycle:
         "_deadline",
         "_delivered",
         "_pending",
+        "_pending_size",
         "_sink",
         "chunked_reply",
         "conn",
@@ -136,7 +142,8 @@ class Cycle:
         self.timeout = 0.0
         #: Why the whole body cannot be delivered: "too_large" or "stalled".
         self.failure: str | None = None
-        self._pending = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._sink: BodyBuffer | io.BytesIO | None = None
         self._deadline: Deadline | None = None
         self._delivered = False
@@ -153,10 +160,13 @@ class Cycle:
         self.received += len(chunk)
         sink = self._sink
         if sink is None:
-            self._pending += chunk
-            if len(self._pending) > STREAM_HIGH_WATER:
-                self.conn.read_flow.hold(BODY)
-            self.event.set()
+            # Kept as they come: one piece (a small body) is handed on as it is.
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+            if not self.whole:
+                if self._pending_size > STREAM_HIGH_WATER:
+                    self.conn.read_flow.hold(BODY)
+                self.event.set()
             return
         if self.received > self.max_size:
             self._fail("too_large")
@@ -207,8 +217,24 @@ class Cycle:
             self.event.clear()
         if self.disconnected or self.response_complete:
             return _DISCONNECT
-        body, self._pending = bytes(self._pending), bytearray()
-        return {"type": "http.request", "body": body, "more_body": self.more_body}
+        return {"type": "http.request", "body": self._take_pending(), "more_body": self.more_body}
+
+    async def read_whole(self, max_size: int, timeout: float) -> Message:
+        """The whole body in one message (the ``dataserve.whole_body`` extension)."""
+        if not self.whole and not self.response_started:
+            self._want_whole(max_size, timeout)
+        if self.waiting_for_100:
+            self.waiting_for_100 = False
+            if not self.conn.transport.is_closing():
+                self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return await self._receive_whole()
+
+    def _take_pending(self) -> bytes:
+        pending = self._pending
+        if not pending:
+            return b""
+        self._pending, self._pending_size = [], 0
+        return pending[0] if len(pending) == 1 else b"".join(pending)
 
     async def _receive_whole(self) -> Message:
         while not (
@@ -226,35 +252,38 @@ class Cycle:
         self._delivered = True
         sink, self._sink = self._sink, None
         if sink is None:
-            body = b""
+            body = self._take_pending()
         elif type(sink) is BodyBuffer:
             body = sink.finish() if sink.complete else b""
         else:
             body = sink.getvalue()  # type: ignore[union-attr]
         return {"type": "http.request", "body": body, "more_body": False}
 
-    def _want_whole(self, message: Message) -> None:
-        if self.whole or self.response_started:
-            return
+    def _want_whole(self, max_size: int, timeout: float) -> None:
         self.whole = True
-        self.max_size = int(message.get("max_size", 1 << 62))
-        self.timeout = float(message.get("timeout", 0) or 0)
-        pending, self._pending = self._pending, bytearray()
-        if self.length is not None and self.length > self.max_size:
+        self.max_size = max_size
+        self.timeout = timeout
+        length = self.length
+        if (length is not None and length > self.max_size) or self.received > self.max_size:
             self._fail("too_large")
             return
-        if self.received > self.max_size:
-            self._fail("too_large")
+        self.conn.read_flow.release(BODY)
+        if not self.more_body:
+            return  # all here already: handed on as it came
+        if length is not None and length < WHOLE_BUFFER_FROM:
+            # A small body is a piece or two: kept as it comes, joined at most once.
+            if self.timeout:
+                self._deadline = self.conn.watchdog.call_later(self.timeout, self._stalled)
             return
         try:
-            self._sink = BodyBuffer(self.length) if self.length is not None else io.BytesIO()
+            sink = self._sink = BodyBuffer(length) if length is not None else io.BytesIO()
         except MemoryError:
-            logger.error("no memory for a request body of %s bytes", self.length)
+            logger.error("no memory for a request body of %s bytes", length)
             self._fail("too_large")
             return
-        if pending:
-            self._sink.write(pending)
-        self.conn.read_flow.release(BODY)
+        for piece in self._pending:
+            sink.write(piece)
+        self._pending, self._pending_size = [], 0
         if self.more_body and self.timeout:
             self._deadline = self.conn.watchdog.call_later(self.timeout, self._stalled)
 
@@ -279,13 +308,10 @@ class Cycle:
         sink, self._sink = self._sink, None
         if type(sink) is BodyBuffer:
             sink.discard()
-        self._pending = bytearray()
+        self._pending, self._pending_size = [], 0
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if kind == WHOLE_BODY:
-            self._want_whole(message)
-            return
         conn = self.conn
         if conn.write_flow.paused and not self.disconnected:
             await conn.write_flow.drain()

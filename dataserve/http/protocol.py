@@ -36,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import ssl
 import threading
 import urllib.parse
 from typing import Any, NoReturn
@@ -45,12 +47,16 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
 from ..core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
+from ..core.security import TLSConfig
 from .cycle import WHOLE_BODY, Cycle
 from .flow import BODY, PIPELINE, ReadFlow, WriteFlow
 from .head import Head, Refusal, header_size, read_head
+from .tls import TLSSession, TLSTransport, server_context
 from .transport import CoalescingTransport
 
 __all__ = ["DataServeHttpProtocol"]
+
+logger = logging.getLogger("dataserve.http")
 
 _REASONS = {
     400: b"Bad Request",
@@ -61,6 +67,9 @@ _REASONS = {
 #: How long a connection closed with a refusal keeps reading (and dropping)
 #: what the peer still sends, so that the refusal is read before a reset.
 LINGER_SECONDS = 2.0
+#: At shutdown, how long a connection whose request is arriving still gets to
+#: send it (it is then answered and closed).
+SHUTDOWN_GRACE = 2.0
 #: What one socket read may bring in (uvloop's own read size).
 READ_SIZE = 256 * 1024
 #: The read size while requests are queued: a peer pipelining tiny requests
@@ -112,6 +121,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
         self.send_timeout: float = getattr(config, "dataserve_send_timeout", 30.0)
         self.max_pipelined: int = getattr(config, "dataserve_max_pipelined", 256)
+        self.tls: TLSConfig | None = getattr(config, "dataserve_tls", None)
+        self.handshake_timeout: float = getattr(config, "dataserve_handshake_timeout", 10.0)
         self.keepalive_timeout: float = config.timeout_keep_alive
         # Header, keep-alive and send deadlines of every connection of the
         # loop, swept by one timer (a loop timer per request would cost about
@@ -120,6 +131,12 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             self.loop, self.header_timeout, self.send_timeout, self.keepalive_timeout
         )
         self.parser = self._new_parser()
+        # The same for every request of the connection (uvicorn's Config
+        # computes asgi_version on each access).
+        self._asgi = {"version": config.asgi_version, "spec_version": "2.3"}
+        # Reads land here unless they are a body's (one per thread: its bytes
+        # are parsed at once, so the connections of a loop share it).
+        self._scratch = _read_buffer()
         self.transport: Any = None
         self.read_flow: ReadFlow = None  # type: ignore[assignment]
         self.write_flow: WriteFlow = None  # type: ignore[assignment]
@@ -147,6 +164,9 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self._refusal: tuple[int, str] | None = None
         self._keepalive: Deadline | None = None
         self._lingering = False
+        self._shutting_down = False
+        self._raw: Any = None  # the TCP transport, under TLS
+        self._tls: TLSSession | None = None
 
     def _new_parser(self) -> httptools.HttpRequestParser:
         parser = httptools.HttpRequestParser(self)
@@ -158,6 +178,50 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
     # --- asyncio.BufferedProtocol ---------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
+        if self.tls is not None:
+            # TLS is run here (see .tls); the connection counts (for the limit
+            # and for shutdown) while it shakes hands, within a deadline.
+            self.connections.add(self)
+            self._raw = transport
+            self._tls = TLSSession(server_context(self.tls), transport)
+            self._deadline = self.watchdog.call_later(self.handshake_timeout, self._no_handshake)
+            return
+        self._made(transport)
+
+    def _no_handshake(self) -> None:
+        self._deadline = None
+        if self.transport is None and self._raw is not None:
+            logger.debug("no TLS handshake within %g s", self.handshake_timeout)
+            self._raw.abort()
+
+    def _tls_received(self, data: memoryview) -> None:
+        tls = self._tls
+        assert tls is not None
+        try:
+            if not tls.feed(data):
+                return  # the handshake goes on
+        except (ssl.SSLError, OSError) as exc:
+            # Not TLS, or a client that does not trust us: nothing to answer.
+            logger.debug("TLS failed: %r", exc)
+            self._raw.abort()
+            return
+        if self.transport is None:
+            self._stop_deadline()
+            self._made(TLSTransport(self._raw, tls))
+        while not self._lingering and not self.transport.is_closing():
+            view, bypass = self._next_buffer()
+            n = tls.read_into(view)
+            if n == 0:
+                return
+            if n < 0:
+                self.transport.close()  # close_notify: the peer is done
+                return
+            if bypass:
+                self._body_read(n)
+            else:
+                self._received(view[:n])
+
+    def _made(self, transport: Any) -> None:
         self.connections.add(self)
         # A response's headers and body leave in one send (see .transport).
         self.transport = CoalescingTransport(transport, self.loop)
@@ -189,30 +253,40 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         return None
 
     def pause_writing(self) -> None:
-        self.write_flow.pause()
+        if self.write_flow is not None:  # None: still shaking hands
+            self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_flow.resume()
+        if self.write_flow is not None:
+            self.write_flow.resume()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def _next_buffer(self) -> tuple[memoryview, bool]:
+        """Where the next bytes go: the body's own buffer (True), or the read buffer."""
         reading = self._reading
         if reading is not None and self._continuing is None and not self._in_headers:
             body = reading.reading_into()
             if body is not None:
-                self._bypass = True
-                return body.remaining()
-        self._bypass = False
-        view = _read_buffer()
-        return view[:QUEUED_READ_SIZE] if self.queue else view
+                return body.remaining(), True
+        view = self._scratch
+        return (view[:QUEUED_READ_SIZE] if self.queue else view), False
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._tls is not None:
+            self._bypass = False
+            return self._scratch  # ciphertext: decrypted from there
+        view, self._bypass = self._next_buffer()
+        return view
 
     def buffer_updated(self, nbytes: int) -> None:
         self._stop_keepalive()
         if self._lingering:
             return  # closing: what the peer still sends is dropped
-        if self._bypass:
+        if self._tls is not None:
+            self._tls_received(self._scratch[:nbytes])
+        elif self._bypass:
             self._body_read(nbytes)
         else:
-            self._received(_read_buffer()[:nbytes])
+            self._received(self._scratch[:nbytes])
 
     def _body_read(self, nbytes: int) -> None:
         cycle = self._reading
@@ -290,7 +364,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.headers = []
         self.scope = {
             "type": "http",
-            "asgi": {"version": self.config.asgi_version, "spec_version": "2.3"},
+            "asgi": self._asgi,
             "http_version": "1.1",
             "server": self.server,
             "client": self.client,
@@ -298,7 +372,6 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             "root_path": self.root_path,
             "headers": self.headers,
             "state": self.app_state.copy(),
-            "extensions": {WHOLE_BODY: {}},
         }
 
     def on_url(self, url: bytes) -> None:
@@ -352,11 +425,13 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         cycle = Cycle(
             self,
             scope,
-            keep_alive=head.keep_alive,
+            keep_alive=head.keep_alive and not self._shutting_down,
             expect_100=head.expect_100,
             length=head.length,
             has_body=head.has_body,
         )
+        # Per request: the one ASGI extension's entry point is this cycle's.
+        scope["extensions"] = {WHOLE_BODY: {"read": cycle.read_whole}}
         self._reading = cycle
         current = self.cycle
         if current is None or current.response_complete:
@@ -418,10 +493,23 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the answer in progress."""
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.close()
+        if self.transport is None:
+            if self._raw is not None:
+                self._raw.abort()  # still shaking hands: nothing in progress
+            self.connections.discard(self)
+            return
+        self._shutting_down = True
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False  # closed after the answer in progress
+        elif cycle is not None and self._between and not self.queue:
+            self.transport.close()  # idle between requests: nothing is lost
         else:
-            self.cycle.keep_alive = False
+            # Just accepted, or a request's head arriving: the client is
+            # sending it now, and closing would reset it. It is answered
+            # (then closed) if it comes within SHUTDOWN_GRACE seconds.
+            self._stop_keepalive()
+            self.watchdog.call_later(min(SHUTDOWN_GRACE, self.header_timeout), self._idle)
 
     def _arm_keepalive(self) -> None:
         if self._keepalive is None and not self.transport.is_closing():

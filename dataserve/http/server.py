@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -24,11 +25,12 @@ from typing import Any
 import uvicorn
 
 from ..core.limits import DEFAULT_LIMITS, Limits
-from ..core.net import bind_socket
+from ..core.net import bind_socket, bind_unix
 from ..core.security import TLSConfig
 from ..ops.config import OpsConfig
 from ..ops.logs import announce
 from .connections import http_protocol
+from .protocol import DataServeHttpProtocol
 
 __all__ = [
     "BackgroundLoop",
@@ -40,14 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dataserve.server")
-
-
-def _http_impl() -> Any:
-    try:
-        from .protocol import DataServeHttpProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] installs httptools
-        return "h11"  # h11 bounds headers itself; it has no header deadline
-    return DataServeHttpProtocol
 
 
 def uvicorn_config(
@@ -63,13 +57,16 @@ def uvicorn_config(
     ``ops`` is the operations config of an app given by import string (the
     workers' factory); an app object carries its own.
     """
-    if tls is not None:
-        kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
-        if tls.client_ca:
-            kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     kwargs.setdefault("access_log", False)
     kwargs.setdefault("log_level", "info")
-    kwargs.setdefault("http", _http_impl())
+    kwargs.setdefault("http", DataServeHttpProtocol)
+    ours = isinstance(kwargs["http"], type) and issubclass(kwargs["http"], DataServeHttpProtocol)
+    if tls is not None:
+        tls.server_context()  # a certificate that does not load fails here, before serving
+        if not ours:  # another protocol: uvicorn's TLS, with the loop's 60 s handshake
+            kwargs.update(ssl_certfile=tls.cert, ssl_keyfile=tls.key)
+            if tls.client_ca:
+                kwargs.update(ssl_ca_certs=tls.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     if not isinstance(app, str):
         ops = getattr(app, "ops", None)
     # counts connections if metrics are on
@@ -89,11 +86,16 @@ def uvicorn_config(
     config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
     config.dataserve_send_timeout = limits.send_timeout  # type: ignore[attr-defined]
     config.dataserve_max_pipelined = limits.max_pipelined  # type: ignore[attr-defined]
+    # TLS is the protocol's (dataserve.http.tls): uvicorn's has no handshake deadline.
+    config.dataserve_tls = tls if ours else None  # type: ignore[attr-defined]
+    config.dataserve_handshake_timeout = limits.handshake_timeout  # type: ignore[attr-defined]
     return config
 
 
 def server_url(sock: socket.socket, tls: bool = False) -> str:
-    """The URL a listening socket serves, for banners."""
+    """The URL a listening socket serves, for banners (``unix:PATH`` for a Unix socket)."""
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return f"unix:{sock.getsockname()}"
     host, port = sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
@@ -166,7 +168,8 @@ class BackgroundServer:
     """A uvicorn server running on the shared background loop.
 
     ``start()`` returns once the port accepts connections; ``stop()`` lets
-    in-flight requests finish and returns once the port is released.
+    in-flight requests finish and returns once the port is released. With
+    ``uds=PATH`` it listens on that Unix domain socket instead.
     """
 
     def __init__(
@@ -177,10 +180,12 @@ class BackgroundServer:
         port: int = 0,
         limits: Limits | None = None,
         log_level: str = "warning",
+        uds: str | None = None,
         **config: Any,
     ) -> None:
         self.app = app
         self.host = host
+        self.uds = uds
         self.requested_port = port
         self.limits: Limits = limits or getattr(app, "limits", None) or DEFAULT_LIMITS
         self._config = dict(log_level=log_level, **config)
@@ -191,13 +196,18 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
+        if self.uds:
+            return f"unix:{self.uds}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "https" if self._config.get("tls") else "http"
         return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> BackgroundServer:
-        sock = bind_socket(self.host, self.requested_port)
-        self.port = sock.getsockname()[1]
+        if self.uds:
+            sock = bind_unix(self.uds)
+        else:
+            sock = bind_socket(self.host, self.requested_port)
+            self.port = sock.getsockname()[1]
         config = uvicorn_config(self.app, self.limits, **self._config)
         server = uvicorn.Server(config)
         self._server = server
@@ -228,6 +238,9 @@ class BackgroundServer:
 
         self._loop.run(shutdown(), timeout=timeout)
         self._server = self._task = None
+        if self.uds:
+            with contextlib.suppress(OSError):
+                os.unlink(self.uds)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

@@ -35,6 +35,7 @@ class Readiness:
     def __init__(self) -> None:
         self._holds: set[str] = set()
         self._draining = False
+        self._checks: list[Callable[[], str | None]] = []
 
     def hold(self, reason: str) -> None:
         """Not ready until ``release(reason)``."""
@@ -42,6 +43,17 @@ class Readiness:
 
     def release(self, reason: str) -> None:
         self._holds.discard(reason)
+
+    def check(self, why_not: Callable[[], str | None]) -> None:
+        """Not ready while ``why_not()`` says why (a string); ``None``: fine.
+
+        Asked at every probe, so it must be cheap: the data server's says
+        that every handler thread is stuck past its deadline.
+        """
+        self._checks.append(why_not)
+
+    def _failing(self) -> list[str]:
+        return [why for why in (check() for check in self._checks) if why]
 
     def drain(self) -> None:
         """Not ready any more: the server is stopping."""
@@ -53,15 +65,19 @@ class Readiness:
 
     @property
     def ready(self) -> bool:
-        return not self._draining and not self._holds
+        return not self._draining and not self._holds and not self._failing()
 
     @property
     def state(self) -> str:
-        """``'ready'``, ``'starting: <reasons>'`` or ``'draining'``."""
+        """``'ready'``, ``'starting: <reasons>'``, ``'draining'`` or
+        ``'not ready: <reasons>'``."""
         if self._draining:
             return "draining"
         if self._holds:
             return "starting: " + ", ".join(sorted(self._holds))
+        failing = self._failing()
+        if failing:
+            return "not ready: " + "; ".join(failing)
         return "ready"
 
     def watch_signals(self, delay: float = 0.0) -> Callable[[], None]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.net import bind_socket as bind_socket
-from dataserve.core.net import bind_unix_socket, remove_unix_socket
+from dataserve.core.net import bind_unix, remove_unix_socket
 from dataserve.core.security import TLSConfig
 
 from .connection import Connection
@@ -47,8 +47,8 @@ class RawServer:
     ``connection_metrics`` is told of every connection opened and closed
     (``dataserve.ops.transport_metrics(name)``). ``uds`` listens on a Unix
     domain socket at that path instead of TCP (``host`` and ``port`` unused;
-    a stale socket file there is replaced, and the file is removed when the
-    server stops).
+    a socket file already there is replaced, any other file is an error, and
+    the file is removed when the server stops).
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class RawServer:
         if self._sock is not None:
             sock = self._sock
         elif self.uds is not None:
-            sock = bind_unix_socket(self.uds)
+            sock = bind_unix(self.uds)
         else:
             sock = bind_socket(self.host, self.requested_port, reuse_port=self.reuse_port)
         unix = sock.family == socket.AF_UNIX

@@ -162,7 +162,9 @@ class NativeService:
         metrics: RequestMetrics | None = None,
     ) -> None:
         self.limits = limits = limits or DEFAULT_LIMITS
-        self.codecs = codecs or default_registry
+        # JSON and msgpack payloads decode within these limits' budget
+        # (max_structured_size, container lengths, depth): dataserve.core.budget.
+        self.codecs = (codecs or default_registry).with_limits(limits)
         self.token = token.encode("utf-8") if token else None
         self.metrics = metrics
         if exchange is not None:

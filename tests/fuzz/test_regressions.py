@@ -7,6 +7,7 @@ would report nothing useful).
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 import subprocess
@@ -19,7 +20,7 @@ from numpy.lib import format as npy_format
 
 from dataserve.callback.messages import InvalidResponse, build_reply
 from dataserve.core.codec import default_registry
-from dataserve.core.errors import DecodeError, EncodeError
+from dataserve.core.errors import DecodeError, EncodeError, UnsupportedMediaType
 from fuzz import fuzz_codec, fuzz_pyts, fuzz_tinyproto
 from fuzz._stream import project, run, stream_of
 from fuzz.run import ROOT, targets
@@ -70,6 +71,32 @@ def test_npy_header_announcing_a_huge_array_is_a_decode_error() -> None:
         default_registry.decode("application/x-npy", buf.getvalue())
 
 
+def test_npy_of_a_zero_size_dtype_is_refused_both_ways() -> None:
+    # atheris (a timeout): 100 bytes announcing 3.2e15 elements of a dtype of
+    # 0 bytes loaded without any data; re-encoding it (np.save, as a handler
+    # echoing it would) looped over the elements for hours.
+    crash = base64.b64decode(
+        "CASTTlVNUFkBAHYAeydkZXNjcic6IFsoJ2EnLCAnMGY0JyldLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNl"
+        "LCAnc2hhcGUnOiAoMzI0NDQ0NDY0NDQ0NDQ0NCwpLCB9ICAgICAgICAgICAgI21tbW1tbW1tbW1tbW1t"
+        "bW1tbW1tbW1tbQAAAAA="
+    )
+    fuzz_codec.check(crash)
+    with pytest.raises(DecodeError) as info:
+        default_registry.decode("application/x-npy", crash[2:])
+    assert info.value.message == (
+        "a numpy array of 3244444644444444 elements of a zero-size dtype "
+        "([('a', '<f4', (0,))]) is refused: it holds no data, and every pass over it "
+        "takes 3244444644444444 steps"
+    )
+    empty = np.zeros((10**12,), dtype=[("a", "<f4", (0,))])
+    with pytest.raises(EncodeError, match="zero-size dtype .* cannot be sent"):
+        default_registry.encode(empty)
+    # An array with no elements is still fine, whatever its dtype.
+    none = np.zeros((0, 3), dtype=[("a", "<f4", (0,))])
+    _, body = default_registry.encode(none)
+    assert default_registry.decode("application/x-npy", body).shape == (0, 3)
+
+
 def test_npz_archives_are_refused_not_opened() -> None:
     # np.load opened zip archives too: an NpzFile reached the handler, and a
     # damaged one raised zipfile.BadZipFile (a 500).
@@ -80,19 +107,21 @@ def test_npz_archives_are_refused_not_opened() -> None:
             default_registry.decode("application/x-npy", body)
 
 
-def test_charset_with_a_nul_is_a_decode_error() -> None:
-    # str.decode raised ValueError("embedded null character") (a 500).
-    with pytest.raises(DecodeError, match="cannot be decoded"):
+def test_charset_with_a_nul_is_refused() -> None:
+    # str.decode raised ValueError("embedded null character") (a 500); then a
+    # 400; now an unknown charset, like any other (415).
+    with pytest.raises(UnsupportedMediaType, match=r"charset 'utf\\x008' is not known"):
         default_registry.decode("text/plain; charset=utf\x008", b"abc")
 
 
 def test_text_with_lone_surrogates_is_an_encode_error() -> None:
-    # A utf-7 body decodes to a lone surrogate; echoing it raised
-    # UnicodeEncodeError instead of EncodeError.
-    text = default_registry.decode("text/plain; charset=utf-7", b"+2AA-")
-    assert text == "\ud800"
+    # A utf-7 body decoded to a lone surrogate; echoing it raised
+    # UnicodeEncodeError instead of EncodeError. utf-7 is refused now (415),
+    # but a handler can still return such a str.
+    with pytest.raises(UnsupportedMediaType, match="utf-7"):
+        default_registry.decode("text/plain; charset=utf-7", b"+2AA-")
     with pytest.raises(EncodeError, match="UTF-8"):
-        default_registry.encode(text)
+        default_registry.encode("\ud800")
 
 
 # --- the callback API -----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from typing import Any
 
 from dataserve import HTTPDataHandler
@@ -23,3 +25,18 @@ class Echo(HTTPDataHandler):
 
 
 not_a_handler = [1, 2, 3]
+
+
+class Queued(HTTPDataHandler):
+    """A ``def`` handler for the shutdown and hung-thread tests: ``/slow`` works
+    for a while, ``/hang`` never returns, anything else is echoed."""
+
+    def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/pid":
+            return os.getpid()
+        if resource == "/slow":
+            time.sleep(float(payload or 0.3))  # sleep-ok: the handler's work
+            return "done"
+        if resource == "/hang":
+            threading.Event().wait()  # never set: a handler that hangs
+        return payload

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,15 +57,16 @@ def echo() -> Iterator[tuple[ServerProcess, int]]:
     assert server.stop() == 0
 
 
-def settled_rss(port: int, pid: int, at_most: int, rounds: int = 500) -> int:
-    """The server's RSS once it is at most ``at_most`` (each poll a round trip)."""
+def settled_rss(port: int, pid: int, at_most: int, within: float = 20.0) -> int:
+    """The server's RSS once it is at most ``at_most``, or after ``within``
+    seconds (each poll is a round trip to the server)."""
+    deadline = time.monotonic() + within
     with HTTPDataClient(port, "http://127.0.0.1:") as client:
-        for _ in range(rounds):
+        while True:
             client.send("/pid")
             rss = status(pid)["VmRSS"]
-            if rss <= at_most:
-                break
-    return rss
+            if rss <= at_most or time.monotonic() > deadline:
+                return rss
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl (apt-get install curl)")
