@@ -81,12 +81,26 @@ Done = Callable[[Outcome], None]
 
 
 class Gate(Protocol):
-    """Whether a connection's handlers may start now (its peer takes its answers)."""
+    """Whether a connection's handlers may start now (its peer takes its answers).
+
+    ``open`` is the transport's word (its output is under the cap); ``cap``
+    bounds the answers ``def`` handlers made on their threads that have not
+    reached the transport yet (a thread may run many calls before the loop
+    sees the first answer); ``calls`` is the exchange's own record of those
+    calls, kept on the loop.
+    """
 
     @property
     def open(self) -> bool:
         """Read on the handler threads, just before a ``def`` handler's call."""
         ...
+
+    @property
+    def cap(self) -> int:
+        """Bytes of answers that may wait for the transport."""
+        ...
+
+    calls: set[Any]
 
     def when_open(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the loop once the gate is open again."""
@@ -135,17 +149,38 @@ def _raised(resource: str, exc: BaseException) -> Outcome:
     return handler_raised(resource, exc)
 
 
+def _held(gate: Gate) -> bool:
+    """On a handler thread: the transport is over its cap, or answers made on the
+    threads and not yet with it would take it there."""
+    if not gate.open:
+        return True
+    waiting = 0
+    for call in list(gate.calls):  # a copy: the loop changes the set meanwhile
+        waiting += call.produced
+    return waiting >= gate.cap
+
+
 def _whole(
     resource: str,
     body: Any,
     decode: Decode,
     call: Callable[[Any], Any],
     encode: Encode,
-    gate: Gate | None = None,
+    ticket: _PoolCall | None = None,
 ) -> Outcome:
-    """The exchange of a ``def`` handler, on its thread (``_HELD`` if ``gate`` is shut)."""
-    if gate is not None and not gate.open:
+    """The exchange of a ``def`` handler, on its thread; with a ``ticket``
+    (``Exchange.start``), ``_HELD`` when its gate holds it back."""
+    if ticket is not None and _held(ticket.gate):
         return _HELD  # type: ignore[no-any-return]
+    outcome = _exchange(resource, body, decode, call, encode)
+    if ticket is not None and outcome.status == 200:
+        ticket.produced = len(outcome.body)  # counts against the gate's cap until delivered
+    return outcome
+
+
+def _exchange(
+    resource: str, body: Any, decode: Decode, call: Callable[[Any], Any], encode: Encode
+) -> Outcome:
     try:
         payload = decode(body) if decode is not None else body
     except CodecError as exc:
@@ -173,16 +208,20 @@ def _unrouted_now(resource: str, body: Any, decode: Decode) -> Outcome:
 class _PoolCall(asyncio.Future):  # type: ignore[type-arg]
     """A ``def`` handler's exchange that ``start`` began, as the transport tracks it.
 
-    ``job`` is its call on the pool now (a new one each time a shut gate held
-    it back), ``deadline`` the handler deadline; ``args`` what ``_whole`` takes;
-    ``answer`` the transport's ``done``.
+    ``job`` is its call on the pool now (a new one each time a gate held it
+    back), ``deadline`` the handler deadline; ``args`` what ``_whole`` takes;
+    ``answer`` the transport's ``done``; ``gate`` the transport's ``Gate``
+    (``None``: none), and ``produced`` the size of the answer its thread made,
+    until the loop has it.
     """
 
-    __slots__ = ("answer", "args", "deadline", "job")
+    __slots__ = ("answer", "args", "deadline", "gate", "job", "produced")
     args: tuple[Any, ...]
     deadline: Deadline
     answer: Done
+    gate: Any
     job: asyncio.Future[Any]
+    produced: int
 
 
 class _Pooled:
@@ -195,18 +234,21 @@ class _Pooled:
         self.timeout = handler_timeout
         self.watchdogs = watchdogs
 
-    def start(self, args: tuple[Any, ...], done: Done) -> _PoolCall:
+    def start(self, args: tuple[Any, ...], done: Done, gate: Gate | None) -> _PoolCall:
         loop = asyncio.get_running_loop()
         call = _PoolCall(loop=loop)
-        call.args, call.answer = args, done
+        call.args, call.answer, call.gate, call.produced = args, done, gate, 0
         call.deadline = self.watchdogs.get(loop).call_later(self.timeout, self._expired, call)
         call.add_done_callback(self._ended)
+        if gate is not None:
+            gate.calls.add(call)
         self._submit(call)
         return call
 
     def _submit(self, call: _PoolCall) -> None:
+        ticket = call if call.gate is not None else None
         try:
-            job = call.job = self.pool.submit(_whole, *call.args)
+            job = call.job = self.pool.submit(_whole, *call.args, ticket)
         except RuntimeError:  # the pool is closed: the server has stopped
             self._finish(call, shut_down(False))
             return
@@ -221,8 +263,7 @@ class _Pooled:
             return
         outcome = job.result()
         if outcome is _HELD:
-            gate: Gate = call.args[5]
-            gate.when_open(functools.partial(self._resume, call))
+            call.gate.when_open(functools.partial(self._resume, call))
             return
         self._finish(call, outcome)
 
@@ -232,6 +273,9 @@ class _Pooled:
 
     def _finish(self, call: _PoolCall, outcome: Outcome) -> None:
         call.deadline.stop()
+        if call.gate is not None:
+            call.gate.calls.discard(call)  # its answer is the transport's now
+        call.args = ()  # the body may go
         call.answer(outcome)
         call.set_result(None)
 
@@ -250,11 +294,15 @@ class _Pooled:
         # started never will; one running runs on, its answer is dropped.
         assert isinstance(call, _PoolCall)
         call.deadline.stop()
+        if call.gate is not None:
+            call.gate.calls.discard(call)
         job = getattr(call, "job", None)
         if job is not None and not job.done() and not self.pool.started(job):
             job.cancel()
 
     def cut(self, call: _PoolCall) -> Outcome:
+        if call.gate is not None:
+            call.gate.calls.discard(call)
         job = call.job
         started = not job.done() and self.pool.started(job)
         self.pool.abandon(job)
@@ -362,7 +410,7 @@ class Exchange:
             return self._eager(self._unrouted(resource, body, decode), resource, done)
         call, kind = target
         if kind == _POOL:
-            return self._pooled.start((resource, body, decode, call, encode, gate), done)
+            return self._pooled.start((resource, body, decode, call, encode), done, gate)
         coro = self._on_loop(resource, body, decode, call, kind == _ASYNC, encode)
         return self._eager(coro, resource, done)
 

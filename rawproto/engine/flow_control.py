@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["WRITE_HIGH_WATER", "WRITE_LOW_WATER", "FlowControl", "OutputGate"]
 
@@ -37,12 +38,18 @@ class OutputGate:
 
     ``open`` is read by handler threads; ``when_open`` callbacks run on the
     loop when the gate opens again (never if the connection is lost first).
+    ``cap`` (the high-water mark) and ``calls`` are what the exchange bounds
+    the answers made on handler threads with (``dataserve.core.exchange.Gate``).
     """
 
-    __slots__ = ("_waiting", "open")
+    __slots__ = ("_waiting", "calls", "open")
+
+    #: Bytes of answers made on handler threads that may wait for the transport.
+    cap = WRITE_HIGH_WATER
 
     def __init__(self) -> None:
         self.open = True
+        self.calls: set[Any] = set()
         self._waiting: list[Callable[[], None]] = []
 
     def when_open(self, callback: Callable[[], None]) -> None:
