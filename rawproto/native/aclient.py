@@ -252,9 +252,8 @@ class AsyncRawDataClient(ClientSettings):
                 sink = session.sinks.get(request_id)
                 if sink is not None:
                     await sink.written
-                elif answer.body:  # small: it came whole with the answer
-                    target.open(len(answer.body))
-                    await asyncio.to_thread(target.write, answer.body)
+                else:  # small: it came whole with the answer
+                    await asyncio.to_thread(_write_whole, target, answer.body)
         finally:
             session.targets.pop(request_id, None)
             session.sinks.pop(request_id, None)
@@ -302,6 +301,11 @@ class AsyncRawDataClient(ClientSettings):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _write_whole(target: Target, body: bytes) -> None:
+    target.open(len(body))
+    target.write(body)
 
 
 async def _upload(

@@ -254,8 +254,8 @@ class RawDataClient(ClientSettings):
                 break
             if type(event) is Reply or type(event) is Error:
                 if event.request_id == request_id:
-                    if target is not None and type(event) is Reply and event.body:
-                        target.open(len(event.body))
+                    if target is not None and type(event) is Reply:
+                        target.open(len(event.body))  # a success: the file is made
                         target.write(event.body)
                     return event
                 if event.request_id == 0 and type(event) is Error:
