@@ -34,7 +34,10 @@ from .session import Session, SessionFactory
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Connection"]
+__all__ = ["UNIX_SNDBUF", "Connection"]
+
+#: The send buffer asked for on Unix domain socket connections.
+UNIX_SNDBUF = 4 * 1024 * 1024
 
 logger = logging.getLogger("rawproto.engine")
 
@@ -68,7 +71,13 @@ class Connection(Pump):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if sock.family == socket.AF_UNIX:
+                    # A Unix socket's buffer is its sender's (208 KiB by default,
+                    # no autotuning as TCP has): larger, a large answer takes
+                    # fewer wake-ups. The kernel caps it at net.core.wmem_max.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
+                else:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._flow.attach(transport)
         self._opened_at = self._last_active = self.loop.time()
         registry = self._registry

@@ -42,6 +42,7 @@ from dataserve.core.buffers import BodyBuffer
 from dataserve.core.errors import ConnectionClosed
 
 from .._blocking import connect, set_timeout
+from ..engine.connection import UNIX_SNDBUF
 from ..proto.base import ConnectionClosed as ConnectionClosedEvent
 from ..proto.native import Error, NativeConnection, Preface, Reply
 from .aclient import AsyncRawDataClient
@@ -332,6 +333,7 @@ class RawDataClient(ClientSettings):
             return connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
             sock.settimeout(self.connect_timeout)
             sock.connect(self.uds)
             if self.ssl_context is not None:

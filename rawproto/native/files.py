@@ -47,8 +47,14 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+# Values the codec takes, never files: checked by their exact type first (cheap).
+_VALUES = frozenset({type(None), str, bytes, bytearray, memoryview, int, float, bool, list, dict})
+
+
 def is_file(payload: Any) -> bool:
     """A payload to stream: a path (``os.PathLike``) or a file object; never a ``str``."""
+    if type(payload) in _VALUES:
+        return False
     return isinstance(payload, os.PathLike) or (
         not isinstance(payload, (str, bytes, bytearray, memoryview)) and hasattr(payload, "read")
     )

@@ -267,15 +267,23 @@ class FrameReader(FramedReceiver):
             )
         self._header = (kind, tag, res_len, request_id)
         self._frame_body = body
+        whole = len(self._buf) >= body  # the usual small frame: all in one read
         if kind == KIND_REPLY:
-            if not body:
-                return trusted_reply(request_id, tag, b"")
+            if whole:
+                return trusted_reply(request_id, tag, self._buf.take(body) if body else b"")
             self.payload_size = body
             self._state = _State.PAYLOAD
             return None
         if kind == KIND_REQUEST:
             self._remaining = body
             self._state = _State.RESOURCE
+            if whole:
+                event = self._take_resource()
+                if event is None:  # a payload: it is here too
+                    self._state = _State.HEADER
+                    self.payload_size = 0
+                    return self._complete(self._buf.take(body - res_len))
+                return event
             return None
         self._remaining = body
         self._state = _State.BODY
