@@ -26,19 +26,23 @@ The wire is pyts', byte for byte (``rawproto.proto.pyts``): an original pyts
 client works against this server and this client against an original
 server. Beyond the original:
 
-* documents of any size (up to ``Limits.max_body_size``; the original reads
+* documents of any size (up to ``Limits.max_structured_size``, and within the
+  core's budget for decoded structures; the original reads
   1024 bytes), complete when the JSON object closes;
 * clients are served concurrently (``threads`` handlers at once);
 * a handler that returns without ``SendResponse()`` still answers: what it
   set (status 200 if it set no status), or 500 if it set nothing; a handler
-  that raises gets a 500 document; ``SendResponse()`` twice raises in the
-  handler instead of corrupting the connection;
+  that raises gets a 500 document naming the exception's type (its text
+  goes to the log only), or the status and message of a ``DataServeError``
+  it raised on purpose; ``SendResponse()`` twice raises in the handler
+  instead of corrupting the connection;
 * an unknown endpoint gets the original's 404 document; a request that is
   not JSON or lacks the ``HOST``, ``PORT`` or ``ENDPOINT`` header gets a 400
   document; a client that stalls mid-document gets a 408 document after
   ``Limits.frame_timeout``; a handler that has not answered within
-  ``Limits.handler_timeout`` gets a 504 document (its thread runs on; a
-  late ``SendResponse()`` raises in it); ``startServer()`` stops cleanly on
+  ``Limits.handler_timeout`` gets a 504 document (its thread runs on, a
+  late ``SendResponse()`` raises in it, and a new thread serves the next
+  requests); ``startServer()`` stops cleanly on
   Ctrl-C or SIGTERM, letting running handlers answer (one still running
   when ``shutdown_timeout`` ends gets a 503 document);
 * ``tls=TLSConfig(...)`` serves TLS, and ``Request`` takes ``tls=True``,
@@ -58,8 +62,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dataserve.core import errors
-from dataserve.core.dispatch import Dispatcher
-from dataserve.core.errors import LocalProtocolError
+from dataserve.core.errors import DataServeError, LocalProtocolError
+from dataserve.core.guard import Guard
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
@@ -264,22 +268,13 @@ class _Service:
     def __init__(self, router: Router[RouteHandler], limits: Limits) -> None:
         self.router = router
         self.limits = limits
-        self.dispatcher = Dispatcher(limits.handler_threads, name="pyts-handler")
-        self._prepared: dict[int, Callable[..., Awaitable[Any]]] = {}
+        self.guard = Guard(limits, "pyts-handler")
 
     def session(self, conn: EngineConnection) -> _Session:
         return _Session(conn, self)
 
     async def aclose(self) -> None:
-        self.dispatcher.close()
-
-    def prepared(self, handler: RouteHandler) -> Callable[..., Awaitable[Any]]:
-        """``handler`` made awaitable by its policy (thread pool, inline or async)."""
-        key = id(handler)
-        call = self._prepared.get(key)
-        if call is None:
-            call = self._prepared[key] = self.dispatcher.prepare(handler)
-        return call
+        self.guard.close()
 
 
 class _Session(Session):
@@ -305,24 +300,21 @@ class _Session(Session):
             request = Request._received(event, match.params)
             response = Response()
             response._sender = self._send_from_handler
-            timeout = self.service.limits.handler_timeout
-            try:
-                await asyncio.wait_for(
-                    self.service.prepared(match.endpoint)(request, response), timeout
-                )
-            except asyncio.TimeoutError:
-                logger.error(
-                    "the handler for %s did not answer within %g s", event.endpoint, timeout
-                )
-                self._answer(
-                    proto.error_response(504, f"the handler did not answer within {timeout:g} s")
-                )
+            guard = self.service.guard
+            settled = await guard.call(guard.prepare(match.endpoint), request, response)
+            if settled.ok:
+                self._answer(response._completed())
                 return
-            except Exception as exc:
-                logger.info("the handler for %s raised %r", event.endpoint, exc, exc_info=exc)
-                self._answer(proto.error_response(500, f"the handler raised: {exc}"))
-                return
-            self._answer(response._completed())
+            # The core's one policy: 504 past the deadline; 500 naming the
+            # exception's type, or a DataServeError's own status and message.
+            outcome = settled.outcome(event.endpoint, self.service.limits.handler_timeout)
+            if settled.timed_out:
+                logger.error("%s: %s", event.endpoint, outcome.message)
+            elif isinstance(settled.error, DataServeError):  # raised on purpose
+                logger.info("%s: %s", event.endpoint, outcome.message)
+            else:
+                logger.error("the handler for %s raised", event.endpoint, exc_info=settled.error)
+            self._answer(proto.error_response(outcome.status, outcome.message))
         finally:
             self.conn.close()
 

@@ -3,6 +3,10 @@
 Used while a test attacks a server, to show that everyone else keeps being
 served: ``with Probe(port) as probe: ...attack...`` then ``probe.p99``.
 Each probe request is a round trip, so the probe paces itself; nothing sleeps.
+By default it PUTs to the handler; ``Probe(port, health=True)`` GETs the
+liveness route instead, which the event loop answers by itself: what it
+measures is then the loop's own responsiveness, whatever the handler threads
+are doing.
 """
 
 from __future__ import annotations
@@ -18,8 +22,16 @@ __all__ = ["Probe"]
 
 
 class Probe:
-    def __init__(self, port: int, resource: str = "/echo", payload: object = "probe") -> None:
+    def __init__(
+        self,
+        port: int,
+        resource: str = "/echo",
+        payload: object = "probe",
+        *,
+        health: bool = False,
+    ) -> None:
         self.port = port
+        self.health = health
         self.resource = resource
         self.payload = payload
         self.latencies: list[float] = []
@@ -29,10 +41,15 @@ class Probe:
 
     def _run(self) -> None:
         with HTTPDataClient(self.port, "http://127.0.0.1:", timeout=30) as client:
+            http = client._client  # the same connection pool, for the GET
+            url = f"http://127.0.0.1:{self.port}/_dataserve/health"
             while not self._stop.is_set():
                 started = time.perf_counter()
                 try:
-                    client.send(self.resource, self.payload)
+                    if self.health:
+                        http.get(url).raise_for_status()
+                    else:
+                        client.send(self.resource, self.payload)
                 except Exception as exc:  # recorded: the test asserts there are none
                     self.failures.append(exc)
                     continue

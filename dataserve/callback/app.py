@@ -5,13 +5,23 @@ request                                     answer
 ==========================================  =======================================
 callback returns a valid response dict      its status, headers and message
 callback returns an invalid one             500 naming the problem (logged)
-callback raises                             500 (logged with its traceback)
-callback takes over ``handler_timeout``     504 (logged)
+callback raises                             500 naming the exception's type only
+                                            (logged with its traceback)
+callback raises a ``DataServeError``        its status and message (raised on purpose)
+callback takes over ``handler_timeout``     504 (logged); a ``def`` callback's thread
+                                            is replaced for later calls
+shutdown grace period ends first            503 (``Retry-After`` if it had not begun),
+                                            connection closed
 ``Content-Length`` above ``max_body_size``  413 at once, callback not called, closed
 body read past ``max_body_size``            413, connection closed
 body stalls past ``body_timeout``           408, connection closed
 client leaves mid-body                      nothing (nobody to answer)
 ==========================================  =======================================
+
+What a failed call is answered is ``dataserve.core.outcome``'s policy, and
+its deadline ``dataserve.core.guard``'s (a ``Watchdog`` deadline; a stuck
+``def`` callback's thread is abandoned and replaced, up to
+``Limits.max_stuck_threads``).
 """
 
 from __future__ import annotations
@@ -25,10 +35,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from ..core.dispatch import Dispatcher
+from ..core.deadlines import Watchdogs, resolution_for
+from ..core.errors import DataServeError
+from ..core.guard import Guard, Settled
 from ..core.limits import Limits
-from ..http.app import _timeout, send_error
-from .messages import InvalidResponse, build_reply, parse_query, request_headers
+from ..http.app import send_error
+from .messages import InvalidResponse, Reply, build_reply, parse_query, request_headers
 from .stream import DataStream
 
 __all__ = ["CallbackApp", "CallbackEndpoint"]
@@ -39,6 +51,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# A request that never reached the callback (shutdown) may be sent again.
+_RETRY = [(b"retry-after", b"1")]
 
 
 class CallbackEndpoint:
@@ -52,13 +67,14 @@ class CallbackEndpoint:
         self.cbfunc = cbfunc
         self.httpdid = httpdid
         self.limits = limits
+        # Body deadlines: one sweeping timer per loop, at most a quarter late.
+        self._body_watchdogs = Watchdogs(resolution_for(limits.body_timeout))
         self._open_dispatcher()
 
     def _open_dispatcher(self) -> None:
-        self.dispatcher = Dispatcher(
-            self.limits.handler_threads, name=f"dataserve-callback-{self.httpdid}"
-        )
-        self._call = self.dispatcher.prepare(self.cbfunc)
+        self.guard = Guard(self.limits, f"dataserve-callback-{self.httpdid}", answer_shutdown=True)
+        self.dispatcher = self.guard.dispatcher
+        self._call = self.guard.prepare(self.cbfunc)
 
     async def aclose(self) -> None:
         """End the callback threads, then get ready to be served again."""
@@ -66,7 +82,7 @@ class CallbackEndpoint:
         # finish, so idle threads only need a moment to exit; a callback still
         # running now is hung, and its daemon thread is left behind. In a
         # thread, because the loop is shared with other servers.
-        await asyncio.to_thread(self.dispatcher.close, min(1.0, self.limits.shutdown_timeout))
+        await asyncio.to_thread(self.guard.close, min(1.0, self.limits.shutdown_timeout))
         self._open_dispatcher()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,27 +103,12 @@ class CallbackEndpoint:
             asyncio.get_running_loop(),
             max_size=limit,
             timeout=self.limits.body_timeout,
+            watchdogs=self._body_watchdogs,
         )
         request = self._request(scope, stream)
         where = f"{request['verb']} {_printable(request['path'])}"
-        response: Any = None
         try:
-            response = await self._run(request)
-        except _Expired:
-            if stream.error is None:
-                timeout = self.limits.handler_timeout
-                logger.error("callback %d did not answer %s in %g s", self.httpdid, where, timeout)
-                await send_error(send, 504, f"the callback did not answer within {timeout:g} s")
-                return
-        except Exception as exc:
-            if stream.error is None:
-                logger.exception("callback %d raised for %s", self.httpdid, where)
-                await send_error(
-                    send,
-                    500,
-                    f"the callback raised {type(exc).__name__} for {where} (see the server log)",
-                )
-                return
+            settled = await self.guard.call(self._call, request)
         finally:
             stream.close()
         if stream.error is not None:
@@ -117,6 +118,18 @@ class CallbackEndpoint:
             if not stream.disconnected:
                 await send_error(send, stream.error.status, stream.error.message, close=True)
             return
+        if not settled.ok:
+            outcome = settled.outcome(where, self.limits.handler_timeout, "the callback")
+            self._log_failure(settled, where, outcome.message)
+            await send_error(
+                send,
+                outcome.status,
+                outcome.message,
+                close=settled.shut_down,
+                headers=_RETRY if outcome.retry else None,
+            )
+            return
+        response = settled.value
         try:
             reply = build_reply(response, head=request["verb"] == "HEAD")
         except InvalidResponse as exc:
@@ -125,27 +138,19 @@ class CallbackEndpoint:
             )
             await send_error(send, 500, f"invalid response from the callback: {exc}")
             return
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": reply.headers}
-        )
+        await send(_start(reply))
         await send({"type": "http.response.body", "body": reply.body})
 
-    async def _run(self, request: dict[str, Any]) -> Any:
-        """Call the callback within ``handler_timeout`` (reading the body included).
-
-        A ``def`` callback's thread cannot be stopped: past the deadline it
-        runs on and its answer is dropped.
-        """
-        limit = self.limits.handler_timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        try:
-            async with _timeout(limit):
-                return await self._call(request)
-        except TimeoutError:
-            if loop.time() >= deadline:
-                raise _Expired from None
-            raise  # the callback's own TimeoutError: it raised
+    def _log_failure(self, settled: Settled, where: str, message: str) -> None:
+        if settled.timed_out:
+            timeout = self.limits.handler_timeout
+            logger.error("callback %d did not answer %s in %g s", self.httpdid, where, timeout)
+        elif settled.shut_down:
+            logger.warning("callback %d, %s: %s", self.httpdid, where, message)
+        elif isinstance(settled.error, DataServeError):  # raised on purpose, for the client
+            logger.info("callback %d, %s: %s", self.httpdid, where, message)
+        else:
+            logger.error("callback %d raised for %s", self.httpdid, where, exc_info=settled.error)
 
     def _request(self, scope: Scope, stream: DataStream) -> dict[str, Any]:
         query = scope.get("query_string", b"").decode("latin-1")
@@ -164,8 +169,20 @@ class CallbackEndpoint:
         }
 
 
-class _Expired(Exception):
-    """The callback did not answer within ``handler_timeout``."""
+def _start(reply: Reply) -> Message:
+    """``http.response.start`` for ``reply``, with the server's extensions for the
+    status line (``dataserve.http.cycle``): other ASGI servers ignore them and
+    write ``HTTP/1.1`` and the standard reason phrase."""
+    start: Message = {
+        "type": "http.response.start",
+        "status": reply.status,
+        "headers": reply.headers,
+    }
+    if reply.reason is not None:
+        start["dataserve.reason"] = reply.reason
+    if reply.http_version != "1.1":
+        start["dataserve.http_version"] = reply.http_version
+    return start
 
 
 def _printable(text: str) -> str:

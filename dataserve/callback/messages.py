@@ -8,6 +8,7 @@ into a status, header list and body (or says exactly what is wrong with it).
 
 from __future__ import annotations
 
+import http
 import re
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple, TypeVar, overload
@@ -23,7 +24,9 @@ __all__ = [
     "check_callback",
     "check_threads",
     "parse_query",
+    "reason_phrase",
     "request_headers",
+    "standard_reason",
 ]
 
 _T = TypeVar("_T")
@@ -162,11 +165,35 @@ class InvalidResponse(ValueError):
 
 
 class Reply(NamedTuple):
-    """What goes on the wire for a valid response dict."""
+    """What goes on the wire for a valid response dict.
+
+    ``reason`` is the status line's reason phrase (``None``: the standard
+    one for ``status``); ``http_version`` is the status line's version,
+    ``"1.1"`` or ``"1.0"`` (then the connection closes after the answer).
+    """
 
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    reason: bytes | None = None
+    http_version: str = "1.1"
+
+
+def reason_phrase(text: str) -> bytes:
+    """The status line bytes of a ``statusmsg``: Latin-1 when it fits (what HTTP
+    clients decode a status line with, so it reads back exactly), else UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def standard_reason(status: int) -> bytes:
+    """The registered reason phrase of ``status`` (``b""`` for an unregistered code)."""
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 def _describe(value: object) -> str:
@@ -208,16 +235,21 @@ def build_reply(response: object, *, head: bool = False) -> Reply:
         )
 
     statusmsg = response.get("statusmsg")
+    reason: bytes | None = None
     if statusmsg is not None:
         if not isinstance(statusmsg, str):
             raise InvalidResponse(f"statusmsg must be a str, not {_describe(statusmsg)}")
         if _BAD_VALUE.search(statusmsg):
+            # Refused, not cleaned: a CR/LF would end the status line early and
+            # let the text forge headers; see docs/callback.md.
             raise InvalidResponse(
                 f"statusmsg {statusmsg!r} contains a line break or control character"
             )
+        reason = reason_phrase(statusmsg)
 
     body = _body(response["message"])
-    headers, content_length, has_connection = _headers(response["headers"])
+    http_1_0 = version != "1.1"
+    headers, content_length, has_close = _headers(response["headers"], http_1_0)
 
     if status in _NO_BODY_STATUSES:
         if body:
@@ -228,10 +260,16 @@ def build_reply(response: object, *, head: bool = False) -> Reply:
         raise InvalidResponse(
             f"the Content-Length header says {content_length} bytes but the message has {len(body)}"
         )
-    if version != "1.1" and not has_connection:
-        # An HTTP/1.0 (or 0.9) answer ends its connection; see docs/callback.md.
-        headers.append((b"connection", b"close"))
-    return Reply(status, headers, b"" if head else body)
+    if http_1_0:
+        # An HTTP/1.0 status line (HTTP/0.9 has none to send): the answer
+        # ends its connection, said in a header as well for any ASGI server
+        # that ignores the status line's version. See docs/callback.md.
+        if not has_close:
+            headers.append((b"connection", b"close"))
+        if reason is None:
+            reason = standard_reason(status)
+        return Reply(status, headers, b"" if head else body, reason, "1.0")
+    return Reply(status, headers, b"" if head else body, reason)
 
 
 def _body(message: object) -> bytes:
@@ -244,12 +282,17 @@ def _body(message: object) -> bytes:
     raise InvalidResponse(f"message must be a str or bytes, not {_describe(message)}")
 
 
-def _headers(given: object) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
+def _headers(
+    given: object, http_1_0: bool = False
+) -> tuple[list[tuple[bytes, bytes]], int | None, bool]:
+    """The headers on the wire, the ``Content-Length`` given, and whether a
+    ``Connection: close`` is among them. For an HTTP/1.0 answer, which always
+    closes, a ``Connection`` header that keeps the connection is left out."""
     if not isinstance(given, Mapping):
         raise InvalidResponse(f"headers must be a dict, not {_describe(given)}")
     headers: list[tuple[bytes, bytes]] = []
     content_length: int | None = None
-    has_connection = False
+    has_close = False
     for name, value in given.items():
         if not isinstance(name, str):
             raise InvalidResponse(f"header name {name!r} must be a str, not {_describe(name)}")
@@ -284,6 +327,9 @@ def _headers(given: object) -> tuple[list[tuple[bytes, bytes]], int | None, bool
                 raise InvalidResponse("the headers dict sets Content-Length twice")
             content_length = int(value)
         elif lower == "connection":
-            has_connection = True
+            if "close" in (token.strip().lower() for token in value.split(",")):
+                has_close = True
+            elif http_1_0:
+                continue  # this answer closes the connection whatever it says
         headers.append((lower.encode("ascii"), raw_value))
-    return headers, content_length, has_connection
+    return headers, content_length, has_close

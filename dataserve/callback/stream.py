@@ -18,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..core.deadlines import Deadline, Watchdogs, resolution_for
 from ..core.errors import DataServeError, LimitExceeded, RemoteProtocolError
 
 __all__ = ["DataStream"]
@@ -47,11 +48,14 @@ class DataStream:
         *,
         max_size: int,
         timeout: float,
+        watchdogs: Watchdogs | None = None,
     ) -> None:
         self._receive = receive
         self._loop = loop
         self._max_size = max_size
         self._timeout = timeout
+        # One sweeping timer per loop for every stream of a server (its endpoint's).
+        self._watchdogs = watchdogs or Watchdogs(resolution_for(timeout))
         self._buffer = bytearray()
         self._received = 0
         self._more = True
@@ -115,16 +119,30 @@ class DataStream:
         return data
 
     async def _fill(self, n: int) -> None:
-        """Pull messages until ``n`` bytes are buffered or the body ends (on the loop)."""
+        """Pull messages until ``n`` bytes are buffered or the body ends (on the loop).
+
+        The body deadline is a ``Watchdog`` deadline, moved on by each piece
+        that arrives: ``body_timeout`` applies to the wait for the next one.
+        """
+        deadline = self._watchdogs.get(self._loop).start(self._timeout)
+        try:
+            await self._pull(n, deadline)
+        finally:
+            deadline.stop()
+
+    async def _pull(self, n: int, deadline: Deadline) -> None:
         while self._needs(n):
             try:
-                message = await asyncio.wait_for(self._receive(), self._timeout)
-            except asyncio.TimeoutError:
+                message = await self._receive()
+            except asyncio.CancelledError:
+                if not deadline.owns():
+                    raise  # not ours: the request is cancelled
                 raise self._fail(
                     RemoteProtocolError(
                         f"request body stalled: nothing received for {self._timeout:g} s", 408
                     )
                 ) from None
+            deadline.restart(self._timeout)
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 raise self._fail(

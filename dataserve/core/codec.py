@@ -35,19 +35,18 @@ and a value with NaN or Infinity is never sent as JSON: encoding it raises
 from __future__ import annotations
 
 import codecs
-import enum
 import functools
 import io
-import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from .budget import _BIG_DIGITS, _DIGITS, DEFAULT_BUDGET, DecodeBudget, parse_json
+from . import pieces
+from .budget import DEFAULT_BUDGET, DecodeBudget
 from .errors import DecodeError, EncodeError, UnsupportedMediaType
+from .jsonrule import BIG_DIGITS, DIGITS, encode_json, parse_json
 from .limits import Limits
 
 __all__ = [
@@ -70,8 +69,6 @@ NPY = "application/x-npy"
 MSGPACK = "application/msgpack"
 #: The native framing's tag for "no body" (``None``).
 NONE_TAG = 0
-
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +182,7 @@ def _decode_text(body: bytes, params: dict[str, str]) -> str:
     charset = params.get("charset")
     name = "utf-8" if charset is None else text_codec(charset)
     try:
-        return body.decode(name)
+        return pieces.decode_text(body, name)
     except UnicodeDecodeError as exc:
         raise DecodeError(
             f"text/plain body is not valid {charset or name}: {exc.reason} at byte {exc.start}"
@@ -200,132 +197,6 @@ def _decode_bytes(body: bytes, params: dict[str, str]) -> bytes:
     return body
 
 
-def _encode_json(value: Any) -> bytes:
-    try:
-        data = orjson.dumps(value, option=_JSON_OPTS)
-    except TypeError as exc:
-        # orjson refuses integers beyond 64 bits (and a few exotic types) that
-        # the standard library handles; fall back to it before giving up.
-        return _encode_json_exact(value, exc)
-    # orjson writes NaN and +-Infinity as null: a value the receiver never
-    # sent. JSON has no such numbers (RFC 8259, section 6), so they are
-    # refused. Only a body with a null can hold one: a memchr for "n" (an int
-    # needle: "b'n' in data" costs an exception inside CPython), then a
-    # search for "null", then a walk over the value.
-    if _N in data and data.find(b"null") != -1 and _has_non_finite(value):
-        _refuse_non_finite(value)
-    return data
-
-
-_N = ord("n")
-
-
-def _encode_json_exact(value: Any, error: Exception) -> bytes:
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    except ValueError:  # allow_nan=False
-        _refuse_non_finite(value)
-        raise EncodeError("a value cannot be encoded as JSON: a float is out of range") from None
-    except (TypeError, RecursionError):
-        raise EncodeError(
-            f"a value of type {type(value).__name__} cannot be encoded: {error}"
-        ) from None
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 form, not JSON
-        raise EncodeError(f"a str cannot be sent as JSON: {exc.reason}") from None
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def _has_non_finite(value: Any) -> bool:
-    """Whether ``value`` holds a NaN or an infinity: a walk, types first,
-    scalars checked in their container's loop (no stack for them)."""
-    stack = [value]
-    plain = _PLAIN
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            items: Any = item.values()
-        elif kind is list or kind is tuple:
-            items = item
-        elif kind is float:
-            if item - item != 0.0:  # nan - nan and inf - inf are nan
-                return True
-            continue
-        elif kind in plain:
-            continue
-        else:  # subclasses, numpy: the slow walk
-            if _non_finite(item) is not None:
-                return True
-            continue
-        for x in items:
-            kind = type(x)
-            if kind is float:
-                if x - x != 0.0:
-                    return True
-            elif kind not in plain:
-                stack.append(x)
-    return False
-
-
-def _refuse_non_finite(value: Any) -> None:
-    """Raise ``EncodeError`` naming the first NaN or Infinity in ``value``, if any."""
-    found = _non_finite(value)
-    if found is not None:
-        what, where = found
-        raise EncodeError(
-            f"{what} cannot be sent as JSON (at {where}): JSON has no NaN or Infinity "
-            "(RFC 8259, section 6); send None or a string instead, or the numbers as "
-            "a numpy array (application/x-npy)"
-        )
-
-
-def _non_finite(value: Any) -> tuple[str, str] | None:
-    """``(what, where)`` of the first non-finite float in ``value``, or ``None``."""
-    stack: list[tuple[Any, str]] = [(value, "the value")]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return _name_of(item), where
-        elif isinstance(item, dict):
-            stack.extend((v, f"{where}[{k!r}]") for k, v in reversed(item.items()))
-        elif isinstance(item, (list, tuple)):
-            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item))))
-        elif type(item).__module__ == "numpy":
-            found = _non_finite_numpy(item)
-            if found is not None:
-                return found[0], f"{where}{found[1]}"
-        elif isinstance(item, enum.Enum):  # orjson sends an enum's value
-            stack.append((item.value, f"{where}.value"))
-        elif hasattr(type(item), "__dataclass_fields__"):  # orjson sends their fields
-            names = list(type(item).__dataclass_fields__)
-            stack.extend((getattr(item, n), f"{where}.{n}") for n in reversed(names))
-    return None
-
-
-def _name_of(x: float) -> str:
-    return "NaN" if math.isnan(x) else "Infinity" if x > 0 else "-Infinity"
-
-
-def _non_finite_numpy(item: Any) -> tuple[str, str] | None:
-    import numpy as np
-
-    array = np.asarray(item)
-    if array.dtype.kind not in "fc":
-        return None
-    bad = ~np.isfinite(array)
-    if not bad.any():
-        return None
-    index = tuple(int(i) for i in np.argwhere(bad)[0])
-    first = complex(array[index])
-    name = "NaN" if first != first else "Infinity" if first.real > 0 else "-Infinity"
-    return name, "".join(f"[{i}]" for i in index)
-
-
 def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> Any:
     # The hot path of every small JSON request, inlined: one comparison, the
     # test for a 19-digit run (translate and find: a regular expression took
@@ -335,7 +206,9 @@ def _decode_json(budget: DecodeBudget, body: bytes, params: dict[str, str]) -> A
     size = len(body)
     if size > budget.json_unchecked:
         budget.check_json(body)
-    if size < 19 or body.translate(_DIGITS).find(_BIG_DIGITS) == -1:
+    if size > 2 * pieces.STEP:
+        return pieces.parse_json_array(body, parse_json)  # the loop's turn between pieces
+    if size < 19 or body.translate(DIGITS).find(BIG_DIGITS) == -1:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:  # a ValueError
@@ -366,7 +239,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
     try:
-        import numpy as np
+        import numpy  # noqa: F401 - only to say clearly that it is missing
     except ImportError:
         raise UnsupportedMediaType(
             "application/x-npy needs numpy, which is not installed on this side"
@@ -377,7 +250,7 @@ def _decode_npy(body: bytes, params: dict[str, str]) -> Any:
             "not a valid .npy body: no \\x93NUMPY magic (pickles and .npz are never loaded)"
         )
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        array = pieces.load_npy(body)
     except MemoryError:
         # The header's shape is allocated before the data is read.
         raise DecodeError("the .npy header announces an array too large to allocate") from None
@@ -426,7 +299,7 @@ BUILTIN_CODECS: tuple[Codec, ...] = (
     ),
     Codec(NPY, 4, _encode_npy, _decode_npy, _is_ndarray),
     # JSON is the catch-all for encoding, so it must stay last among encoders.
-    Codec(JSON, 3, _encode_json, functools.partial(_decode_json, DEFAULT_BUDGET), lambda v: True),
+    Codec(JSON, 3, encode_json, functools.partial(_decode_json, DEFAULT_BUDGET), lambda v: True),
     Codec(
         MSGPACK,
         5,

@@ -15,8 +15,10 @@ handler on a thread pool, whose answer is given up on).
 
 Used for every per-request deadline: the HTTP endpoint's body and handler
 deadlines (``dataserve.http.app``), the HTTP protocol's header deadline
-(``dataserve.http.protocol``) and the raw TCP services' handler deadlines
-(``rawproto.native.service``).
+(``dataserve.http.protocol``), the raw TCP services' handler deadlines
+(``rawproto.native.service``), and through ``dataserve.core.guard`` the
+handler deadlines of the callback API, tcpy and pyts (with the callback's
+body deadline and tcpy's ``recv()``).
 """
 
 from __future__ import annotations

@@ -87,6 +87,13 @@ def _costly(value: Any) -> bool:
     return isinstance(nbytes, int) and nbytes >= OFFLOAD_FROM
 
 
+def _free_off_loop(box: list[Any]) -> None:
+    """Freeing a large decoded value (a million floats) is one long C call: on a
+    worker thread, not the loop (if the handler kept a reference, nothing is
+    freed at all). ``box`` holds the last reference the exchange had."""
+    asyncio.get_running_loop().run_in_executor(None, box.clear)
+
+
 def _unrouted_now(resource: str, body: Any, decode: Decode) -> Outcome:
     # A body that does not decode is a 400 whatever the path (as for a
     # routed one); only then is the path not handled.
@@ -261,11 +268,12 @@ class Exchange:
     ) -> None:
         """``_run(_on_loop(...))`` in one coroutine: the path of every small request
         to an ``async def`` handler, so one frame less of it."""
+        large = decode is not None and len(body) >= OFFLOAD_FROM
         try:
             try:
                 if decode is None:
                     payload = body
-                elif len(body) >= OFFLOAD_FROM:
+                elif large:
                     payload = await asyncio.to_thread(decode, body)
                 else:
                     payload = decode(body)
@@ -280,7 +288,12 @@ class Exchange:
                 except Exception as exc:
                     outcome = raised(resource, exc)
                 else:
-                    del payload
+                    if large:
+                        box = [payload]
+                        del payload
+                        _free_off_loop(box)
+                    else:
+                        del payload
                     if _costly(result):
                         outcome = await asyncio.to_thread(encoded, resource, result, encode)
                     else:
@@ -304,10 +317,12 @@ class Exchange:
         awaited: bool,
         encode: Encode,
     ) -> Outcome:
+        # Only a decoded value can be costly to free (bytes are one block).
+        large = decode is not None and len(body) >= OFFLOAD_FROM
         try:
             if decode is None:
                 payload = body
-            elif len(body) >= OFFLOAD_FROM:
+            elif large:
                 payload = await asyncio.to_thread(decode, body)
             else:
                 payload = decode(body)
@@ -320,7 +335,12 @@ class Exchange:
                 result = await result
         except Exception as exc:
             return raised(resource, exc)
-        del payload
+        if large:
+            box = [payload]
+            del payload
+            _free_off_loop(box)
+        else:
+            del payload
         if _costly(result):
             return await asyncio.to_thread(encoded, resource, result, encode)
         return encoded(resource, result, encode)

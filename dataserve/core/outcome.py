@@ -77,7 +77,9 @@ def codec_failed(exc: CodecError) -> Outcome:
     return Outcome(exc.status, message=exc.message)
 
 
-def handler_raised(resource: str, exc: BaseException) -> Outcome:
+def handler_raised(resource: str, exc: BaseException, what: str = "the handler") -> Outcome:
+    """``what`` names what raised, for facades with their own words ("the callback",
+    "command 'add'"); ``resource`` may be empty (the message then names none)."""
     if (
         isinstance(exc, DataServeError)
         and not isinstance(exc, TransportError)
@@ -88,9 +90,8 @@ def handler_raised(resource: str, exc: BaseException) -> Outcome:
         # message are for the peer. A client's TransportError is not: it comes
         # from a call the handler made, and names another server.
         return Outcome(exc.status, message=exc.message)
-    return Outcome(
-        500, message=f"the handler raised {type(exc).__name__} for {resource} (see the server log)"
-    )
+    where = f" for {resource}" if resource else ""
+    return Outcome(500, message=f"{what} raised {type(exc).__name__}{where} (see the server log)")
 
 
 def cannot_encode(resource: str, exc: DataServeError) -> Outcome:
@@ -99,13 +100,13 @@ def cannot_encode(resource: str, exc: DataServeError) -> Outcome:
     )
 
 
-def timed_out(timeout: float) -> Outcome:
-    return Outcome(504, message=f"the handler did not answer within {timeout:g} s")
+def timed_out(timeout: float, what: str = "the handler") -> Outcome:
+    return Outcome(504, message=f"{what} did not answer within {timeout:g} s")
 
 
-def shut_down(started: bool) -> Outcome:
+def shut_down(started: bool, what: str = "the handler") -> Outcome:
     if started:
-        return Outcome(503, message="the server shut down before the handler answered")
+        return Outcome(503, message=f"the server shut down before {what} answered")
     return Outcome(
-        503, message="the server shut down before the handler ran; send it again", retry=True
+        503, message=f"the server shut down before {what} ran; send it again", retry=True
     )

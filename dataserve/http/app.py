@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
@@ -69,32 +68,6 @@ _CLOSE = [(b"connection", b"close")]
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="dataserve"')]
 # A request the handler never saw may come back once the server is up again.
 _RETRY = [(b"retry-after", b"1")]
-
-if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
-else:  # pragma: no cover - Python 3.10
-
-    @contextlib.asynccontextmanager
-    async def _timeout(delay: float) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
-
-        def fire() -> None:
-            nonlocal fired
-            fired = True
-            task.cancel()
-
-        handle = loop.call_later(delay, fire)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if fired:
-                raise TimeoutError from None
-            raise
-        finally:
-            handle.cancel()
 
 
 class _Disconnected(Exception):
@@ -165,7 +138,9 @@ class DataEndpoint:
         self.limits = limits
         #: Request ids, metrics and access lines (``None``: all off).
         self._observer = observer
-        self.codecs = codecs
+        # The built-in JSON and msgpack decoders bound to these limits
+        # (max_structured_size, container counts, depth): core.budget.
+        self.codecs = codecs.with_limits(limits)
         #: The bearer token every request must present; ``None``: no auth.
         self._token = token.encode() if token else None
         self.dispatcher = dispatcher or Dispatcher(

@@ -340,7 +340,7 @@ class Cycle:
         reason = message.get("dataserve.reason")
         if version == "1.0":
             self.keep_alive = False
-            line = _status_line(b"1.0", status, _reason(reason))
+            line = _status_line(b"1.0", status, None if reason is None else _reason(reason))
         elif reason is not None:
             line = _status_line(b"1.1", status, _reason(reason))
         else:

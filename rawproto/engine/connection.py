@@ -48,7 +48,7 @@ class Connection(Pump):
     Public API for sessions: ``send(event)``, ``write(data)``, ``flush()``,
     ``drain(empty=False)``, ``close()``, ``abort()``, ``fail(exc)``,
     ``update_flow()``; ``closing`` (graceful shutdown began), ``is_closed``,
-    ``peername``, ``sockname``, ``socket``, ``in_flight``, ``limits``,
+    ``peername``, ``sockname``, ``socket``, ``last_active``, ``in_flight``, ``limits``,
     ``loop``, ``closed_future`` (done when the connection is gone).
     """
 
@@ -201,6 +201,11 @@ class Connection(Pump):
     def closing(self) -> bool:
         """Graceful shutdown began: finish what is in flight, start nothing new."""
         return self._registry.closing
+
+    @property
+    def last_active(self) -> float:
+        """Loop time of the peer's last bytes (or of the last request finished)."""
+        return self._last_active
 
     @property
     def socket(self) -> Any:

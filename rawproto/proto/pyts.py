@@ -21,7 +21,10 @@ A document is complete when its top-level object closes. The original reads a
 single ``recv(1024)``; here a small scanner follows strings and brackets as
 bytes arrive, so a document of any size (up to ``Limits.max_body_size``, 413)
 is recognised the moment its last byte arrives, and is parsed once.
-``Limits.max_depth`` bounds nesting before anything is parsed. Bytes after the
+A document is JSON, so ``Limits.max_structured_size`` (64 MiB) bounds it too,
+and the core's budget for decoded structures (``dataserve.core.budget``)
+refuses one whose value would take too much memory (413) before it is
+parsed. ``Limits.max_depth`` bounds nesting before anything is parsed. Bytes after the
 document are ignored: the exchange is over (the original ignores them too).
 They do not count against the size limit either, however the stream is cut:
 only the document, up to its closing brace, must fit in ``max_body_size``
@@ -54,7 +57,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataserve.core.errors import LocalProtocolError, ProtocolError
+from dataserve.core.budget import DecodeBudget
+from dataserve.core.errors import LocalProtocolError, ProtocolError, StructureTooLarge
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 
 from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, Role
@@ -339,6 +343,10 @@ class Connection:
     def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
         self.role = role
         self.limits = limits
+        # A document is JSON: the core's budget for decoded structures applies,
+        # and its size limit bounds documents along with max_body_size.
+        self._budget = DecodeBudget.from_limits(limits)
+        self._limit = min(limits.max_body_size, limits.max_structured_size)
         self._buffer = bytearray()
         self._scanner = DocumentScanner(limits.max_depth)
         self._eof = False
@@ -374,7 +382,7 @@ class Connection:
             return  # the document is complete: what follows is not part of it
         # Keep one byte past the limit: enough to tell "ends within the limit"
         # from "does not"; whatever follows is past the document or over it.
-        room = self.limits.max_body_size + 1 - len(self._buffer)
+        room = self._limit + 1 - len(self._buffer)
         if room > 0:
             self._buffer += data[:room] if len(data) > room else data
 
@@ -391,9 +399,12 @@ class Connection:
             return NEED_DATA
         try:
             end = self._scanner.feed(self._buffer)
-            limit = self.limits.max_body_size
+            limit = self._limit
             if (end is None and len(self._buffer) > limit) or (end is not None and end > limit):
-                raise FrameError(f"the document exceeds the limit of {limit} bytes", 413)
+                which = (
+                    " for JSON (max_structured_size)" if limit < self.limits.max_body_size else ""
+                )
+                raise FrameError(f"the document exceeds the limit of {limit} bytes{which}", 413)
             if end is None:
                 if not self._eof:
                     return NEED_DATA
@@ -402,7 +413,15 @@ class Connection:
                     self._state = _State.BROKEN
                     return ConnectionClosed()
                 raise FrameError("connection closed before the document was complete", 400)
-            event = _validate(decode_document(bytes(self._buffer[:end])), self.role)
+            document = bytes(self._buffer[:end])
+            self._buffer = bytearray()  # one copy of the document at a time
+            try:
+                # Before anything is parsed: the memory the value would take.
+                self._budget.check_json(document)
+            except StructureTooLarge as exc:
+                raise FrameError(exc.message, 413) from None
+            event = _validate(decode_document(document), self.role)
+            del document
         except FrameError as exc:
             self._fail(exc)
             raise

@@ -9,6 +9,11 @@ connection (``TCPHandler.send``/``recv``); the reply ends the exchange. The
 original client opens one connection per request; this server also takes any
 number of requests, one after the other, on one connection.
 
+Python 2's tcpy packs a ``str`` with msgpack's old raw type (there is no bin
+type), so binary data arrives as raw bytes that are not UTF-8. Raw that
+decodes as UTF-8 is a ``str``; raw that does not arrives as ``bytes``, as the
+bin type does (keys included), both ways.
+
 tcpy also carries naive ``datetime`` values as ``{"__datetime__": true,
 "as_str": "%Y-%m-%dT%H:%M:%S.%f"}``; both directions convert them, as the
 original does. msgpack's own timestamp extension decodes to an aware
@@ -29,9 +34,13 @@ next ``Request`` once the reply is sent (``buffered`` lets the I/O shell stop
 reading while a handler runs).
 
 Limits (``dataserve.core.limits.Limits``) are checked from the announced length
-before the payload is buffered (``max_frame_size``, 413), and the unpacker runs
-with ``max_container_len`` for arrays and maps, ``max_depth`` nesting,
-``strict_map_key``, ``raw=False`` and no trailing bytes. A violation raises
+before the payload is buffered (``max_frame_size`` and, every message being
+msgpack, ``max_structured_size``: 413). Each message is decoded within the
+core's budget for structures (``dataserve.core.budget``): ``max_container_len``
+for arrays and maps and ``max_depth`` nesting, checked as the headers are read,
+and an estimate of the memory the value takes, all before a value is built
+(413 over a limit or the budget, 400 too deep); then ``strict_map_key`` and no
+trailing bytes. A violation raises
 ``FrameError`` (a ``RemoteProtocolError``) whose ``status`` is the hint for the
 answer and whose bytes ``error_reply(error)`` gives: tcpy's error map. A
 message that is not msgpack, or a request that is not a map, is ``fatal``: the
@@ -41,8 +50,10 @@ fatal: after the error reply the next request is read as usual.
 
 from __future__ import annotations
 
+import codecs
 import datetime
 import enum
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +61,8 @@ from typing import Any
 
 import msgpack
 
-from dataserve.core.errors import LocalProtocolError, ProtocolError
+from dataserve.core.budget import DecodeBudget
+from dataserve.core.errors import DecodeError, LocalProtocolError, ProtocolError, StructureTooLarge
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 
 from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, ReceiveBuffer, Role
@@ -143,51 +155,78 @@ def _default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} cannot be sent in msgpack")
 
 
-def _depth_exceeds(value: Any, max_depth: int) -> bool:
-    """Whether arrays/maps nest deeper than ``max_depth``; visits containers only."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+# Raw that is not UTF-8 (Python 2's binary str) is decoded with
+# surrogateescape, through a handler that counts its uses: the unpacker
+# calls it only for such bytes, so a message without any is never walked.
+_RAW_ERRORS = "rawproto-tcpy-raw"
+_raw_seen = [0]
+_ESCAPED = re.compile("[\udc80-\udcff]")
+_surrogateescape = codecs.lookup_error("surrogateescape")
+
+
+def _count_raw(error: UnicodeError) -> tuple[str | bytes, int]:
+    _raw_seen[0] += 1
+    return _surrogateescape(error)
+
+
+codecs.register_error(_RAW_ERRORS, _count_raw)
+
+
+def _raw(item: Any) -> Any:
+    """``item`` as it was on the wire if it is a str the unpacker had to escape."""
+    if type(item) is str and _ESCAPED.search(item):
+        return item.encode("utf-8", "surrogateescape")
+    return item
+
+
+def _raw_to_bytes(value: Any) -> Any:
+    """Escaped strings back to ``bytes``, in place, keys included (no recursion)."""
+    if not isinstance(value, (dict, list)):
+        return _raw(value)
+    stack: list[Any] = [value]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
+        container = stack.pop()
+        if isinstance(container, list):
+            for i, item in enumerate(container):
+                if isinstance(item, (dict, list)):
+                    stack.append(item)
+                else:
+                    container[i] = _raw(item)
             continue
-        if depth > max_depth:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+        items = [(_raw(k), v) for k, v in container.items()]
+        container.clear()  # rebuilt in the same order, new keys and all
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                stack.append(item)
+                container[key] = item
+            else:
+                container[key] = _raw(item)
+    return value
 
 
-def _unpack(payload: bytes, limits: Limits, hook: Callable[[dict[Any, Any]], Any]) -> Any:
+def _unpack(payload: bytes, budget: DecodeBudget, hook: Callable[[dict[Any, Any]], Any]) -> Any:
+    """One message's value, decoded within the core's budget for structures."""
     if not payload:
         raise FrameError("malformed msgpack: the message is empty", 400)
+    seen = _raw_seen[0]
     try:
-        # unpackb bounds its buffer by len(payload), itself under max_frame_size.
-        value = msgpack.unpackb(
+        # The budget walks the headers first (sizes, container lengths, depth,
+        # the memory the value would take) and refuses before anything is built.
+        value = budget.decode_msgpack(
             payload,
             raw=False,
+            unicode_errors=_RAW_ERRORS,
             strict_map_key=True,
-            max_array_len=limits.max_container_len,
-            max_map_len=limits.max_container_len,
             ext_hook=_refuse_ext,
             timestamp=3,
             object_hook=hook,
         )
-    except msgpack.ExtraData:
-        raise FrameError(
-            "malformed msgpack: bytes left over after the message (one value per message)",
-            400,
-        ) from None
-    except msgpack.StackError:
-        raise FrameError(
-            f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400
-        ) from None
-    except Exception as exc:  # msgpack documents raising beyond UnpackException
-        raise FrameError(f"malformed msgpack: {exc}", 400) from None
-    if _depth_exceeds(value, limits.max_depth):
-        raise FrameError(f"malformed msgpack: nested deeper than {limits.max_depth} levels", 400)
+    except StructureTooLarge as exc:
+        raise FrameError(exc.message, 413) from None
+    except DecodeError as exc:
+        raise FrameError(exc.message, 400) from None
+    if _raw_seen[0] != seen:  # (another thread's count may show: a walk for nothing)
+        value = _raw_to_bytes(value)
     return value
 
 
@@ -224,6 +263,10 @@ class Connection:
     def __init__(self, role: Role, limits: Limits = DEFAULT_LIMITS) -> None:
         self.role = role
         self.limits = limits
+        # Every message is msgpack: the core's budget for decoded structures
+        # applies, and its size limit bounds messages along with the frame's.
+        self._budget = DecodeBudget.from_limits(limits)
+        self._max_message = min(limits.max_frame_size, limits.max_structured_size)
         self._buffer = ReceiveBuffer()
         self._eof = False
         self._eof_reported = False
@@ -304,12 +347,16 @@ class Connection:
             self._eof_reported = True
             return ConnectionClosed()
         length: int = _HEADER.unpack(buf.peek(4))[0]
-        if length > self.limits.max_frame_size:
+        if length > self._max_message:
             # Checked before a byte of the payload is buffered; the stream
             # cannot be resynchronised past it, so the connection ends.
             raise FrameError(
-                f"a message of {length} bytes exceeds the limit of "
-                f"{self.limits.max_frame_size} bytes",
+                f"a message of {length} bytes exceeds the limit of {self._max_message} bytes"
+                + (
+                    " for msgpack (max_structured_size)"
+                    if self._max_message < self.limits.max_frame_size
+                    else ""
+                ),
                 413,
             )
         if have < 4 + length:
@@ -319,7 +366,7 @@ class Connection:
                 )
             return NEED_DATA
         buf.skip(4)
-        value = _unpack(buf.take(length), self.limits, _datetime_hook)
+        value = _unpack(buf.take(length), self._budget, _datetime_hook)
         if self.role is Role.SERVER and self._state is _State.IDLE:
             request = _as_request(value)
             self._state = _State.BUSY

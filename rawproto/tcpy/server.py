@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from dataserve.core import errors
-from dataserve.core.dispatch import Dispatcher
-from dataserve.core.errors import LocalProtocolError, RemoteProtocolError
+from dataserve.core.deadlines import Watchdogs, resolution_for
+from dataserve.core.errors import DataServeError, LocalProtocolError, RemoteProtocolError
+from dataserve.core.guard import Guard
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
@@ -72,19 +73,28 @@ def _run_handler(target: Any, params: dict[str, Any], channel: Channel) -> Any:
 
 
 class _Service:
-    """The engine service for one ``TCPServer``: commands, handler threads, limits."""
+    """The engine service for one ``TCPServer``: commands, handler threads, limits.
+
+    What a failed command is answered is the core's one policy
+    (``dataserve.core.guard``, ``dataserve.core.outcome``) in tcpy's words:
+    tcpy's wire has no status, so every failure is ``{"error": True,
+    "message": ...}``, and only a ``DataServeError`` raised on purpose puts
+    its own text in the message.
+    """
 
     def __init__(self, commands: dict[str, Any], limits: Limits) -> None:
         self.router: Router[Any] = Router(commands)
         self.limits = limits
-        self.dispatcher = Dispatcher(limits.handler_threads, name="tcpy-handler")
-        self.run = self.dispatcher.prepare(_run_handler)
+        self.guard = Guard(limits, "tcpy-handler")
+        self.run = self.guard.prepare(_run_handler)
+        # recv() deadlines, at most a quarter of idle_timeout late (0.25 s at most).
+        self.recv_watchdogs = Watchdogs(resolution_for(limits.idle_timeout))
 
     def session(self, conn: EngineConnection) -> _Session:
         return _Session(conn, self)
 
     async def aclose(self) -> None:
-        self.dispatcher.close()
+        self.guard.close()
 
     async def answer(self, request: proto.Request, channel: Channel) -> dict[str, Any]:
         """The reply map for ``request``: the handler's, or tcpy's error map."""
@@ -98,23 +108,21 @@ class _Service:
         problem = _parameter_problem(request.command, match.endpoint, request.params)
         if problem is not None:
             return {"error": True, "message": problem}
-        timeout = self.limits.handler_timeout
-        try:
-            reply = await asyncio.wait_for(
-                self.run(match.endpoint, request.params, channel), timeout
-            )
-        except asyncio.TimeoutError:
-            # The thread cannot be stopped: it runs on, its reply is dropped,
-            # and its conversation with the client is over.
-            channel.close()
-            logger.error("command %r did not answer within %g s", request.command, timeout)
-            return {
-                "error": True,
-                "message": f"command {request.command!r} did not answer within {timeout:g} s",
-            }
-        except Exception as exc:
-            logger.info("command %r raised %r", request.command, exc, exc_info=exc)
-            return proto.error_map(exc)
+        settled = await self.guard.call(self.run, match.endpoint, request.params, channel)
+        if not settled.ok:
+            what = f"command {request.command!r}"
+            outcome = settled.outcome("", self.limits.handler_timeout, what)
+            if settled.timed_out:
+                # The thread cannot be stopped: it runs on, its reply is dropped,
+                # and its conversation with the client is over.
+                channel.close()
+                logger.error("%s", outcome.message)
+            elif isinstance(settled.error, DataServeError):  # raised on purpose
+                logger.info("%s: %s", what, outcome.message)
+            else:
+                logger.error("%s raised", what, exc_info=settled.error)
+            return {"error": True, "message": outcome.message}
+        reply = settled.value
         if not isinstance(reply, dict):
             return {
                 "error": True,
@@ -258,12 +266,17 @@ class _Session(Session):
         try:
             self.poll()  # a message may already be buffered
             timeout = self.service.limits.idle_timeout
+            deadline = self.service.recv_watchdogs.get().start(timeout)
             try:
-                return await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
+                return await waiter
+            except asyncio.CancelledError:
+                if not deadline.owns():
+                    raise
                 raise errors.TimeoutError(
                     f"the client sent no message within {timeout:g} s"
                 ) from None
+            finally:
+                deadline.stop()
         except RemoteProtocolError as exc:
             self.conn.fail(exc)
             raise

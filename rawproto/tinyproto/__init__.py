@@ -46,6 +46,12 @@ How the hooks run, and why it matches the original:
   larger announced message is refused with 0xfc before any of it is read.
   A refused ``transmit`` raises ``TinyProtoError``; a closed connection makes
   ``transmit`` set ``shutdown`` instead, as the original does.
+* ``socket_o`` answers the socket calls programs make (``settimeout``,
+  ``gettimeout``, ``getpeername``, ``getsockname``, ``fileno``,
+  ``setsockopt``, ``getsockopt``...). Its timeout acts as a blocking
+  socket's on ``receive``/``transmit``: past it with nothing moving, the
+  connection's ``shutdown`` becomes true, as in the original. A client's
+  connections start with the client's timeout (5 s), a server's with none.
 * ``connection_limit`` (``None``: unlimited, as in the original): a
   connection above it is answered 0xfe instead of the handshake and closed.
   The engine's own ``limits.max_connections`` applies as well.
@@ -58,7 +64,8 @@ Plugins (``TinyProtoPlugin``: ``msg_transmit``, ``msg_receive``) transform
 each message on the way out (in registration order) and in (in reverse).
 
 The modules: ``connection`` (``TinyProtoConnection`` and its hook thread),
-``bridge`` (how that thread and the event loop talk), ``session`` (the same
+``bridge`` (how that thread and the event loop talk), ``sockview``
+(``socket_o`` and its timeout), ``session`` (the same
 connection on the engine), ``endpoint`` (what server and client share),
 ``server`` and ``client``. The wire is ``rawproto.proto.tinyproto``.
 """

@@ -29,7 +29,6 @@ __all__ = [
     "READY",
     "WAKE",
     "MessageRefused",
-    "SocketView",
     "TinyProtoError",
     "Waiter",
     "call_from_thread",
@@ -84,32 +83,14 @@ class Waiter:
             self._finished = True
             self._lock.release()
 
-    def wait(self) -> None:
-        self._lock.acquire()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until done (True; the loop's exception is raised), or ``timeout``
+        seconds pass first (False)."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
         if self._exc is not None:
             raise self._exc
-
-
-class SocketView:
-    """``socket_o``: the connection's socket, whose addresses outlive it.
-
-    ``getpeername()``/``getsockname()`` answer from the addresses taken when
-    the connection opened, so a hook asking after the peer has gone (the
-    seed's ``conn_init`` does) still gets them; anything else is the
-    transport's socket's.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def getpeername(self) -> Any:
-        return self._conn.peername
-
-    def getsockname(self) -> Any:
-        return self._conn.sockname
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn.socket, name)
+        return True
 
 
 def call_from_thread(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> None:

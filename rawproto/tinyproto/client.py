@@ -23,7 +23,9 @@ class TinyProtoClient(Endpoint):
 
     ``start()`` (optional, as in the original) runs ``pre_loop``,
     ``loop_pass`` every ``loop_pass_interval`` until ``shutdown``, then
-    ``post_loop`` and closes the connections. TLS when ``tls=True`` or any of
+    ``post_loop`` and closes the connections. ``timeout`` (5 s, as in the
+    original) bounds connecting and is each connection's ``socket_o``
+    timeout (see ``set_timeout``). TLS when ``tls=True`` or any of
     ``ca_file``, ``cert``, ``verify=False`` is given (the server is verified
     unless ``verify=False``).
     """
@@ -44,7 +46,13 @@ class TinyProtoClient(Endpoint):
         self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
 
     def set_timeout(self, t: float) -> None:
-        """Seconds allowed to connect and complete the handshake."""
+        """The timeout of each connection made from now on, as in the original.
+
+        It bounds connecting and the handshake, and it is the connection's
+        ``socket_o`` timeout: ``receive()`` and ``transmit()`` give up after
+        ``t`` seconds in which nothing moves (``socket_o.settimeout`` changes
+        it for one connection).
+        """
         if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
             raise ValueError("Timeout value must be a positive number")
         self.socket_timeout = t
@@ -86,6 +94,10 @@ class TinyProtoClient(Endpoint):
         except (OSError, asyncio.TimeoutError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
             raise TinyProtoError(f"cannot connect to {host}:{port}: {reason}") from exc
+        # As the original's client socket: its timeout is the client's, until a
+        # hook changes it (tpft sets 90 s in pre_loop for long transfers).
+        assert conn_o.socket_o is not None
+        conn_o.socket_o.settimeout(self.socket_timeout)
         # Client connections' threads are not daemons (as in tinyproto 2.x): the
         # program waits for them, so post_loop runs and the socket closes cleanly.
         conn_o._start(None, daemon=False)

@@ -27,12 +27,12 @@ from .bridge import (
     READY,
     WAKE,
     MessageRefused,
-    SocketView,
     TinyProtoError,
     Waiter,
     call_from_thread,
     close_from_thread,
 )
+from .sockview import SocketView
 
 if TYPE_CHECKING:
     from .session import TinySession
@@ -68,8 +68,9 @@ class TinyProtoConnection:
     for each message, ``loop_pass()`` every ``loop_pass_interval`` seconds,
     ``post_loop()`` once at the end. Methods: ``transmit(msg)``,
     ``receive()``, ``register_plugin(plugin)``, ``is_alive()``, ``join()``.
-    Attributes: ``shutdown`` (set it to close), ``socket_o`` (``getpeername()``
-    etc.), ``peername_details``, ``plugin_list``, ``connection_lock``.
+    Attributes: ``shutdown`` (set it to close), ``socket_o`` (a
+    ``SocketView``: ``settimeout()``, ``getpeername()``, ``fileno()``...),
+    ``peername_details``, ``plugin_list``, ``connection_lock``.
     """
 
     #: Seconds between ``loop_pass`` calls.
@@ -83,7 +84,7 @@ class TinyProtoConnection:
         self._shutdown = False
         self._peer_gone = False
         self._closed_seen = False  # the close marker was taken from the inbox
-        self.socket_o: Any = None
+        self.socket_o: SocketView | None = None
         self.is_socket_up = False
         self.remote_details: Any = kwargs.get("remote_details")
         self.plugin_list: list[TinyProtoPlugin] = []
@@ -159,11 +160,14 @@ class TinyProtoConnection:
                 self._lost()
                 return
             try:
-                waiter.wait()
+                sent = self._wait(waiter.wait)
             except MessageRefused as exc:
                 raise TinyProtoError(f"Transmission rejected: {exc}") from None
             except (ConnectionError, OSError, asyncio.CancelledError):
                 self._lost()
+                return
+            if not sent:
+                self._timed_out("transmit")
 
     def receive(self) -> bytearray:
         """Wait for the next message and return it (instead of ``transmission_received``).
@@ -173,9 +177,12 @@ class TinyProtoConnection:
         """
         while True:
             try:
-                kind, value = self._inbox.get(block=not self._closed_seen)
+                kind, value = self._next_item()
             except queue.Empty:
                 return bytearray()  # closed, and every message taken
+            except TimeoutError:
+                self._timed_out("receive")
+                return bytearray()
             if kind == "msg":
                 return self._received(value)
             if kind == CLOSED:
@@ -187,6 +194,39 @@ class TinyProtoConnection:
                 return bytearray()
             if kind == WAKE and self._shutdown:
                 return bytearray()
+
+    def _next_item(self) -> tuple[str, Any]:
+        """The next item of the inbox for ``receive()``; ``TimeoutError`` past the
+        socket's timeout, ``queue.Empty`` once closed and empty."""
+        if self._closed_seen:
+            return self._inbox.get(block=False)
+        got: list[tuple[str, Any]] = []
+
+        def attempt(seconds: float | None) -> bool:
+            try:
+                got.append(self._inbox.get(timeout=seconds))
+            except queue.Empty:
+                return False
+            return True
+
+        if not self._wait(attempt):
+            raise TimeoutError
+        return got[0]
+
+    def _wait(self, attempt: Callable[[float | None], bool]) -> bool:
+        """``attempt`` under ``socket_o``'s timeout (no limit before the socket is up)."""
+        view = self.socket_o
+        return attempt(None) if view is None else view.wait(attempt)
+
+    def _timed_out(self, call: str) -> None:
+        """As the original on ``socket.timeout``: ``shutdown`` becomes true."""
+        timeout = self.socket_o.gettimeout() if self.socket_o is not None else None
+        logger.warning(
+            "Shutting down connection on %s: nothing moved for %g s (socket_o timeout)",
+            call,
+            timeout or 0.0,
+        )
+        self._shutdown = True
 
     def _lost(self) -> None:
         """The peer is gone: ``shutdown`` becomes true, as in the original.
@@ -252,6 +292,7 @@ class TinyProtoConnection:
         while True:
             kind, _ = self._inbox.get()
             if kind == READY:
+                assert self.socket_o is not None  # attached before READY is sent
                 self.peername_details = self.socket_o.getpeername()
                 return True
             if kind in (CLOSED, DRAIN):

@@ -112,10 +112,17 @@ def test_build_reply_of_a_valid_response() -> None:
             [(b"content-length", b"2"), (b"connection", b"close")],
         ),
         (
+            # An HTTP/1.0 answer closes its connection, whatever the callback says.
             {"version": "1.0", "headers": {"Connection": "keep-alive"}},
             200,
             b"ok",
-            [(b"connection", b"keep-alive"), (b"content-length", b"2")],
+            [(b"content-length", b"2"), (b"connection", b"close")],
+        ),
+        (
+            {"version": "1.1", "headers": {"Connection": "close"}},
+            200,
+            b"ok",
+            [(b"connection", b"close"), (b"content-length", b"2")],
         ),
     ],
 )
@@ -124,6 +131,27 @@ def test_build_reply_accepts(
 ) -> None:
     reply = build_reply({**ok(), **changes})
     assert (reply.status, reply.body, reply.headers) == (status, body, headers)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "version"),
+    [
+        ({}, None, "1.1"),  # the server writes the standard phrase
+        ({"statusmsg": None}, None, "1.1"),
+        ({"statusmsg": "I am a teapot", "statuscode": 418}, b"I am a teapot", "1.1"),
+        ({"statusmsg": ""}, b"", "1.1"),
+        ({"statusmsg": "Grüße"}, "Grüße".encode("latin-1"), "1.1"),
+        ({"statusmsg": "✓"}, "✓".encode(), "1.1"),
+        ({"version": "1.0"}, b"OK", "1.0"),
+        ({"version": "1.0", "statuscode": 299}, b"", "1.0"),
+        ({"version": "0.9", "statusmsg": "Old"}, b"Old", "1.0"),
+    ],
+)
+def test_build_reply_status_line(
+    changes: dict[str, Any], reason: bytes | None, version: str
+) -> None:
+    reply = build_reply({**ok(), **changes})
+    assert (reply.reason, reply.http_version) == (reason, version)
 
 
 def test_build_reply_for_head_keeps_the_announced_length_and_drops_the_body() -> None:

@@ -198,8 +198,7 @@ def test_the_response_dict_reaches_the_client(register: Register) -> None:
         conn.request("GET", "/")
         r = conn.getresponse()
         assert r.status == 418
-        # uvicorn writes the standard reason phrase; statusmsg is not sent.
-        assert r.reason == "I'm a Teapot"
+        assert r.reason == "Short And Stout"  # statusmsg is the reason phrase
         assert r.getheader("x-header-foo") == "Bar"
         assert r.getheader("content-type") == "application/octet-stream"
         assert r.read() == b"\x00\xff\x10"

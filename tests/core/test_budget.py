@@ -14,15 +14,7 @@ import msgpack
 import orjson
 import pytest
 
-from dataserve.core.budget import (
-    DEFAULT_BUDGET,
-    EXPANSION,
-    FLOOR,
-    DecodeBudget,
-    _allocated_key_share,
-    estimate_json,
-    estimate_msgpack,
-)
+from dataserve.core.budget import DEFAULT_BUDGET, EXPANSION, FLOOR, DecodeBudget
 from dataserve.core.codec import JSON, MSGPACK, Codec, CodecRegistry, default_registry
 from dataserve.core.errors import (
     CodecError,
@@ -31,6 +23,7 @@ from dataserve.core.errors import (
     LimitExceeded,
     StructureTooLarge,
 )
+from dataserve.core.estimate import _allocated_key_share, estimate_json, estimate_msgpack
 from dataserve.core.limits import DEFAULT_LIMITS, Limits, add_arguments, limits_from_args
 
 MiB = 1024 * 1024
@@ -43,7 +36,7 @@ ADVICE = (
 
 def too_costly(what: str, size: int, about: str | None) -> str:
     allowed = max(FLOOR, EXPANSION * size) / MiB
-    took = f"about {about} MiB" if about is not None else "more than that"
+    took = f"about {about} MiB" if about is not None else "more"
     return (
         f"{what} body of {size} bytes would take {took} decoded, over the {allowed:.1f} MiB "
         f"allowed ({EXPANSION}x its size): too many small arrays, objects or numbers for its "

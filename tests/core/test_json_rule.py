@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataserve.core.budget import _parse_exact, parse_json
 from dataserve.core.codec import default_registry
 from dataserve.core.errors import DecodeError, EncodeError
+from dataserve.core.jsonrule import _parse_exact, parse_json
 
 np = pytest.importorskip("numpy")
 

@@ -40,3 +40,16 @@ class Queued(HTTPDataHandler):
         if resource == "/hang":
             threading.Event().wait()  # never set: a handler that hangs
         return payload
+
+
+class Sizes(HTTPDataHandler):
+    """Answers how large the decoded payload is (``def`` on ``/def``, else ``async def``
+    through ``AsyncSizes``): the body is decoded, the answer stays small."""
+
+    def handle_request(self, resource: str, payload: Any) -> Any:
+        return len(payload)
+
+
+class AsyncSizes(HTTPDataHandler):
+    async def handle_request(self, resource: str, payload: Any) -> Any:
+        return len(payload)

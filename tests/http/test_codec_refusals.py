@@ -216,7 +216,7 @@ def test_msgpack_empty_arrays_above_the_floor_are_413(
         handler,
         response,
         413,
-        f"msgpack body of {len(rows)} bytes would take more than that decoded, over the "
+        f"msgpack body of {len(rows)} bytes would take more decoded, over the "
         f"{9 * len(rows) / MiB:.1f} MiB allowed (9x its size): too many small arrays, "
         f"objects or numbers for its size; {ADVICE}",
     )

@@ -7,6 +7,7 @@ a subprocess; the side under test runs in this process.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -237,3 +238,151 @@ def test_the_original_servers_connection_limit_is_reported(original: Path) -> No
         first.join(30)
     finally:
         stop(server)
+
+
+# --- a file transfer as tpft does it (issue: socket_o must be a socket) -------------------
+#
+# tpft, the program seed 004 points to, sets ``socket_o.settimeout(90)`` in its
+# connections' pre_loop and then moves a file as a sequence of messages, reading an
+# answer after each. ``transfer_app`` does the same with the standard library only,
+# so the very same classes run here and on the originals.
+
+HERE = Path(__file__).parent
+FILE_SIZE = 2 * MiB + 123  # nine chunks of 256 KiB, the last one short
+
+ORIGINAL_TRANSFER_SERVER = (
+    COMPAT
+    + """
+sys.path.insert(0, HERE)
+from transfer_app import connection_classes
+_, Receiver = connection_classes(TinyProtoConnection)
+
+class Server(TinyProtoServer):
+    def pre_loop(self):
+        print("listening on 127.0.0.1:%d" % self.listen_socks[0].getsockname()[1], flush=True)
+
+if V3:
+    server = Server([details("127.0.0.1", 0)], Receiver)
+else:
+    server = Server()
+    server.set_conn_handler(Receiver)
+    server.listen_addrs.append(("127.0.0.1", 0))
+server.start()
+""".replace("HERE", repr(str(HERE)))
+)
+
+ORIGINAL_TRANSFER_CLIENT = (
+    COMPAT
+    + """
+import json
+sys.path.insert(0, HERE)
+from transfer_app import connection_classes
+Uploader, _ = connection_classes(TinyProtoConnection)
+
+if V3:
+    client = TinyProtoClient(Uploader)
+    cid = client.connect_to(tinyproto.TinyProtoConnectionDetails("127.0.0.1", PORT))
+else:
+    client = TinyProtoClient()
+    client.set_conn_handler(Uploader)
+    cid = client.connect_to("127.0.0.1", PORT)
+conn = client.active_connections[cid]
+conn.job = (SOURCE, DESTINATION)
+getattr(conn, "_connection_loop_thread", conn).join(120)  # 3.0 keeps its thread aside
+print(json.dumps(conn.report))
+""".replace("HERE", repr(str(HERE)))
+)
+
+
+@pytest.fixture
+def source_file(tmp_path: Path) -> tuple[Path, str]:
+    data = hashlib.sha256(b"seed").digest() * (FILE_SIZE // 32 + 1)
+    path = tmp_path / "source.bin"
+    path.write_bytes(data[:FILE_SIZE])
+    return path, hashlib.sha256(data[:FILE_SIZE]).hexdigest()
+
+
+def upload_with_our_client(port: int, source: Path, destination: Path) -> Any:
+    from .transfer_app import connection_classes
+
+    uploader, _ = connection_classes(TinyProtoConnection)
+    client = TinyProtoClient()
+    client.set_conn_handler(uploader)
+    conn = client.active_connections[client.connect_to("127.0.0.1", port)]
+    conn.job = (str(source), str(destination))
+    conn.join(120)
+    assert not conn.is_alive()
+    assert conn.socket_o.gettimeout() == 90.0  # what its pre_loop set
+    return conn.report
+
+
+def expect_saved(report: Any, destination: Path, digest: str) -> None:
+    assert report == {"type": "saved", "size": FILE_SIZE, "sha256": digest}
+    assert hashlib.sha256(destination.read_bytes()).hexdigest() == digest
+
+
+@pytest.fixture
+def our_transfer_server() -> Iterator[Ready]:
+    from .transfer_app import connection_classes
+
+    _, receiver = connection_classes(TinyProtoConnection)
+    server = Ready()
+    server.set_conn_handler(receiver)
+    server.add_addr("127.0.0.1", 0)
+    thread = threading.Thread(target=server.start, daemon=True)
+    thread.start()
+    assert server.ready.wait(10)
+    yield server
+    server.shutdown = True
+    thread.join(30)
+
+
+def test_a_tpft_transfer_from_our_client_to_our_server(
+    our_transfer_server: Ready, source_file: tuple[Path, str], tmp_path: Path
+) -> None:
+    source, digest = source_file
+    destination = tmp_path / "received.bin"
+    report = upload_with_our_client(our_transfer_server.ports[0], source, destination)
+    expect_saved(report, destination, digest)
+
+
+def test_a_tpft_transfer_from_our_client_to_the_original_server(
+    original: Path, source_file: tuple[Path, str], tmp_path: Path
+) -> None:
+    server = start_transfer_server(original)
+    try:
+        source, digest = source_file
+        destination = tmp_path / "received.bin"
+        report = upload_with_our_client(server.port, source, destination)
+        expect_saved(report, destination, digest)
+    finally:
+        finish(server)
+
+
+def test_a_tpft_transfer_from_the_original_client_to_our_server(
+    original: Path,
+    our_transfer_server: Ready,
+    source_file: tuple[Path, str],
+    tmp_path: Path,
+) -> None:
+    source, digest = source_file
+    destination = tmp_path / "received.bin"
+    code = (
+        ORIGINAL_TRANSFER_CLIENT.replace("PORT", str(our_transfer_server.ports[0]))
+        .replace("SOURCE", repr(str(source)))
+        .replace("DESTINATION", repr(str(destination)))
+    )
+    result = run_python(code, pythonpath=original, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    expect_saved(json.loads(result.stdout.splitlines()[-1]), destination, digest)
+
+
+def start_transfer_server(target: Path) -> ServerProcess:
+    import sys
+
+    return ServerProcess(
+        [sys.executable, "-c", ORIGINAL_TRANSFER_SERVER],
+        env={"PYTHONPATH": str(target)},
+        cwd=target,
+    )
