@@ -13,8 +13,9 @@ from pathlib import Path
 from .env import ROOT, NotMeasured, Pinning
 
 _ADDRESS = re.compile(r"(?:https?://|tcp://)?(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d+)")
-# "... on unix:/path/to.sock. Press ..." (dataserve serve --uds)
-_UNIX = re.compile(r"unix:(\S+?)\.?(?:\s|$)")
+# "... on unix:/path/to.sock. Press ..." (dataserve serve --uds, rawproto's uds=),
+# or pyzmq's "ipc:///path/to.sock"
+_UNIX = re.compile(r"(?:unix:|ipc://)(\S+?)\.?(?:\s|$)")
 LOG_DIR = ROOT / ".bench-env" / "logs"
 
 

@@ -34,6 +34,12 @@ def native(ctx: Context, name: str, handler: str, *flags: str) -> Server:
     return Server(name, argv, ctx.pin, env=python_env(ROOT), cwd=PEERS_DIR)
 
 
+def zmq_ipc(ctx: Context, name: str) -> Server:
+    """pyzmq's REP socket on ``ipc://``: a Unix domain socket, as ours with ``uds``."""
+    argv = [sys.executable, str(PEERS_DIR / "zmq_rep.py"), f"ipc://{ctx.tmp / 'zmq.sock'}"]
+    return Server(name, argv, ctx.pin, env=python_env(ctx.env.peer("pyzmq")), cwd=PEERS_DIR)
+
+
 def tinyproto(ctx: Context, name: str, which: str) -> Server:
     if which == "ours":
         require("rawproto.tinyproto", "TinyProtoServer", "TinyProtoConnection")
@@ -54,9 +60,13 @@ SERVERS: dict[str, Callable[[Context, str], Server]] = {
     "asyncio-echo": lambda ctx, name: peer(ctx, name, "asyncio_echo.py"),
     "native-async": lambda ctx, name: native(ctx, name, "bench.handlers:AsyncEchoHandler"),
     "native-def": lambda ctx, name: native(ctx, name, "bench.handlers:EchoHandler"),
+    "native-async-uds": lambda ctx, name: native(
+        ctx, name, "bench.handlers:AsyncEchoHandler", "--uds", str(ctx.tmp / "native.sock")
+    ),
     "tinyproto-ours": lambda ctx, name: tinyproto(ctx, name, "ours"),
     "tinyproto-original": lambda ctx, name: tinyproto(ctx, name, "original"),
     "zmq": lambda ctx, name: peer(ctx, name, "zmq_rep.py", ctx.env.peer("pyzmq")),
+    "zmq-ipc": zmq_ipc,
     "mpconn": lambda ctx, name: peer(ctx, name, "mp_listener.py"),
     "http-async": lambda ctx, name: ours(ctx, name, "bench.handlers:AsyncEchoHandler"),
     "tcpy-ours": lambda ctx, name: rawproto_cli(ctx, name, "tcpy", "bench.raw_apps:tcpy_server"),
@@ -79,7 +89,7 @@ def run_client(
         sys.executable,
         str(PEERS_DIR / "raw_client.py"),
         mode,
-        server.host,
+        f"unix:{server.uds}" if server.uds else server.host,
         str(server.port),
         str(seconds),
         str(size),
@@ -120,8 +130,13 @@ def measure_rows(
     size: int,
     seconds: float,
     record: Callable[[RawRow, dict[str, float]], None],
+    rss: bool = False,
 ) -> None:
-    """Start each needed server once, then run the rows' clients in turn, round after round."""
+    """Start each needed server once, then run the rows' clients in turn, round after round.
+
+    ``rss``: also record the server's peak resident size over its size before
+    the run (``peak_over_idle``, bytes), the kernel's high-water mark reset first.
+    """
     with ServerGroup() as group:
         servers: dict[str, Server] = {}
         failed: dict[str, str] = {}
@@ -143,6 +158,8 @@ def measure_rows(
                 if row.label in broken:
                     continue
                 server = servers[row.server]
+                idle = server.rss()
+                peak_known = rss and server.reset_peak()
                 cpu_before = cpu_seconds(server.pids())
                 try:
                     result = run_client(ctx, row.mode, server, seconds, size, row.inflight)
@@ -152,6 +169,8 @@ def measure_rows(
                     broken.add(row.label)
                     continue
                 result["server_cpu"] = cpu_seconds(server.pids()) - cpu_before
+                if peak_known:
+                    result["peak_over_idle"] = max(0, server.peak_rss() - idle)
                 record(row, result)
                 rate = result["calls"] / result["seconds"]
                 ctx.log(
@@ -172,6 +191,20 @@ def add_rate(table: Table, row: RawRow, result: dict[str, float], size: int = 0)
     if result.get("p50_us") is not None and row.inflight == 1:
         table.add(row.label, "p50", result["p50_us"], ours=row.ours)
         table.add(row.label, "p99", result["p99_us"], ours=row.ours)
+    if size and "peak_over_idle" in result:
+        table.add(row.label, "peak_x", result["peak_over_idle"] / size, ours=row.ours)
+
+
+def rss_metric() -> Metric:
+    """The server's peak RSS above its size before the run, over the payload."""
+    return Metric(
+        "peak_x",
+        "server peak RSS above idle / payload",
+        "\u00d7",
+        higher_is_better=False,
+        fmt=".2f",
+        ratios=False,
+    )
 
 
 def cpu_metrics() -> list[Metric]:

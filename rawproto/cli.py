@@ -1,7 +1,8 @@
 """The ``rawproto`` command: ``rawproto serve FRAMING [TARGET]``, for every framing.
 
 * ``native [MODULE:ATTR]``: a data handler, as ``dataserve serve`` takes it
-  (default: the seed example), over the native framing.
+  (default: the seed example), over the native framing; ``--uds PATH``
+  serves it on a Unix domain socket instead of TCP.
 * ``tinyproto [MODULE:ATTR]``: a ``TinyProtoServer`` (instance or subclass)
   or a ``TinyProtoConnection`` subclass, served as seed 004's server would
   serve it; with no target, an echo server that sends each message back.
@@ -37,7 +38,7 @@ from . import __version__
 __all__ = ["main"]
 
 # The limits every framing reads: the engine's, which runs them all.
-_ENGINE = ("max_connections", "handshake_timeout", "frame_timeout", "idle_timeout")
+_ENGINE = ("max_connections", "handshake_timeout", "frame_timeout", "idle_timeout", "send_timeout")
 # --handler-threads is a flag of its own (alias --threads): the facades keep
 # the number in their ``threads`` attribute as well.
 _HANDLERS = ("handler_timeout", "shutdown_timeout")
@@ -62,10 +63,11 @@ class _ListenError(Exception):
 
 
 def _listening(host: str, port_: int, run: Callable[[], None]) -> None:
+    where = host if host.startswith("unix:") else f"{host}:{port_}"
     try:
         run()
     except OSError as exc:
-        raise _ListenError(f"cannot listen on {host}:{port_}: {exc.strerror or exc}") from exc
+        raise _ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
 
 
 # --- native -------------------------------------------------------------------
@@ -85,7 +87,7 @@ def _run_native(spec: Any, args: argparse.Namespace) -> None:
         print(f"Serving {spec or _EXAMPLE} on {url}. Press Ctrl-C to stop.", flush=True)
 
     _listening(
-        args.host,
+        f"unix:{args.uds}" if args.uds else args.host,
         args.port,
         lambda: serve(
             handler,
@@ -95,6 +97,7 @@ def _run_native(spec: Any, args: argparse.Namespace) -> None:
             banner=banner,
             token=args.token,
             tls=tls_from_args(args),
+            uds=args.uds,
         ),
     )
 
@@ -203,7 +206,16 @@ _FRAMINGS: dict[str, tuple[_Framing, Callable[[Any], Any]]] = {
             target=f"MODULE:ATTR of a data handler, as dataserve serve takes it "
             f"(default: the seed example, {_EXAMPLE})",
             required=False,
-            limits=(*_ENGINE, *_HANDLERS, "max_frame_size", "max_pipelined"),
+            limits=(
+                *_ENGINE,
+                *_HANDLERS,
+                "max_frame_size",
+                "max_pipelined",
+                "max_structured_size",
+                "max_container_len",
+                "max_depth",
+                "max_stuck_threads",
+            ),
             token=True,
             threads=True,
             default_port=5002,
@@ -272,6 +284,13 @@ def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
     )
     if name == "native":
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument(
+            "--uds",
+            metavar="PATH",
+            default=None,
+            help="serve on this Unix domain socket instead of TCP (clients: "
+            "RawDataClient(uds=PATH)); a socket file already there is replaced",
+        )
     else:
         p.add_argument("--host", help="address to bind (default: the server object's)")
     shown = "the server object's" if framing.default_port is None else framing.default_port

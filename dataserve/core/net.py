@@ -12,7 +12,7 @@ import os
 import socket
 import stat
 
-__all__ = ["bind_socket", "bind_unix", "is_loopback"]
+__all__ = ["bind_socket", "bind_unix", "is_loopback", "remove_unix_socket"]
 
 #: Connections the kernel queues before they are accepted.
 BACKLOG = 2048
@@ -70,6 +70,15 @@ def bind_unix(path: str, *, listen: bool = True) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def remove_unix_socket(path: str | os.PathLike[str]) -> None:
+    """Remove the socket file a server bound at ``path`` (nothing if it is gone)."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def is_loopback(host: str) -> bool:

@@ -6,6 +6,12 @@ share, queues writes and hands them to the transport in one call, waits for
 a slow reader (``drain``), and closes: plainly, lingering after an error, or
 at once (``abort``). It knows nothing of events or requests; the pump above
 it does, and owns the one timer, which a lingering close also uses.
+
+Writes are queued as the objects given (``bytes``, ``memoryview``...), never
+joined or copied here: a large answer's payload reaches the transport as it
+is, in one ``writelines`` with its header. ``_out_bytes`` counts what is
+queued, so the pump can stop taking requests once the answers it made in
+one batch reach the output cap, before the transport has even seen them.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataserve.core.limits import Limits
 from ..proto.base import ProtocolConnection
 from .deadlines import LINGER_SECONDS
 from .flow_control import FlowControl
-from .session import Session
+from .session import PayloadSink, Session
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -34,7 +40,7 @@ __all__ = ["Channel"]
 logger = logging.getLogger("rawproto.engine")
 
 
-class Channel(asyncio.Protocol):
+class Channel(asyncio.BufferedProtocol):
     """The state of one connection, its writes and its closing (see the module)."""
 
     def __init__(self, registry: Registry) -> None:
@@ -46,7 +52,10 @@ class Channel(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peername: Any = None
         self._flow = FlowControl()
+        #: Whether handlers may start now (``dataserve.core.exchange.Gate``).
+        self.gate = self._flow.gate
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
         self._in_pump = False
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -65,6 +74,10 @@ class Channel(asyncio.Protocol):
         # session keeps the default poll(); whether it may hold reading.
         self._next_event: Callable[[], object] | None = None
         self._holds = False
+        #: Where a large payload being received goes (``Session.payload_sink``),
+        #: for a protocol that announces its payloads (``payload_size``).
+        self._sink: PayloadSink | None = None
+        self._payloads = False
 
     @abstractmethod
     def _set_timer(self, when: float) -> None:
@@ -77,6 +90,7 @@ class Channel(asyncio.Protocol):
         if self._closed or self._closing or not data:
             return
         self._out.append(data)  # type: ignore[arg-type]
+        self._out_bytes += len(data)
         if not self._flush_scheduled and not self._in_pump:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -94,6 +108,7 @@ class Channel(asyncio.Protocol):
         if not out or self.transport is None:
             return
         self._out = []
+        self._out_bytes = 0
         try:
             if len(out) == 1:
                 self.transport.write(out[0])
@@ -162,6 +177,7 @@ class Channel(asyncio.Protocol):
         """Close at once, dropping anything not yet written."""
         self._closing = True
         self._out.clear()
+        self._out_bytes = 0
         if self.transport is not None:
             self.transport.abort()
 

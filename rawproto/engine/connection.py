@@ -1,6 +1,6 @@
-"""``Connection``: one TCP connection driven by the engine, an ``asyncio.Protocol``.
+"""``Connection``: one connection driven by the engine, an ``asyncio.BufferedProtocol``.
 
-The asyncio callbacks (``connection_made``, ``data_received``,
+The asyncio callbacks (``connection_made``, ``get_buffer``/``buffer_updated``,
 ``eof_received``, ``connection_lost``, ``pause_writing``, ``resume_writing``)
 feed the sans-IO protocol and run the pump (``rawproto.engine.pump``), the
 layer below, which sits on the byte side (``rawproto.engine.channel``:
@@ -9,6 +9,14 @@ opens (the session is made, the connection limit applied) and ends (the
 registry and the session are told), and the server's side of a graceful
 shutdown: ``_begin_shutdown`` and ``_abandon``, which ``RawServer.stop``
 calls, and ``_refuse`` for a connection over the limit.
+
+Reads land in one buffer the server's connections share (each read is
+handed to its protocol, which copies what it keeps, before the next read can
+happen), except while a large payload is due: then the socket is read
+straight into that payload's own buffer (``Session.payload_sink``), so a
+64 MiB payload is one allocation and one kernel copy, handed to the
+protocol whole (``receive_payload``). ``data_received`` remains, for code
+and tests that feed bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ from .session import Session, SessionFactory
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Connection"]
+__all__ = ["UNIX_SNDBUF", "Connection"]
+
+#: The send buffer asked for on Unix domain socket connections.
+UNIX_SNDBUF = 4 * 1024 * 1024
 
 logger = logging.getLogger("rawproto.engine")
 
@@ -60,7 +71,13 @@ class Connection(Pump):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if sock.family == socket.AF_UNIX:
+                    # A Unix socket's buffer is its sender's (208 KiB by default,
+                    # no autotuning as TCP has): larger, a large answer takes
+                    # fewer wake-ups. The kernel caps it at net.core.wmem_max.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
+                else:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._flow.attach(transport)
         self._opened_at = self._last_active = self.loop.time()
         registry = self._registry
@@ -75,6 +92,7 @@ class Connection(Pump):
         if cls.poll is Session.poll:
             self._next_event = session.proto.next_event
         self._holds = cls.hold_reading is not Session.hold_reading
+        self._payloads = hasattr(session.proto, "payload_size")
         limit = registry.max_connections
         if registry.closing or (limit is not None and len(registry.connections) >= limit):
             self._refuse()
@@ -92,7 +110,29 @@ class Connection(Pump):
         self._flush()
         self._update_timer(progress=False)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        sink = self._sink
+        if sink is not None:
+            return sink.remaining()
+        return self._registry.read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        sink = self._sink
+        if sink is None:
+            self.data_received(self._registry.read_buffer()[:nbytes])
+            return
+        if self._lingering or self._closed:
+            return
+        sink.advance(nbytes)
+        if not sink.complete:
+            return
+        self._sink = None
+        self._last_active = self.loop.time()
+        proto: Any = self.proto
+        proto.receive_payload(sink.finish())
+        self._pump()
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._lingering or self._closed:
             return  # a closing connection discards what the peer still sends
         self._last_active = self.loop.time()
@@ -120,6 +160,9 @@ class Connection(Pump):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._sink is not None:
+            self._sink.discard()  # a payload cut short: its memory goes now
+            self._sink = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

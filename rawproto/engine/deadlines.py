@@ -13,8 +13,9 @@ rules, every number from ``dataserve.core.limits.Limits``:
   cannot hold a connection;
 * no deadline while requests are in flight or the session is ``busy``;
 * **idle**: otherwise, ``last_active + idle_timeout``;
-* **write**: whichever of those applies, a peer that reads none of our
-  writes for ``frame_timeout`` is given up on if that comes first.
+* **write**: whichever of those applies, a peer that takes none of our
+  writes for ``send_timeout`` (since writing paused, or since it last took
+  some) is given up on if that comes first.
 
 ``LINGER_SECONDS`` bounds the lingering close (see ``Connection.close``).
 """
@@ -55,7 +56,8 @@ def deadline(
     ``held``: the engine takes no event now (backpressure, or an in-order
     request in flight). ``frame_started``: when the frame being received
     began (``None``: it begins ``now``). ``write_paused_at``: since when the
-    transport's write buffer is over its high-water mark (``None``: it is not).
+    transport's write buffer is over its high-water mark and the peer took
+    nothing of it (``None``: it is not over the mark).
     """
     when: float
     why: Why
@@ -72,7 +74,7 @@ def deadline(
     else:
         when, why = last_active + limits.idle_timeout, "idle"
     if write_paused_at is not None:
-        stall = write_paused_at + limits.frame_timeout
+        stall = write_paused_at + limits.send_timeout
         if stall < when:
             when, why = stall, "write"
     return when, why
@@ -100,6 +102,6 @@ def expiry_message(why: Why, limits: Limits) -> str:
         "handshake": f"no handshake within {limits.handshake_timeout:g} s",
         "frame": f"frame not complete within {limits.frame_timeout:g} s",
         "idle": f"idle for {limits.idle_timeout:g} s",
-        "write": f"peer read nothing for {limits.frame_timeout:g} s",
+        "write": f"peer read nothing for {limits.send_timeout:g} s",
         "": "no deadline",
     }[why]

@@ -13,6 +13,13 @@ connection's one timer armed for the deadline that applies (which one is
 keeps its checks to attribute tests, and the usual outcome (reading on, no
 frame half-received, the idle timer already armed early enough) returns
 before any of the bookkeeping below it.
+
+It also stops taking requests once the answers it queued in one batch reach
+the output cap (``WRITE_HIGH_WATER``), as the transport's ``pause_writing``
+stops it between batches; and when a protocol announces a large payload
+(``payload_size``, see ``rawproto.proto.native``), it asks the session for a
+buffer of that size (``Session.payload_sink``), into which the connection
+then reads the payload directly (``Connection.get_buffer``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ from dataserve.core.errors import RemoteProtocolError
 from ..proto.base import NEED_DATA, ConnectionClosed, FrameError, ProtocolConnection
 from .channel import Channel
 from .deadlines import Why, deadline, expiry_message, frame_start
+from .flow_control import WRITE_HIGH_WATER
+
+# A payload with at least this much still to arrive is read into its own
+# buffer; a smaller rest is cheaper to take through the receive buffer.
+PAYLOAD_FROM = 64 * 1024
 
 __all__ = ["Pump"]
 
@@ -63,6 +75,7 @@ class Pump(Channel):
                 self._blocked
                 or flow.write_paused
                 or len(tasks) >= max_pipelined
+                or self._out_bytes >= WRITE_HIGH_WATER
                 or self._closing
                 or self._closed
             ):
@@ -70,6 +83,8 @@ class Pump(Channel):
                     if next_event is not None:
                         event = next_event()
                         if event is NEED_DATA or event is None:
+                            if self._payloads and self._sink is None:
+                                self._offer_payload()
                             break
                     else:
                         event = session.poll()
@@ -92,7 +107,12 @@ class Pump(Channel):
                     self._track(result)
         finally:
             self._in_pump = False
+        capped = self._out_bytes >= WRITE_HIGH_WATER
         self._flush()
+        if capped and not flow.write_paused and not self._closed:
+            # The answers of this batch reached the cap but the kernel took
+            # them at once: the requests left in the buffer go on next turn.
+            self.loop.call_soon(self._pump)
         proto = self.proto
         if (
             # The usual state after a batch: nothing held back or half-received,
@@ -114,6 +134,17 @@ class Pump(Channel):
             return
         self._update_reading()
         self._update_timer(progress)
+
+    def _offer_payload(self) -> None:
+        """The protocol announced a payload: read a large one into a buffer of its own."""
+        proto: Any = self.proto
+        size = proto.payload_size
+        if not size or size - proto.payload_buffered < PAYLOAD_FROM or self.session is None:
+            return
+        sink = self.session.payload_sink(size)
+        if sink is not None:
+            sink.advance(proto.payload_prefix(sink.remaining()))
+            self._sink = sink
 
     def _held(self) -> bool:
         """Take no further event now: backpressure, or an in-order request in flight."""
@@ -221,6 +252,10 @@ class Pump(Channel):
         when, why = self._deadline(proto, now)
         if when > now:
             self._set_timer(when)
+            return
+        if why == "write" and self._flow.progressed(now):
+            # The peer took some of what waits: slow, not gone. Its deadline restarts.
+            self._set_timer(self._deadline(proto, now)[0])
             return
         message = expiry_message(why, self.limits)
         logger.debug("closing %s: %s", self.peername, message)

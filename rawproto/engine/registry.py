@@ -2,8 +2,8 @@
 
 It is what every connection of a server shares: the limits, the connection
 limit and the counter told of each connection, the set of connections open
-now, and whether a graceful shutdown began (``RawServer.stop`` sets it, and
-waits on ``all_closed``).
+now, whether a graceful shutdown began (``RawServer.stop`` sets it, and
+waits on ``all_closed``), and the buffer reads land in.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from .session import ConnectionCounter
 if TYPE_CHECKING:
     from . import Connection
 
-__all__ = ["Registry"]
+__all__ = ["READ_SIZE", "Registry"]
+
+#: How much one read takes at most. Small frames pipelined come many to a read
+#: all the same; a large payload's first read is copied twice (into the
+#: protocol's buffer, then to the front of the payload's own), so it is kept short.
+READ_SIZE = 64 * 1024
 
 
 class Registry:
@@ -36,6 +41,14 @@ class Registry:
         self.connections: set[Connection] = set()
         self.closing = False
         self.all_closed: asyncio.Event | None = None
+        self._read: memoryview | None = None
+
+    def read_buffer(self) -> memoryview:
+        """The buffer the connections read into (one at a time: the loop is one thread)."""
+        buffer = self._read
+        if buffer is None:
+            buffer = self._read = memoryview(bytearray(READ_SIZE))
+        return buffer
 
     def removed(self) -> None:
         if not self.connections and self.all_closed is not None:

@@ -1,6 +1,7 @@
 """``RawServer`` and ``open_connection``: where connections come from.
 
-A ``RawServer`` listens (TCP, optionally TLS, ``SO_REUSEPORT`` on request),
+A ``RawServer`` listens (TCP or a Unix domain socket, optionally TLS,
+``SO_REUSEPORT`` on request),
 makes a ``Connection`` per accepted socket and keeps them in a ``Registry``
 (``rawproto.engine.registry``); ``stop()`` runs the graceful shutdown (see
 ``rawproto.engine``). ``open_connection`` runs a session on one outgoing
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 from typing import Any
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.net import bind_socket as bind_socket
+from dataserve.core.net import bind_unix, remove_unix_socket
 from dataserve.core.security import TLSConfig
 
 from .connection import Connection
@@ -42,7 +45,10 @@ class RawServer:
     ``client_ca`` every client must present a certificate signed by it); the
     TLS handshake must complete within ``limits.handshake_timeout``.
     ``connection_metrics`` is told of every connection opened and closed
-    (``dataserve.ops.transport_metrics(name)``).
+    (``dataserve.ops.transport_metrics(name)``). ``uds`` listens on a Unix
+    domain socket at that path instead of TCP (``host`` and ``port`` unused;
+    a socket file already there is replaced, any other file is an error, and
+    the file is removed when the server stops).
     """
 
     def __init__(
@@ -57,8 +63,10 @@ class RawServer:
         max_connections: int | None = None,
         tls: TLSConfig | None = None,
         connection_metrics: ConnectionCounter | None = None,
+        uds: str | os.PathLike[str] | None = None,
     ) -> None:
         self.service = service
+        self.uds = os.fspath(uds) if uds is not None else None
         self.host = host
         self.requested_port = port
         self.limits = limits or DEFAULT_LIMITS
@@ -88,8 +96,14 @@ class RawServer:
             raise RuntimeError("the server is already started")
         # Built first: a certificate that does not load fails before binding.
         context = self.tls.server_context() if self.tls is not None else None
-        sock = self._sock or bind_socket(self.host, self.requested_port, reuse_port=self.reuse_port)
-        self.port = sock.getsockname()[1]
+        if self._sock is not None:
+            sock = self._sock
+        elif self.uds is not None:
+            sock = bind_unix(self.uds)
+        else:
+            sock = bind_socket(self.host, self.requested_port, reuse_port=self.reuse_port)
+        unix = sock.family == socket.AF_UNIX
+        self.port = 0 if unix else sock.getsockname()[1]
         self._registry = Registry(self.limits, self.max_connections, self.connection_metrics)
         self._stopped = asyncio.Event()
         registry, factory = self._registry, self.service.session
@@ -97,13 +111,16 @@ class RawServer:
         tls: dict[str, Any] = {}
         if context is not None:
             tls = {"ssl": context, "ssl_handshake_timeout": self.limits.handshake_timeout}
+        create = loop.create_unix_server if unix else loop.create_server
         try:
-            self._server = await loop.create_server(
+            self._server = await create(
                 lambda: Connection(factory, registry), sock=sock, backlog=4096, **tls
             )
         except BaseException:
             if self._sock is None:
                 sock.close()
+                if self.uds is not None:
+                    remove_unix_socket(self.uds)
             raise
         return self
 
@@ -153,6 +170,8 @@ class RawServer:
                     conn.abort()
         with contextlib.suppress(Exception):
             await server.wait_closed()
+        if self.uds is not None and self._sock is None:
+            remove_unix_socket(self.uds)
         try:
             await self.service.aclose()
         finally:
@@ -174,8 +193,10 @@ async def open_connection(
     limits: Limits | None = None,
     timeout: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    uds: str | os.PathLike[str] | None = None,
 ) -> Connection:
-    """Connect to ``host:port`` and run ``factory(conn)``'s session on it.
+    """Connect to ``host:port`` (or the Unix socket at ``uds``) and run
+    ``factory(conn)``'s session on it.
 
     Returns once the TCP connection (and, with ``ssl_context``, the TLS
     handshake) is up and the session's ``opened()`` has sent its opening
@@ -188,7 +209,12 @@ async def open_connection(
     tls: dict[str, Any] = {}
     if ssl_context is not None:
         tls = {"ssl": ssl_context, "server_hostname": host}
-    connect = loop.create_connection(lambda: Connection(factory, registry), host, port, **tls)
+    if uds is not None:
+        connect = loop.create_unix_connection(
+            lambda: Connection(factory, registry), os.fspath(uds), **tls
+        )
+    else:
+        connect = loop.create_connection(lambda: Connection(factory, registry), host, port, **tls)
     if timeout is not None:
         _, conn = await asyncio.wait_for(connect, timeout)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from dataserve.core.buffers import BodyBuffer
 from dataserve.core.errors import RemoteProtocolError
 
 from ..proto.base import NEED_DATA, ProtocolConnection
@@ -18,7 +19,26 @@ from ..proto.base import NEED_DATA, ProtocolConnection
 if TYPE_CHECKING:
     from . import Connection
 
-__all__ = ["ConnectionCounter", "Service", "Session", "SessionFactory"]
+__all__ = ["ConnectionCounter", "PayloadSink", "Service", "Session", "SessionFactory"]
+
+
+class PayloadSink(Protocol):
+    """Where a large payload is read as it arrives (``dataserve.core.buffers.BodyBuffer``
+    is one): the connection reads into ``remaining()`` and reports each read with
+    ``advance(n)``; once ``complete``, ``finish()`` is what the protocol gets
+    (``receive_payload``: the payload's bytes, or ``None`` for a sink that
+    passed them on elsewhere)."""
+
+    def remaining(self) -> memoryview: ...
+
+    def advance(self, n: int) -> None: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+    def finish(self) -> bytes | None: ...
+
+    def discard(self) -> None: ...
 
 
 class Session:
@@ -79,6 +99,15 @@ class Session:
             self.conn.write(reply)
         if getattr(exc, "fatal", True):
             self.conn.close()
+
+    def payload_sink(self, size: int) -> PayloadSink | None:
+        """Where the protocol's announced payload of ``size`` bytes is to be read.
+
+        Default: one ``BodyBuffer`` of that size, handed to the protocol whole
+        (the payload reaches the session as one ``bytes`` object, never
+        copied). ``None``: feed it through the protocol's receive buffer.
+        """
+        return BodyBuffer(size)
 
     @property
     def hold_reading(self) -> bool:

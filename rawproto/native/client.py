@@ -12,44 +12,52 @@ frame right after the preface when they have one, and speak TLS when asked
 (``tls=True``, or any of ``ca_file``, ``cert``, ``verify=False``): the
 server's certificate is verified against the system's CAs or ``ca_file``
 unless ``verify=False`` is said explicitly; ``cert=(certfile, keyfile)``
-presents a client certificate.
+presents a client certificate. ``uds=PATH`` connects to a server's Unix
+domain socket instead of TCP.
+
+``send(resource, payload=None, *, into=None, progress=None)`` is
+``HTTPDataClient.send``: a file object or path as the payload is streamed,
+``into`` streams the reply into a file and returns the number of bytes
+written (``rawproto.native.files``). A large answer is read straight into
+one buffer of its size (``recv_into``), which becomes the ``bytes`` returned:
+one allocation, one copy from the kernel.
 
 Everything but the I/O lives in ``Exchange`` (``rawproto.native.exchange``):
 request ids, request frames, the protocol object and turning answers into
 values or exceptions. The blocking client uses a plain socket (no event
-loop); the asyncio client runs a ``Session`` on the engine and pipelines: any
-number of ``send`` calls may be in flight on its one connection, answered in
-any order.
+loop); the asyncio client (``rawproto.native.aclient``) runs a ``Session``
+on the engine and pipelines.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import os
 import select
 import socket
 import ssl
-from typing import Any
+from typing import Any, NoReturn
 
-from dataserve.core.errors import ConnectError, ConnectionClosed, RemoteProtocolError, TimeoutError
-from dataserve.core.limits import DEFAULT_LIMITS
+from dataserve.core import errors
+from dataserve.core.buffers import BodyBuffer
+from dataserve.core.errors import ConnectionClosed
 
-from .._blocking import connect, raise_socket_error, set_timeout
-from ..engine import Connection, Session, open_connection
+from .._blocking import connect, set_timeout
+from ..engine.connection import UNIX_SNDBUF
 from ..proto.base import ConnectionClosed as ConnectionClosedEvent
-from ..proto.native import HEADER, Error, Preface, Reply
+from ..proto.native import Error, NativeConnection, Preface, Reply
+from .aclient import AsyncRawDataClient
 from .exchange import DEFAULT_TIMEOUT, ClientSettings, Exchange
+from .files import PIECE, Meter, Progress, Source, Target, Writable, is_file
 
 __all__ = ["DEFAULT_TIMEOUT", "AsyncRawDataClient", "RawDataClient"]
 
 _WHAT = "rawproto server"
 _READ_SIZE = 256 * 1024
-# Large payloads go out in pieces so an early error answer (413) stops the upload.
-_SEND_CHUNK = 1024 * 1024
 # A payload below this is joined to its frame header and sent in one call; a
-# larger one is sent on its own, without copying it into a frame.
+# larger one is sent on its own, in pieces, so that an early error answer
+# (413) stops the upload.
 _JOIN_BELOW = 64 * 1024
-# An answer from this size on is read in one call into its own buffer.
+# An answer with this much left to arrive is read into its own buffer.
 _LARGE = 64 * 1024
 
 
@@ -58,54 +66,80 @@ class RawDataClient(ClientSettings):
 
     One connection, opened on first use and reopened after the server closed
     it; plain sockets, no event loop. ``timeout`` bounds the wait for each
-    answer. ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``: see the
-    module docstring. Use it as a context manager, or call ``close()``.
+    answer. ``uds``, ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``:
+    see the module docstring. Use it as a context manager, or call ``close()``.
     """
 
     def _init_state(self) -> None:
         self._sock: socket.socket | None = None
         self._exchange: Exchange | None = None
         self._poller = select.poll()
-        self._large_reply = False
         self._tls = False
         self._buffer = bytearray(_READ_SIZE)
         self._view = memoryview(self._buffer)
 
-    def send(self, resource: str, payload: Any = None) -> Any:
-        """Send ``payload`` to ``resource`` and return the decoded answer."""
-        sock, exchange = self._connection()
-        request_id, head, body = exchange.request_parts(resource, payload)
+    def send(
+        self,
+        resource: str,
+        payload: Any = None,
+        *,
+        into: Writable | str | os.PathLike[str] | None = None,
+        progress: Progress | None = None,
+    ) -> Any:
+        """Send ``payload`` to ``resource`` and return the decoded answer.
+
+        ``payload`` is a value for the codec (``None``: no payload), or a
+        binary file object or ``os.PathLike`` path, streamed as
+        ``application/octet-stream`` without reading it whole. With ``into``
+        (a writable binary file, or a path), the reply's body is streamed
+        there as the server encoded it and the number of bytes written is
+        returned. ``progress(direction, done, total)`` is called as the
+        payload goes out and as the reply is written.
+        """
+        source = Source(payload) if is_file(payload) else None
+        target = Target(into, progress) if into is not None else None
+        failed = True
         try:
-            answer = self._upload(sock, exchange, request_id, head, body)
+            exchange, answer = self._call(resource, payload, source, target, progress)
+            failed = type(answer) is not Reply
+        finally:
+            if source is not None:
+                source.close()
+            if target is not None:
+                target.close(failed)
+        if exchange.ends_connection(answer):
+            self.close()  # the next request goes on a fresh connection
+        if target is not None and type(answer) is Reply:
+            return target.written
+        return exchange.outcome(answer)
+
+    def _call(
+        self,
+        resource: str,
+        payload: Any,
+        source: Source | None,
+        target: Target | None,
+        progress: Progress | None,
+    ) -> tuple[Exchange, Reply | Error]:
+        sock, exchange = self._connection()
+        if source is not None:
+            request_id, head = exchange.request_head(resource, exchange.bytes_tag, source.size)
+            body: Any = source
+        else:
+            request_id, head, body = exchange.request_parts(resource, payload)
+        try:
+            answer = self._upload(sock, exchange, request_id, head, body, progress)
             while answer is None:
-                answer = self._answer(exchange, request_id, self._receive(sock, exchange))
+                answer = self._answer(sock, exchange, request_id, target)
         except OSError as exc:
             self.close()  # the connection's state is unknown now
-            raise_socket_error(exc, self.host, self.port, self.timeout, _WHAT)
+            self._socket_error(exc)
         except BaseException:
             self.close()
             raise
-        if exchange.ends_connection(answer):
-            self.close()  # the next request goes on a fresh connection
-        return exchange.outcome(answer)
+        return exchange, answer
 
-    def _receive(self, sock: socket.socket, exchange: Exchange) -> bytes | memoryview | None:
-        """The next bytes from the server (``None``: it closed).
-
-        Small reads land in one reused buffer. The rest of a large frame
-        whose header has arrived is read in one call into its own ``bytes``
-        (``MSG_WAITALL``), which the protocol keeps as the payload without a
-        copy when it is all of it.
-        """
-        if self._large_reply:  # the last answer was large (never with TLS: no flags there)
-            want = exchange.proto.body_remaining
-            if want >= _LARGE:
-                return sock.recv(want, socket.MSG_WAITALL) or None
-            if not exchange.proto.mid_frame:
-                # Read this one's header alone, so that its payload can be read as above.
-                return sock.recv(HEADER.size, socket.MSG_WAITALL) or None
-        n = sock.recv_into(self._view)
-        return self._view[:n] if n else None
+    # --- sending ------------------------------------------------------------------
 
     def _upload(
         self,
@@ -113,29 +147,65 @@ class RawDataClient(ClientSettings):
         exchange: Exchange,
         request_id: int,
         head: bytes,
-        body: bytes | memoryview,
+        body: bytes | Source,
+        progress: Progress | None,
     ) -> Reply | Error | None:
-        size = len(body)
+        """Send the request; an early answer (413, 503) if the server gave one."""
+        size = body.size if isinstance(body, Source) else len(body)
         try:
-            if size <= _JOIN_BELOW:
-                sock.sendall(head + body)
+            if progress is None and not isinstance(body, Source) and size <= _JOIN_BELOW:
+                sock.sendall(head + body if body else head)
                 return None
-            sock.sendall(head)
         except OSError:
             # The server may have answered (413, 503) and closed: read that.
-            return self._answer(exchange, request_id, self._drain(sock))
-        with memoryview(body) as view:
-            for start in range(0, size, _SEND_CHUNK):
-                try:
-                    sock.sendall(view[start : start + _SEND_CHUNK])
-                except OSError:
-                    return self._answer(exchange, request_id, self._drain(sock))
-                if start + _SEND_CHUNK < size and _readable(sock):
-                    # An early answer (413) stops the upload.
-                    answer = self._answer(exchange, request_id, sock.recv(_READ_SIZE) or None)
-                    if answer is not None:
-                        return answer
+            return self._early(exchange, request_id, self._drain(sock))
+        meter = Meter(progress, "send", size)
+        meter.start()
+        view = memoryview(body) if not isinstance(body, Source) else None
+        sent = 0
+        while sent < size or head:
+            if view is not None:
+                piece: Any = view[sent : sent + PIECE]
+            else:
+                assert isinstance(body, Source)
+                piece = body.read()
+                if not piece and sent < size:
+                    raise ValueError(f"the file payload ended after {sent} of its {size} bytes")
+                piece = piece[: size - sent]  # a file that grew is sent as long as it was
+            try:
+                # The header goes with the first piece, in one call: the server
+                # wakes once for both.
+                self._send(sock, head, piece)
+            except OSError:
+                return self._early(exchange, request_id, self._drain(sock))
+            head = b""
+            sent += len(piece)
+            meter.add(len(piece))
+            if sent < size and _readable(sock):
+                # An early answer (413) stops the upload.
+                answer = self._early(exchange, request_id, sock.recv(_READ_SIZE) or None)
+                if answer is not None:
+                    return answer
         return None
+
+    def _send(self, sock: socket.socket, head: bytes, piece: Any) -> None:
+        """``head`` then ``piece``, neither copied (``sendmsg`` gathers them)."""
+        if not head:
+            sock.sendall(piece)
+            return
+        if self._tls:  # no sendmsg on a TLS socket
+            sock.sendall(head)
+            sock.sendall(piece)
+            return
+        total = len(head) + len(piece)
+        sent = sock.sendmsg((head, piece))
+        if sent < total:  # the rest, once the kernel takes more
+            with memoryview(piece) as rest:
+                if sent < len(head):
+                    sock.sendall(head[sent:])
+                    sock.sendall(rest)
+                else:
+                    sock.sendall(rest[sent - len(head) :])
 
     @staticmethod
     def _drain(sock: socket.socket) -> bytes | None:
@@ -148,27 +218,92 @@ class RawDataClient(ClientSettings):
             pass
         return b"".join(chunks) or None
 
-    def _answer(
-        self, exchange: Exchange, request_id: int, data: bytes | memoryview | None
+    def _early(
+        self, exchange: Exchange, request_id: int, data: bytes | None
     ) -> Reply | Error | None:
         exchange.feed(data)
+        return self._parsed(exchange, request_id, None, data is None)
+
+    # --- receiving ----------------------------------------------------------------
+
+    def _answer(
+        self,
+        sock: socket.socket,
+        exchange: Exchange,
+        request_id: int,
+        target: Target | None,
+    ) -> Reply | Error | None:
+        """Read once (or one large payload whole) and parse: the answer, if it came."""
+        proto = exchange.proto
+        size = proto.payload_size
+        if size and size - proto.payload_buffered >= _LARGE:
+            if target is not None and proto.payload_request_id == request_id:
+                self._stream_payload(sock, proto, target)
+            else:
+                self._read_payload(sock, proto)
+            return self._parsed(exchange, request_id, target, False)
+        n = sock.recv_into(self._view)
+        exchange.feed(self._view[:n] if n else None)
+        return self._parsed(exchange, request_id, target, not n)
+
+    def _parsed(
+        self, exchange: Exchange, request_id: int, target: Target | None, eof: bool
+    ) -> Reply | Error | None:
         while True:
             event = exchange.next_event()
             if event is None:
                 break
             if type(event) is Reply or type(event) is Error:
                 if event.request_id == request_id:
-                    self._large_reply = (
-                        type(event) is Reply and len(event.body) >= _LARGE and not self._tls
-                    )
+                    if target is not None and type(event) is Reply:
+                        target.open(len(event.body))  # a success: the file is made
+                        target.write(event.body)
                     return event
                 if event.request_id == 0 and type(event) is Error:
                     raise exchange.connection_error(event)
             elif isinstance(event, ConnectionClosedEvent):
                 raise exchange.closed()
-        if data is None:
+        if eof:
             raise exchange.closed()
         return None
+
+    def _read_payload(self, sock: socket.socket, proto: NativeConnection) -> None:
+        """The rest of a large payload, read into one buffer of its size."""
+        body = BodyBuffer(proto.payload_size)
+        flags = 0 if self._tls else socket.MSG_WAITALL
+        try:
+            body.advance(proto.payload_prefix(body.view))
+            while not body.complete:
+                n = sock.recv_into(body.remaining(), 0, flags)
+                if not n:
+                    raise self._exchange_closed()
+                body.advance(n)
+        except BaseException:
+            body.discard()
+            raise
+        proto.receive_payload(body.finish())
+
+    def _stream_payload(self, sock: socket.socket, proto: NativeConnection, target: Target) -> None:
+        """The rest of a large payload, written into ``target`` piece by piece."""
+        size = proto.payload_size
+        target.open(size)
+        view = self._view
+        left = size - proto.payload_prefix(view)
+        target.write(view[: size - left])
+        while left:
+            n = sock.recv_into(view, min(left, len(view)))
+            if not n:
+                raise self._exchange_closed()
+            target.write(view[:n])
+            left -= n
+        proto.receive_payload(None)
+
+    def _exchange_closed(self) -> ConnectionClosed:
+        return ConnectionClosed(
+            f"the server at {self.address} closed the connection in the middle of an answer"
+        )
+
+    # --- the connection -----------------------------------------------------------
 
     def _connection(self) -> tuple[socket.socket, Exchange]:
         sock, exchange = self._sock, self._exchange
@@ -176,23 +311,49 @@ class RawDataClient(ClientSettings):
             if not self._stale(sock, exchange):
                 return sock, exchange
             self.close()
-        sock = connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
+        sock = self._connect()
         set_timeout(sock, self.timeout)
-        exchange = Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
+        exchange = Exchange(self.address, self.codecs, self.max_frame_size, self.token)
         try:
             sock.sendall(exchange.opening())
         except OSError as exc:
             sock.close()
-            raise_socket_error(exc, self.host, self.port, self.timeout, _WHAT)
+            self._socket_error(exc)
         except BaseException:
             sock.close()
             raise
         self._sock, self._exchange = sock, exchange
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
-        self._large_reply = False
         self._tls = isinstance(sock, ssl.SSLSocket)
         return sock, exchange
+
+    def _connect(self) -> socket.socket:
+        if self.uds is None:
+            return connect(self.host, self.port, self.connect_timeout, _WHAT, self.ssl_context)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SNDBUF)
+            sock.settimeout(self.connect_timeout)
+            sock.connect(self.uds)
+            if self.ssl_context is not None:
+                return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except OSError as exc:
+            sock.close()
+            raise errors.ConnectError(
+                f"cannot connect to the {_WHAT} at {self.address}: {exc.strerror or exc}"
+            ) from exc
+        return sock
+
+    def _socket_error(self, exc: OSError) -> NoReturn:
+        # BlockingIOError: the kernel's timeout on a blocking socket (set_timeout).
+        if isinstance(exc, (TimeoutError, BlockingIOError)):
+            raise errors.TimeoutError(
+                f"no answer from the {_WHAT} at {self.address} within {self.timeout} s"
+            ) from None
+        raise errors.ConnectionClosed(
+            f"connection to the {_WHAT} at {self.address} lost: {exc.strerror or exc}"
+        ) from exc
 
     def _stale(self, sock: socket.socket, exchange: Exchange) -> bool:
         """Did the server close (or say something) while we were not asking?
@@ -245,134 +406,3 @@ def _readable(sock: socket.socket) -> bool:
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
     return bool(select.select([sock], [], [], 0)[0])
-
-
-class _ClientSession(Session):
-    """The asyncio client's side of a connection: answers resolve their futures."""
-
-    concurrent = True
-
-    def __init__(self, conn: Connection, exchange: Exchange) -> None:
-        super().__init__(conn, exchange.proto)
-        self.exchange = exchange
-        self.pending: dict[int, asyncio.Future[Reply | Error]] = {}
-        #: Why the server closed the connection (an ERROR with id 0), if it said.
-        self.error: Exception | None = None
-
-    def opened(self) -> None:
-        self.conn.write(self.exchange.opening())
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.pending)
-
-    def handle(self, event: object) -> None:
-        if isinstance(event, (Reply, Error)):
-            if event.request_id == 0 and isinstance(event, Error):
-                self.error = self.exchange.connection_error(event)
-                self._fail_all(self.error)
-                self.conn.close()
-                return
-            future = self.pending.pop(event.request_id, None)
-            if future is not None and not future.done():
-                future.set_result(event)
-            if self.exchange.ends_connection(event):
-                self.conn.close()  # as the server does: later requests reconnect
-
-    def failed(self, exc: RemoteProtocolError) -> None:
-        self._fail_all(
-            ConnectionClosed(
-                f"the server at {self.exchange.address} broke the native protocol: {exc.message}"
-            )
-        )
-        self.conn.close()
-
-    def closed(self, exc: BaseException | None) -> None:
-        self._fail_all(self.exchange.closed())
-
-    def _fail_all(self, error: Exception) -> None:
-        pending, self.pending = self.pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(error)
-
-
-class AsyncRawDataClient(ClientSettings):
-    """asyncio native-framing client that pipelines on one connection.
-
-    ``await client.send(resource, payload=None)`` may be called by many tasks
-    at once: the requests share the connection and each answer finds its
-    caller by request id. The connection opens on first use and reopens after
-    the server closed it. ``token``, ``tls``, ``verify``, ``ca_file``,
-    ``cert``: see the module docstring. ``async with`` or ``await aclose()``.
-    """
-
-    def _init_state(self) -> None:
-        self._session: _ClientSession | None = None
-        self._lock: asyncio.Lock | None = None
-
-    async def send(self, resource: str, payload: Any = None) -> Any:
-        """Send ``payload`` to ``resource`` and return the decoded answer."""
-        session = await self._connection()
-        exchange, conn = session.exchange, session.conn
-        request_id, data = exchange.request(resource, payload)
-        future: asyncio.Future[Reply | Error] = conn.loop.create_future()
-        if conn.is_closed:
-            # Closed while connecting: by a refused token, say.
-            raise session.error or exchange.closed()
-        session.pending[request_id] = future
-        conn.write(data)
-        # A large upload waits for the socket here. If the connection drops,
-        # the session fails the future: the wait below reports it.
-        with contextlib.suppress(ConnectionError):
-            await conn.drain()
-        try:
-            answer = await asyncio.wait_for(future, self.timeout)
-        except asyncio.TimeoutError:
-            session.pending.pop(request_id, None)
-            raise TimeoutError(
-                f"no answer from the {_WHAT} at {exchange.address} within {self.timeout} s"
-            ) from None
-        return exchange.outcome(answer)
-
-    async def _connection(self) -> _ClientSession:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            session = self._session
-            if session is not None and not session.conn.is_closed:
-                return session
-            exchange = Exchange(self.host, self.port, self.codecs, self.max_frame_size, self.token)
-            limits = DEFAULT_LIMITS.replace(
-                frame_timeout=self.timeout or DEFAULT_LIMITS.frame_timeout,
-                max_frame_size=self.max_frame_size,
-            )
-            try:
-                conn = await open_connection(
-                    lambda conn: _ClientSession(conn, exchange),
-                    self.host,
-                    self.port,
-                    limits=limits,
-                    timeout=self.connect_timeout,
-                    ssl_context=self.ssl_context,
-                )
-            except (OSError, asyncio.TimeoutError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
-                raise ConnectError(
-                    f"cannot connect to the {_WHAT} at {exchange.address}: {reason}"
-                ) from exc
-            assert isinstance(conn.session, _ClientSession)
-            self._session = conn.session
-            return conn.session
-
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            session.conn.close()
-            await session.conn.closed_future
-
-    async def __aenter__(self) -> AsyncRawDataClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

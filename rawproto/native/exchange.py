@@ -10,10 +10,11 @@ differ only in how bytes move (``rawproto.native.client``).
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
-from dataserve.core.codec import CodecRegistry, default_registry
+from dataserve.core.codec import BYTES, CodecRegistry, default_registry
 from dataserve.core.errors import (
     ConnectionClosed,
     DataServeError,
@@ -26,7 +27,7 @@ from dataserve.core.security import token_from_env
 from .._security import client_context
 from ..proto.base import NEED_DATA, Event, Role
 from ..proto.base import ConnectionClosed as ConnectionClosedEvent
-from ..proto.native import DEFAULT_MAX_FRAME_SIZE, Auth, Error, NativeConnection, Reply, Request
+from ..proto.native import DEFAULT_MAX_FRAME_SIZE, Auth, Error, NativeConnection, Reply
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ClientSettings", "Exchange"]
 
@@ -41,13 +42,12 @@ class Exchange:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        address: str,
         codecs: CodecRegistry,
         max_frame_size: int,
         token: str | None = None,
     ) -> None:
-        self.address = f"{host}:{port}"
+        self.address = address
         self.codecs = codecs
         self.proto = NativeConnection(Role.CLIENT, max_frame_size=max_frame_size)
         self.token = token
@@ -68,12 +68,22 @@ class Exchange:
 
     def request_parts(self, resource: str, payload: Any) -> tuple[int, bytes, bytes]:
         """A new request id, its REQUEST frame's header (with the resource) and payload."""
+        tag, body = self.codecs.encode_tag(payload)
+        request_id, head = self.request_head(resource, tag, len(body))
+        return request_id, head, body
+
+    def request_head(self, resource: str, tag: int, size: int) -> tuple[int, bytes]:
+        """A new request id and the header (with the resource) of a REQUEST whose
+        ``size``-byte payload of codec ``tag`` the caller sends after it."""
         if not resource.startswith("/"):
             resource = "/" + resource  # as the HTTP client: resources are paths
-        tag, body = self.codecs.encode_tag(payload)
         self._last_id = request_id = self._last_id % 0xFFFFFFFF + 1  # 1..2**32-1, 0 is reserved
-        head, body = self.proto.send_parts(Request(request_id, resource, tag, body))
-        return request_id, head, body
+        return request_id, self.proto.request_head(request_id, resource, tag, size)
+
+    @property
+    def bytes_tag(self) -> int:
+        """The tag a file's bytes go with (``application/octet-stream``)."""
+        return self.codecs.for_media_type(BYTES).tag
 
     def feed(self, data: bytes | bytearray | memoryview | None) -> None:
         """Bytes from the server (``None``: EOF); ``next_event`` parses them."""
@@ -135,13 +145,15 @@ class Exchange:
 
 class ClientSettings:
     """The settings both native clients share; each adds its connection state
-    in ``_init_state``."""
+    in ``_init_state``. ``uds`` is the path of a server's Unix domain socket,
+    used instead of TCP (``port`` may then be left out)."""
 
     def __init__(
         self,
-        port: int,
+        port: int | None = None,
         host: str = "127.0.0.1",
         *,
+        uds: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         codecs: CodecRegistry = default_registry,
@@ -152,8 +164,13 @@ class ClientSettings:
         ca_file: str | None = None,
         cert: tuple[str, str] | None = None,
     ) -> None:
+        if port is None and uds is None:
+            raise TypeError("give the server's port, or uds= the path of its Unix socket")
         self.host = host
-        self.port = port
+        self.port = port or 0
+        self.uds = os.fspath(uds) if uds is not None else None
+        #: How messages name the server: ``host:port``, or ``unix:PATH``.
+        self.address = f"unix:{self.uds}" if self.uds is not None else f"{host}:{port}"
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.codecs = codecs

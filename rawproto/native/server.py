@@ -8,15 +8,18 @@ programs that do other things, and for tests).
 
 Each takes ``token`` (clients must present it; default ``$DATASERVE_TOKEN``,
 ``token=""`` for none even when that is set), ``tls`` (a
-``dataserve.core.security.TLSConfig``) and ``metrics`` (record requests and
+``dataserve.core.security.TLSConfig``), ``metrics`` (record requests and
 connections in ``dataserve.ops``' Prometheus metrics, as transport
-``"native"``).
+``"native"``) and ``uds`` (listen on a Unix domain socket at that path
+instead of TCP: for clients on the same host, with no TCP/IP stack between;
+clients connect with ``RawDataClient(uds=PATH)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Callable
@@ -24,6 +27,7 @@ from typing import Any
 
 from dataserve.core.codec import CodecRegistry
 from dataserve.core.dispatch import Dispatcher
+from dataserve.core.exchange import Exchange
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.security import TLSConfig, token_from_env
@@ -65,14 +69,16 @@ async def start_server(
     token: str | None = None,
     tls: TLSConfig | None = None,
     metrics: bool = False,
+    uds: str | os.PathLike[str] | None = None,
+    exchange: Exchange | None = None,
 ) -> RawServer:
     """Serve ``data_handler`` over the native framing on the running loop.
 
     Returns the started ``RawServer`` (``server.port`` is the bound port, so
     ``port=0`` picks a free one); ``await server.stop()`` shuts it down.
-    ``caller``/``dispatcher`` share an already prepared handler (see
-    ``NativeService``). ``token``, ``tls``, ``metrics``: see the module
-    docstring.
+    ``exchange`` (an HTTP endpoint's), ``caller`` or ``dispatcher`` share an
+    already prepared handler (see ``NativeService``). ``token``, ``tls``,
+    ``metrics``, ``uds``: see the module docstring.
     """
     limits = _limits(limits, handler_threads)
     recorder = None
@@ -81,8 +87,9 @@ async def start_server(
 
         recorder = transport_metrics("native")
     service = NativeService(
-        _load(data_handler),
+        _load(data_handler) if exchange is None else None,
         caller=caller,
+        exchange=exchange,
         limits=limits,
         codecs=codecs,
         dispatcher=dispatcher,
@@ -98,6 +105,7 @@ async def start_server(
         reuse_port=reuse_port,
         tls=tls,
         connection_metrics=recorder,
+        uds=uds,
     )
     return await server.start()
 
@@ -115,6 +123,7 @@ def serve(
     token: str | None = None,
     tls: TLSConfig | None = None,
     metrics: bool = False,
+    uds: str | os.PathLike[str] | None = None,
 ) -> None:
     """Serve ``data_handler`` over the native framing until Ctrl-C or SIGTERM.
 
@@ -123,7 +132,7 @@ def serve(
     string. Binds loopback by default. Requests in flight finish before this
     returns (up to ``limits.shutdown_timeout``; then they are answered 503).
     ``token`` (default ``$DATASERVE_TOKEN``) is required of every client;
-    ``tls`` serves TLS.
+    ``tls`` serves TLS; ``uds`` listens on that Unix socket path instead of TCP.
     """
 
     async def main() -> None:
@@ -138,8 +147,13 @@ def serve(
             token=token,
             tls=tls,
             metrics=metrics,
+            uds=uds,
         )
-        (banner or _default_banner)(f"tcp://{_hostport(host, server.port)}")
+        if uds is not None:
+            url = f"unix:{os.fspath(uds)}"
+        else:
+            url = f"tcp://{_hostport(host, server.port)}"
+        (banner or _default_banner)(url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -167,8 +181,9 @@ def _default_banner(url: str) -> None:
 class BackgroundRawServer:
     """A native-framing server on the shared background loop thread.
 
-    ``start()`` returns once the port accepts connections (``port`` is then
-    the bound port); ``stop()`` shuts down gracefully. A context manager.
+    ``start()`` returns once the port (or ``uds``, a Unix socket path) accepts
+    connections (``port`` is then the bound port); ``stop()`` shuts down
+    gracefully. A context manager.
     """
 
     def __init__(
@@ -184,8 +199,10 @@ class BackgroundRawServer:
         token: str | None = None,
         tls: TLSConfig | None = None,
         metrics: bool = False,
+        uds: str | os.PathLike[str] | None = None,
     ) -> None:
         self.data_handler = data_handler
+        self.uds = uds
         self.host = host
         self.requested_port = port
         self.limits = _limits(limits, handler_threads)
@@ -214,6 +231,7 @@ class BackgroundRawServer:
                 token=self.token,
                 tls=self.tls,
                 metrics=self.metrics,
+                uds=self.uds,
             ),
             timeout=30,
         )

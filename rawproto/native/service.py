@@ -1,21 +1,23 @@
 """Serving an ``HTTPDataHandler`` over the native framing, on the engine.
 
 The same handler that ``dataserve.run_http_server`` serves, through the same
-codec and the same calling policy (``dataserve.core.handler.make_caller``:
-``async def`` on the loop, ``def`` on the dispatcher's thread pool), with the
-same meanings:
+codec and the same exchange (``dataserve.core.exchange``: decode, handler,
+encode, each where it belongs, under the handler deadline), answered by the
+same policy (``dataserve.core.outcome``):
 
 =====================================  ===========================================
 request                                answer
 =====================================  ===========================================
 handler returns a value                REPLY with the value's codec tag
 handler returns ``None``               ERROR 404 ``resource '/x' is not handled``
-handler raises                         ERROR 500 (logged with its traceback)
+handler raises                         ERROR 500 naming the exception's type (the
+                                       traceback goes to the log)
+handler raises a ``DataServeError``    ERROR with its status and message
 payload tag with no codec              ERROR 415
 payload that does not decode           ERROR 400 saying what is wrong
 answer no codec can encode             ERROR 500
-no answer within ``handler_timeout``   ERROR 504 (a ``def`` handler runs on; its
-                                       answer is dropped)
+no answer within ``handler_timeout``   ERROR 504 (a ``def`` handler runs on, its
+                                       thread replaced; its answer is dropped)
 request during graceful shutdown       ERROR 503
 still running when the shutdown grace  ERROR 503 (then the connection closes)
 period ends
@@ -26,6 +28,16 @@ Each of these keeps the connection open. Framing errors (a frame above
 the protocol's error frame and close it (see ``rawproto.engine``); so is a
 missing or wrong token when the service has one (401).
 
+The path of a small request is short: the exchange starts as the request is
+parsed, an ``async def`` handler that answers without suspending is answered
+in that same call (no task is left behind), a ``def`` handler's call is a
+future on the handler pool (no task either), and the REPLY's header is packed
+straight from the outcome. A large answer leaves as its header and the
+payload object itself, never copied. Handlers start only while the peer
+takes its answers: the connection's output ``Gate`` (``rawproto.engine``)
+holds back a ``def`` handler's call that reaches its thread while the
+answers already queued are over the output cap.
+
 With ``metrics`` (a ``dataserve.ops.TransportMetrics``), every answer is
 recorded: resource, status, duration, payload bytes in and out. Without it
 the answering path has no metering at all.
@@ -33,32 +45,33 @@ the answering path has no metering at all.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from types import CoroutineType
 from typing import Any, Protocol
 
-from dataserve.core.codec import CodecRegistry, default_registry
-from dataserve.core.deadlines import Deadline, Watchdogs, resolution_for
+from dataserve.core.codec import BYTES, Codec, CodecRegistry, default_registry
 from dataserve.core.dispatch import Dispatcher
-from dataserve.core.errors import CodecError, DataServeError
-from dataserve.core.handler import Caller, make_caller
+from dataserve.core.errors import UnsupportedMediaType
+from dataserve.core.exchange import Exchange
+from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.outcome import Outcome
 
 from ..engine import Connection, Session
 from ..proto.base import Role
-from ..proto.native import Error, NativeConnection, Reply, Request, trusted_reply
-from .eager import start_eagerly
+from ..proto.native import Error, NativeConnection, Request
 
 __all__ = ["NativeService", "NativeSession", "RequestMetrics"]
 
 logger = logging.getLogger("rawproto.native")
 
-#: Sends one request's answer (``conn.send``, or a wrapper that meters it).
-Answer = Callable[[Reply | Error], None]
+_UNKNOWN: Any = object()  # a tag not seen yet
+
+# A payload of this size or more leaves as its own buffer after the frame's
+# header; a smaller one is joined to the header (one small copy, one buffer).
+_JOIN_BELOW = 64 * 1024
 
 
 class RequestMetrics(Protocol):
@@ -82,42 +95,58 @@ class NativeSession(Session):
             ),
         )
         self.service = service
-        #: Ids of the requests being answered (for ``abandoned``).
-        self.in_flight: set[int] = set()
+        #: The requests being answered: id -> what ``Exchange.start`` returned.
+        self.in_flight: dict[int, Awaitable[Any]] = {}
         self._abandoned = False
 
     def handle(self, event: object) -> Awaitable[Any] | None:
         if type(event) is Request:
-            self.in_flight.add(event.request_id)
-            return self.service.respond(self.conn, event, self.send_answer)
+            return self.service.respond(self, event)
         return None  # the preface or the token: nothing to answer
 
-    def send_answer(self, event: Reply | Error) -> None:
+    def answer(self, request_id: int, outcome: Outcome) -> None:
         """Send a request's answer (unless it was answered 503 at the end of a shutdown)."""
         if self._abandoned:
             return
-        self.in_flight.discard(event.request_id)
-        self.conn.send(event)
+        in_flight = self.in_flight
+        if in_flight:
+            in_flight.pop(request_id, None)
+        conn = self.conn
+        if outcome.status == 200:
+            body = outcome.body
+            assert isinstance(self.proto, NativeConnection)
+            head = self.proto.reply_head(request_id, outcome.media, len(body))
+            if len(body) < _JOIN_BELOW:
+                conn.write(head + body if body else head)
+            else:  # the payload object itself goes to the transport, not a copy
+                conn.write(head)
+                conn.write(body)
+            return
+        if outcome.status == 503:
+            logger.warning("request %d: %s", request_id, outcome.message)
+        conn.send(Error(request_id, outcome.status, outcome.message))
 
     def abandoned(self) -> None:
         self._abandoned = True
+        exchange = self.service.exchange
         for rid in sorted(self.in_flight):
-            self.conn.send(
-                Error(rid, 503, "the server shut down before the handler answered; send it again")
-            )
+            outcome = exchange.cut(self.in_flight[rid])  # type: ignore[arg-type]
+            self.conn.send(Error(rid, outcome.status, outcome.message))
         self.in_flight.clear()
 
 
 class NativeService:
     """The engine ``Service`` serving one data handler over the native framing.
 
-    ``handler`` is anything ``make_caller`` takes (an ``HTTPDataHandler``
-    subclass or instance, a ``Router``, a ``fn(resource, payload)``);
-    ``caller`` is an already prepared one, so an HTTP app and this service can
-    share one handler instance and one thread pool. A ``dispatcher`` passed in
-    is not closed by ``aclose()``; one made here is. ``token`` (a string)
-    makes every connection present it first (see ``rawproto.proto.native``);
-    ``metrics`` records every answer.
+    ``handler`` is what ``resolve_handler`` takes (an ``HTTPDataHandler``
+    subclass or instance, a ``Router``, a ``fn(resource, payload)``).
+    ``exchange`` is an already prepared one, so an HTTP app and this service
+    share one handler instance and one thread pool (``DataEndpoint.exchange``);
+    ``caller`` (an ``async`` ``caller(resource, payload)``) is served as an
+    ``async def`` handler. A ``dispatcher`` passed in is not closed by
+    ``aclose()``; one made here is. ``token`` (a string) makes every
+    connection present it first (see ``rawproto.proto.native``); ``metrics``
+    records every answer.
     """
 
     def __init__(
@@ -125,25 +154,35 @@ class NativeService:
         handler: Any = None,
         *,
         caller: Caller | None = None,
+        exchange: Exchange | None = None,
         limits: Limits | None = None,
         codecs: CodecRegistry | None = None,
         dispatcher: Dispatcher | None = None,
         token: str | None = None,
         metrics: RequestMetrics | None = None,
     ) -> None:
-        self.limits = limits or DEFAULT_LIMITS
-        self.codecs = codecs or default_registry
+        self.limits = limits = limits or DEFAULT_LIMITS
+        # JSON and msgpack payloads decode within these limits' budget
+        # (max_structured_size, container lengths, depth): dataserve.core.budget.
+        self.codecs = (codecs or default_registry).with_limits(limits)
         self.token = token.encode("utf-8") if token else None
         self.metrics = metrics
-        self._owns_dispatcher = dispatcher is None and caller is None
-        self.dispatcher = dispatcher or Dispatcher(self.limits.handler_threads, "rawproto-handler")
-        if caller is None:
-            if handler is None:
-                raise TypeError("NativeService needs a handler or a caller")
-            caller = make_caller(handler, self.dispatcher)
-        self._call = caller
-        # Handler deadlines fire at most a quarter of the timeout late (0.25 s at most).
-        self._watchdogs = Watchdogs(resolution_for(self.limits.handler_timeout))
+        if exchange is not None:
+            self.dispatcher = exchange.dispatcher
+            self._owns_dispatcher = False
+        else:
+            self._owns_dispatcher = dispatcher is None
+            self.dispatcher = dispatcher or Dispatcher(
+                limits.handler_threads, "rawproto-handler", limits.max_stuck_threads
+            )
+            if caller is not None:
+                handler = _as_async(caller)
+            elif handler is None:
+                raise TypeError("NativeService needs a handler, an exchange or a caller")
+            exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
+        self.exchange = exchange
+        self._encode = self.codecs.encode_tag
+        self._decoders: dict[int, Callable[[bytes], Any] | None] = {}
 
     def session(self, conn: Connection) -> NativeSession:
         return NativeSession(conn, self)
@@ -155,154 +194,63 @@ class NativeService:
 
     # --- one request ------------------------------------------------------------
 
-    def respond(
-        self, conn: Connection, request: Request, send: Answer | None = None
-    ) -> Awaitable[Any] | None:
-        """Start answering ``request``; the awaitable is in flight until the answer is sent.
+    def respond(self, session: NativeSession, request: Request) -> Awaitable[Any] | None:
+        """Start answering ``request``; the awaitable is in flight until the answer is sent."""
+        rid = request.request_id
+        conn = session.conn
+        if conn.closing:
+            conn.send(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
+            return None
+        tag = request.tag
+        decode = self._decoders.get(tag, _UNKNOWN)
+        if decode is _UNKNOWN:
+            decode = self._decoder(tag)
+        done: Callable[[Outcome], None] = functools.partial(session.answer, rid)
+        if self.metrics is not None:
+            done = self._metered(done, request)
+        pending = self.exchange.start(
+            request.resource, request.body, decode, self._encode, done, conn.gate
+        )
+        if pending is not None:
+            session.in_flight[rid] = pending
+        return pending
 
-        The answer goes out through ``send`` (default ``conn.send``).
-        """
-        send = send or conn.send
-        metrics = self.metrics
-        if metrics is None:
-            return self._respond(conn, request, send)
-        resource, size = request.resource, len(request.body)
+    def _decoder(self, tag: int) -> Callable[[bytes], Any] | None:
+        """How a payload of codec ``tag`` is decoded (an unknown tag: 415 when it is);
+        ``None`` for bytes, which are the payload as they are."""
+        try:
+            codec: Codec | None = self.codecs.for_tag(tag) if tag else None
+        except UnsupportedMediaType:
+            codec = None
+        decode: Callable[[bytes], Any] | None
+        if codec is not None and codec.media_type == BYTES:
+            decode = None
+        elif codec is None:
+            decode = functools.partial(self.codecs.decode_tag, tag)
+        else:
+
+            def decode(body: bytes, _decode: Callable[..., Any] = codec.decode) -> Any:
+                return _decode(body, {})
+
+        if len(self._decoders) < 256:  # one per tag: bounded by the byte
+            self._decoders[tag] = decode
+        return decode
+
+    def _metered(self, done: Callable[[Outcome], None], request: Request) -> Callable[..., None]:
+        metrics, resource, size = self.metrics, request.resource, len(request.body)
+        assert metrics is not None
         started = time.perf_counter()
 
-        def answer(event: Reply | Error) -> None:
-            send(event)
-            if type(event) is Reply:
-                status, out = 200, len(event.body)
-            else:
-                status, out = event.code, 0  # type: ignore[union-attr]
-            metrics.observe(resource, status, time.perf_counter() - started, size, out)
+        def answer(outcome: Outcome) -> None:
+            done(outcome)
+            out = len(outcome.body) if outcome.status == 200 else 0
+            metrics.observe(resource, outcome.status, time.perf_counter() - started, size, out)
 
-        return self._respond(conn, request, answer)
+        return answer
 
-    def _respond(self, conn: Connection, request: Request, answer: Answer) -> Awaitable[Any] | None:
-        rid, resource = request.request_id, request.resource
-        if conn.closing:
-            answer(Error(rid, 503, "the server is shutting down; send it again elsewhere"))
-            return None
-        try:
-            payload = self.codecs.decode_tag(request.tag, request.body)
-        except CodecError as exc:
-            answer(Error(rid, exc.status, exc.message))
-            return None
-        try:
-            pending = self._call(resource, payload)
-        except Exception as exc:  # the pool is closed, or a router endpoint failed to start
-            self._raised(answer, rid, resource, exc)
-            return None
-        if type(pending) is CoroutineType:
-            # An async def handler: most answer without awaiting, in this very
-            # call (see rawproto.native.eager), and need no deadline (nothing could
-            # interrupt them); one that suspends goes on as a task, under one.
-            holder: list[Deadline] = []
-            task = start_eagerly(conn.loop, self._awaited(answer, rid, resource, pending, holder))
-            if task is not None:
-                self._guard(conn, task, holder)
-            return task
-        if isinstance(pending, asyncio.Future):
-            # A def handler on the pool: finish in a callback, no task needed.
-            done: asyncio.Future[None] = conn.loop.create_future()
-            deadline = self._watchdogs.get(conn.loop).call_later(
-                self.limits.handler_timeout, self._expired, answer, rid, resource, done
-            )
-            pending.add_done_callback(
-                functools.partial(self._pooled, answer, rid, resource, done, deadline)
-            )
-            return done
-        holder = []
-        task = conn.loop.create_task(self._awaited(answer, rid, resource, pending, holder))
-        self._guard(conn, task, holder)
-        return task
 
-    def _guard(self, conn: Connection, task: asyncio.Task[Any], holder: list[Deadline]) -> None:
-        """Put ``task`` (a handler that suspended) under the handler deadline."""
-        deadline = self._watchdogs.get(conn.loop).start(self.limits.handler_timeout, task)
-        holder.append(deadline)
-        task.add_done_callback(lambda _: deadline.stop())  # however the task ended
+def _as_async(caller: Caller) -> Callable[[str, Any], Awaitable[Any]]:
+    async def call(resource: str, payload: Any) -> Any:
+        return await caller(resource, payload)
 
-    def _pooled(
-        self,
-        answer: Answer,
-        rid: int,
-        resource: str,
-        done: asyncio.Future[None],
-        deadline: Deadline,
-        pending: asyncio.Future[Any],
-    ) -> None:
-        deadline.stop()
-        if done.done():
-            return  # answered 504 already: the late result is dropped
-        if not pending.cancelled():
-            exc = pending.exception()
-            if exc is None:
-                self._answer(answer, rid, resource, pending.result())
-            else:
-                self._raised(answer, rid, resource, exc)
-        done.set_result(None)
-
-    def _expired(self, answer: Answer, rid: int, resource: str, done: asyncio.Future[None]) -> None:
-        # A def handler's thread cannot be stopped: it runs on, its answer is dropped.
-        if not done.done():
-            self._timed_out(answer, rid, resource)
-            done.set_result(None)
-
-    async def _awaited(
-        self,
-        answer: Answer,
-        rid: int,
-        resource: str,
-        pending: Awaitable[Any],
-        deadline: list[Deadline],
-    ) -> None:
-        """Answer what ``pending`` returns; ``deadline`` holds the handler deadline once
-        the task has one (from its first suspension on)."""
-        try:
-            result = await pending
-        except asyncio.CancelledError:
-            if not deadline or not deadline[0].owns():
-                raise  # cancelled by someone else: the connection is gone
-            self._timed_out(answer, rid, resource)
-            return
-        except Exception as exc:
-            self._raised(answer, rid, resource, exc)
-            return
-        finally:
-            if deadline:
-                deadline[0].stop()
-        self._answer(answer, rid, resource, result)
-
-    def _timed_out(self, answer: Answer, rid: int, resource: str) -> None:
-        timeout = self.limits.handler_timeout
-        logger.error("handler for %s did not answer in %g s", resource, timeout)
-        answer(Error(rid, 504, f"the handler did not answer within {timeout:g} s"))
-
-    def _raised(self, answer: Answer, rid: int, resource: str, exc: BaseException) -> None:
-        logger.error("handler raised for %s", resource, exc_info=exc)
-        answer(
-            Error(
-                rid,
-                500,
-                f"the handler raised {type(exc).__name__} for {resource} (see the server log)",
-            )
-        )
-
-    def _answer(self, answer: Answer, rid: int, resource: str, result: Any) -> None:
-        if result is None:
-            answer(Error(rid, 404, f"resource {resource!r} is not handled"))
-            return
-        try:
-            tag, body = self.codecs.encode_tag(result)
-        except DataServeError as exc:
-            logger.error("cannot encode the answer for %s: %s", resource, exc.message)
-            answer(
-                Error(
-                    rid, 500, f"the handler's answer for {resource} cannot be sent: {exc.message}"
-                )
-            )
-            return
-        # The id came from the peer's frame, the tag from a registered codec.
-        answer(trusted_reply(rid, tag, body))
+    return call

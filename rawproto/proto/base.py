@@ -223,6 +223,15 @@ class ReceiveBuffer:
         self._consume(n)
         return out
 
+    def copy_into(self, into: memoryview, n: int) -> int:
+        """Copy the first ``n`` buffered bytes (not consumed) to the front of ``into``."""
+        n = min(n, len(self), len(into))
+        if n:
+            start = self._start
+            with memoryview(self._data) as view:
+                into[:n] = view[start : start + n]
+        return n
+
     def skip(self, n: int) -> int:
         """Discard up to ``n`` bytes; return how many were discarded."""
         n = min(n, len(self))

@@ -209,7 +209,7 @@ def test_t25_a_client_that_never_reads_is_throttled_then_dropped(
     raw_server: Any, router: Any
 ) -> None:
     routes, state = router
-    server = raw_server(routes, limits=FAST.replace(idle_timeout=60, frame_timeout=1))
+    server = raw_server(routes, limits=FAST.replace(idle_timeout=60, send_timeout=1))
     wire = Wire(server.port)
     wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     wire.request(1000, "/echo", 0)
@@ -218,7 +218,7 @@ def test_t25_a_client_that_never_reads_is_throttled_then_dropped(
     # 300 requests for 1 MB answers each, and never a read.
     wire.send(b"".join(wire.frame(i, "/big", 3, b"1000000") for i in range(1, 301)))
     (conn,) = connections(server)
-    wait_closed(conn)  # aborted once it read nothing for frame_timeout
+    wait_closed(conn)  # aborted once it read nothing for send_timeout
     # Reading stopped while the answers could not be written: most requests
     # were never even taken from the socket.
     assert 0 < state["calls"] < 300

@@ -431,15 +431,31 @@ def test_a_completed_frame_restarts_the_frame_deadline_for_the_next() -> None:
     run_virtual(main)
 
 
-def test_a_peer_that_reads_nothing_is_aborted_after_the_frame_timeout() -> None:
+def test_a_peer_that_reads_nothing_is_aborted_after_the_send_timeout() -> None:
     async def main(loop: VirtualClockLoop) -> None:
-        conn, t = connect(LineService().session, limits=Limits(frame_timeout=5))
+        conn, t = connect(LineService().session, limits=Limits(send_timeout=5))
         conn.data_received(b"!")
         t.set_buffered(WRITE_HIGH_WATER + 1)
         await loop.advance(4.9)
         assert not t.closed
         await loop.advance(0.2)
         assert t.aborted  # an answer would not get through
+
+    run_virtual(main)
+
+
+def test_a_slow_reader_that_takes_something_keeps_its_connection() -> None:
+    async def main(loop: VirtualClockLoop) -> None:
+        conn, t = connect(LineService().session, limits=Limits(send_timeout=5))
+        conn.data_received(b"!")
+        t.set_buffered(4 * WRITE_HIGH_WATER)
+        for left in (3, 2):  # it takes a little within each send_timeout
+            await loop.advance(4.9)
+            t.buffered = left * WRITE_HIGH_WATER  # still above the low mark: still paused
+            await loop.advance(0.2)
+            assert not t.closed
+        await loop.advance(5.1)  # then nothing any more
+        assert t.aborted
 
     run_virtual(main)
 
@@ -483,4 +499,5 @@ def test_connection_lost_cancels_requests_and_tells_the_session() -> None:
 
 
 def test_a_connection_is_an_asyncio_protocol() -> None:
-    assert issubclass(Connection, asyncio.Protocol)
+    # Buffered: reads land in a buffer of the connection's choosing.
+    assert issubclass(Connection, asyncio.BufferedProtocol)

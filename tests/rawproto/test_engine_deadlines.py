@@ -77,12 +77,12 @@ def test_a_peer_that_reads_nothing_is_given_up_on_when_that_comes_first() -> Non
 
 
 def test_each_deadline_follows_its_own_limit() -> None:
-    limits = Limits(handshake_timeout=1, frame_timeout=2, idle_timeout=3)
+    limits = Limits(handshake_timeout=1, frame_timeout=2, idle_timeout=3, send_timeout=4)
     state = {**QUIET, "opened_at": 0.0, "last_active": 0.0, "now": 0.0}
     assert deadline(limits, **{**state, "handshake_complete": False}) == (1.0, "handshake")
     assert deadline(limits, **{**state, "mid_frame": True, "frame_started": 0.0}) == (2.0, "frame")
     assert deadline(limits, **state) == (3.0, "idle")
-    assert deadline(limits, **{**state, "in_flight": 1, "write_paused_at": 0.0}) == (2.0, "write")
+    assert deadline(limits, **{**state, "in_flight": 1, "write_paused_at": 0.0}) == (4.0, "write")
 
 
 times = st.floats(min_value=0, max_value=1e6, allow_nan=False)
@@ -104,7 +104,7 @@ def test_the_deadline_is_the_earliest_that_applies(**state: Any) -> None:
     when, why = deadline(LIMITS, **state)
     assert (when == math.inf) == (why == "")
     if state["write_paused_at"] is not None:
-        assert when <= state["write_paused_at"] + LIMITS.frame_timeout
+        assert when <= state["write_paused_at"] + LIMITS.send_timeout
     if why == "idle":
         assert when == state["last_active"] + LIMITS.idle_timeout
         assert not state["in_flight"] and not state["busy"] and not state["mid_frame"]

@@ -164,7 +164,7 @@ def test_client_raises_bad_request_and_unsupported_media_type(raw_server: Any, r
             sock.sendall(exchange.proto.send(Request(exchange._last_id, "/echo", tag, body)))
             answer = None
             while answer is None:
-                answer = client._answer(exchange, exchange._last_id, sock.recv(65536))
+                answer = client._early(exchange, exchange._last_id, sock.recv(65536))
             with pytest.raises(error):
                 exchange.outcome(answer)
 

@@ -167,7 +167,9 @@ def test_each_framing_lists_only_its_own_flags() -> None:
     assert "--max-body-size" in flags["pyts"]
     assert "--max-body-size" not in flags["tcpy"] | flags["native"] | flags["tinyproto"]
     assert "--max-container-len" in flags["tcpy"]
-    assert "--max-container-len" not in flags["pyts"] | flags["native"]
+    assert "--max-container-len" not in flags["pyts"]
+    # native payloads decode within the budget: msgpack container lengths and depth too
+    assert {"--max-container-len", "--max-depth", "--max-structured-size"} <= flags["native"]
     assert "--max-pipelined" in flags["native"]
     assert "--handler-threads" not in flags["tinyproto"]  # a thread per connection
     for framing in ("native", "tcpy", "pyts"):
