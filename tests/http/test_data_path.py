@@ -177,3 +177,44 @@ def test_a_chunked_upload_over_the_limit_gets_413_at_once() -> None:
         assert sent < 8 * MiB, f"{sent / MiB:.0f} MiB sent before the answer"
     finally:
         assert server.stop() == 0
+
+
+CLIENT_ROUND_TRIP = """
+import resource, sys
+from dataserve import AsyncHTTPDataClient, HTTPDataClient
+import asyncio
+
+port, size, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+payload = bytes(range(256)) * (size // 256)
+with HTTPDataClient(port, "http://127.0.0.1:") as client:
+    client.send("/pid")  # the connection and the imports, before the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+if kind == "sync":
+    with HTTPDataClient(port, "http://127.0.0.1:") as client:
+        reply = client.send("/echo", payload)
+else:
+    async def main():
+        async with AsyncHTTPDataClient(port, "http://127.0.0.1:") as client:
+            return await client.send("/echo", payload)
+    reply = asyncio.run(main())
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+assert reply == payload
+print(peak - before)
+"""
+
+
+@pytest.mark.parametrize("kind", ["sync"])
+def test_a_large_reply_costs_the_client_about_its_size(
+    echo: tuple[ServerProcess, int], kind: str
+) -> None:
+    """The reply is read into one buffer of its announced length, not joined
+    from its network reads at the end (which held it twice)."""
+    server, _ = echo
+    size = 64 * MiB
+    out = subprocess.run(
+        [sys.executable, "-c", CLIENT_ROUND_TRIP, str(server.port), str(size), kind],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    above = int(out.stdout)
+    # the reply itself (1x) and the pieces of the upload in flight
+    assert above <= 1.25 * size, f"{above / size:.2f}x the payload above the baseline"
