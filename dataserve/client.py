@@ -384,6 +384,9 @@ def _translate(url: str) -> Iterator[None]:
         raise TimeoutError(f"no answer from {url} in time ({type(exc).__name__})") from exc
     except httpx.RemoteProtocolError as exc:
         raise ConnectionClosed(f"the server at {url} broke the exchange: {exc}") from exc
+    except (httpx.ReadError, httpx.WriteError) as exc:
+        # the connection was reset or broken under the exchange
+        raise ConnectionClosed(f"the connection to {url} broke: {exc}") from exc
     except httpx.TransportError as exc:
         raise TransportError(f"request to {url} failed: {exc}") from exc
 

@@ -161,8 +161,13 @@ def zero_request_id() -> list[Unit]:
 
 
 def bad_resource(request_id: int, raw: bytes, body: bytes = b"") -> list[Unit]:
-    """A request whose resource is not UTF-8: a non-fatal 400."""
-    return [(frame(KIND_REQUEST, request_id, raw + body, 0, len(raw)), err(400, False))]
+    """A request whose resource is not UTF-8: a non-fatal 400, given as soon
+    as the resource has arrived (the payload after it is skipped)."""
+    data = frame(KIND_REQUEST, request_id, raw + body, 0, len(raw))
+    if not body:
+        return [(data, err(400, False))]
+    at = HEADER.size + len(raw)
+    return [(data[:at], err(400, False)), (data[at:], None)]
 
 
 def seeds() -> Iterator[bytes]:

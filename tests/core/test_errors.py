@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -61,8 +62,10 @@ def slow_server(serve: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def closing_port() -> Iterator[int]:
-    """A listener that accepts each connection, reads a little, and closes it."""
+def closing_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A listener that accepts each connection, reads a little, and closes it
+    (with ``reset``: at once, with an RST, as a crashed peer does)."""
+    reset = getattr(request, "param", False)
     listener = bind_socket("127.0.0.1", 0)
 
     def run() -> None:
@@ -73,6 +76,8 @@ def closing_port() -> Iterator[int]:
                 return
             with conn:
                 conn.recv(65536)
+                if reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -113,6 +118,7 @@ def test_async_http_client_timeout_is_a_timeout_error(slow_server: Any) -> None:
     assert isinstance(caught.value, dataserve.TimeoutError)
 
 
+@pytest.mark.parametrize("closing_port", [False, True], ids=["close", "reset"], indirect=True)
 def test_a_server_that_closes_mid_exchange_is_a_connection_error(closing_port: int) -> None:
     client = HTTPDataClient(closing_port, "http://127.0.0.1:")
     with client, pytest.raises(ConnectionError) as caught:
