@@ -7,6 +7,7 @@ connections, and subprocess servers print their address when they listen.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -80,41 +81,52 @@ def interop_target(name: str, *requirements: str) -> Path:
     """
     target = INTEROP_DIR / name
     marker = target / ".installed"
-    if not marker.exists():
-        if target.exists():
-            shutil.rmtree(target)  # what an interrupted or failed fetch left
-        target.mkdir(parents=True)
-        # Bounded: offline, pip would otherwise retry for minutes.
-        fetched = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-compile",
-                "--retries",
-                "1",
-                "--timeout",
-                "15",
-                "--target",
-                str(target),
-                *requirements,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if fetched.returncode != 0:
-            shutil.rmtree(target, ignore_errors=True)
-            last = (fetched.stderr.strip().splitlines() or ["no output"])[-1]
-            missing(
-                f"cannot fetch the original {' '.join(requirements)} from PyPI ({last}); "
-                f"run the tests once online, or `python -m tests.interop`, to put it in "
-                f".interop/{name}"
-            )
-        marker.write_text("\n".join(requirements))
+    if marker.exists():
+        return target
+    INTEROP_DIR.mkdir(parents=True, exist_ok=True)
+    # One fetch at a time: parallel test workers (pytest -n) wait for it.
+    with open(INTEROP_DIR / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            _fetch(target, name, requirements)
     return target
+
+
+def _fetch(target: Path, name: str, requirements: tuple[str, ...]) -> None:
+    marker = target / ".installed"
+    if target.exists():
+        shutil.rmtree(target)  # what an interrupted or failed fetch left
+    target.mkdir(parents=True)
+    # Bounded: offline, pip would otherwise retry for minutes.
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--retries",
+            "1",
+            "--timeout",
+            "15",
+            "--target",
+            str(target),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if fetched.returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        last = (fetched.stderr.strip().splitlines() or ["no output"])[-1]
+        missing(
+            f"cannot fetch the original {' '.join(requirements)} from PyPI ({last}); "
+            f"run the tests once online, or `python -m tests.interop`, to put it in "
+            f".interop/{name}"
+        )
+    marker.write_text("\n".join(requirements))
 
 
 def run_python(

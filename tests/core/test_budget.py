@@ -251,9 +251,14 @@ def records(count: int) -> list[dict[str, Any]]:
     ]
 
 
+def _floats(seed: int, count: int) -> list[float]:
+    rnd = random.Random(seed)
+    return [rnd.random() for _ in range(count)]
+
+
 ORDINARY: dict[str, Callable[[], Any]] = {
     "records": lambda: records(SIZE // 130),
-    "floats": lambda: [random.Random(1).random() for _ in range(SIZE // 19)],
+    "floats": lambda: _floats(1, SIZE // 19),
     "matrix": lambda: [
         [round(random.Random(i).gauss(100, 30), 3) for _ in range(100)] for i in range(SIZE // 800)
     ],
@@ -294,20 +299,23 @@ def _traced(decode: Callable[[], Any]) -> int:
     return current
 
 
-MSGPACK_SHAPES = {
-    **WORST_MSGPACK,
-    "records": msgpack.packb(_chunks(records(20_000))),
-    "floats": msgpack.packb(_chunks([random.Random(2).random() for _ in range(200_000)])),
-    "strings": msgpack.packb(_chunks([f"string number {i}" for i in range(100_000)])),
-    "distinct keys": msgpack.packb([{f"k{i}-{j}": j for j in range(5)} for i in range(20_000)]),
-    "bins": msgpack.packb(_chunks([bytes([i % 256]) * (i % 40) for i in range(100_000)])),
-    "exts": msgpack.packb(_chunks([msgpack.ExtType(1, b"ab") for i in range(100_000)])),
+# built when a test asks (not at collection)
+MSGPACK_SHAPES: dict[str, Callable[[], bytes]] = {
+    **{name: (lambda body=body: body) for name, body in WORST_MSGPACK.items()},
+    "records": lambda: msgpack.packb(_chunks(records(20_000))),
+    "floats": lambda: msgpack.packb(_chunks(_floats(2, 200_000))),
+    "strings": lambda: msgpack.packb(_chunks([f"string number {i}" for i in range(100_000)])),
+    "distinct keys": lambda: msgpack.packb(
+        [{f"k{i}-{j}": j for j in range(5)} for i in range(20_000)]
+    ),
+    "bins": lambda: msgpack.packb(_chunks([bytes([i % 256]) * (i % 40) for i in range(100_000)])),
+    "exts": lambda: msgpack.packb(_chunks([msgpack.ExtType(1, b"ab") for i in range(100_000)])),
 }
 
 
 @pytest.mark.parametrize("name", MSGPACK_SHAPES)
 def test_the_msgpack_walk_is_an_upper_bound_of_what_unpackb_allocates(name: str) -> None:
-    body = MSGPACK_SHAPES[name]
+    body = MSGPACK_SHAPES[name]()
     estimate = estimate_msgpack(body)
     traced = _traced(lambda: msgpack.unpackb(body, max_array_len=65536, max_map_len=65536))
     # traced sizes are the sizes asked for; pymalloc rounds them up to 16
@@ -315,11 +323,11 @@ def test_the_msgpack_walk_is_an_upper_bound_of_what_unpackb_allocates(name: str)
     assert traced <= 1.01 * estimate and estimate <= 1.6 * traced + 4096, (traced, estimate)
 
 
-JSON_SHAPES = {
-    **{k: v for k, v in WORST_JSON.items() if k != '{"k0":0,...}'},
-    "records": orjson.dumps(records(20_000)),
-    "floats": orjson.dumps([random.Random(3).random() for _ in range(200_000)]),
-    "text": orjson.dumps(["x" * 200] * 10_000),
+JSON_SHAPES: dict[str, Callable[[], bytes]] = {
+    **{k: (lambda v=v: v) for k, v in WORST_JSON.items() if k != '{"k0":0,...}'},
+    "records": lambda: orjson.dumps(records(20_000)),
+    "floats": lambda: orjson.dumps(_floats(3, 200_000)),
+    "text": lambda: orjson.dumps(["x" * 200] * 10_000),
 }
 
 
@@ -327,7 +335,7 @@ JSON_SHAPES = {
 def test_the_json_estimate_covers_the_objects_orjson_makes(name: str) -> None:
     # tracemalloc sees the Python objects (not orjson's own parse tree, which
     # the estimate adds): the estimate must cover them.
-    body = JSON_SHAPES[name]
+    body = JSON_SHAPES[name]()
     traced = _traced(lambda: orjson.loads(body))
     assert traced <= estimate_json(body), traced
 

@@ -114,24 +114,35 @@ def tcpy_request(data: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+_PID = msgpack.packb({"cmd": "pid"})
+PID_FRAME = struct.pack(">I", len(_PID)) + _PID
+
+
+def tcpy_reply(sock: socket.socket) -> dict[str, Any]:
+    (n,) = struct.unpack(">I", recv_exactly(sock, 4))
+    reply: dict[str, Any] = msgpack.unpackb(recv_exactly(sock, n))
+    return reply
+
+
 def tcpy_call(port: int, frame: bytes) -> tuple[dict[str, Any], bool]:
     """The reply to ``frame``, and whether the server closed the connection after it."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
         sock.sendall(frame)
-        (n,) = struct.unpack(">I", recv_exactly(sock, 4))
-        reply = msgpack.unpackb(recv_exactly(sock, n))
-        sock.settimeout(5)
+        reply = tcpy_reply(sock)
+        # A second request tells whether the connection is still open, without
+        # waiting out a timeout: a closed one gives EOF (or a reset) instead of a reply.
         try:
-            closed = sock.recv(1) == b""
-        except TimeoutError:
-            closed = False
+            sock.sendall(PID_FRAME)
+            closed = sock.recv(4, socket.MSG_PEEK) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
     return reply, closed
 
 
 def tcpy_pid(port: int) -> int:
-    payload = msgpack.packb({"cmd": "pid"})
-    reply, _ = tcpy_call(port, struct.pack(">I", len(payload)) + payload)
-    return int(reply["pid"])
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(PID_FRAME)
+        return int(tcpy_reply(sock)["pid"])
 
 
 TCPY_WORST = {"[] * n": b"\x90", "{} * n": b"\x80", "uint16 * n": b"\xcd\x01\x01"}
