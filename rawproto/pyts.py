@@ -58,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -285,6 +286,8 @@ class _Session(Session):
         super().__init__(conn, self.pyts)
         self.service = service
         self._loop = asyncio.get_running_loop()
+        self._handing = threading.Lock()
+        self._handed = False  # a handler thread has sent its document
 
     def handle(self, event: object) -> Awaitable[Any] | None:
         if isinstance(event, proto.Request):
@@ -331,7 +334,14 @@ class _Session(Session):
             self.conn.send(proto.error_response(500, exc.message))
 
     def _send_from_handler(self, response: Response) -> None:
-        """``Response.SendResponse``: from a handler thread or from the loop."""
+        """``Response.SendResponse``: from a handler thread or from the loop.
+
+        From a thread the document is handed to the loop without waiting for
+        it to be written: the handler goes on (and returns) while the loop
+        sends, which spares a thread crossing per call. The loop then answers
+        500 if the document cannot be sent (not JSON). A second call raises at
+        once, as it does on the loop.
+        """
         document = proto.Response(dict(response.Headers), response.Body)
         try:
             running = asyncio.get_running_loop()
@@ -340,14 +350,11 @@ class _Session(Session):
         if running is self._loop:
             self.conn.send(document)
             return
-        asyncio.run_coroutine_threadsafe(self._send(document), self._loop).result()
-
-    async def _send(self, document: proto.Response) -> None:
-        self.conn.send(document)  # raises LocalProtocolError the second time
-        try:
-            await self.conn.drain()  # a large answer waits for the socket here
-        except ConnectionError:
-            raise errors.ConnectionClosed("the client closed the connection") from None
+        with self._handing:
+            if self._handed:
+                raise LocalProtocolError(proto.ALREADY_SENT[proto.Role.SERVER])
+            self._handed = True
+        self._loop.call_soon_threadsafe(self._answer, document)
 
 
 class Server(FacadeServer):

@@ -64,6 +64,7 @@ from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from .base import NEED_DATA, ConnectionClosed, Event, FrameError, NeedData, Role
 
 __all__ = [
+    "ALREADY_SENT",
     "NEED_DATA",
     "REQUIRED_REQUEST_HEADERS",
     "STATUS_TEXTS",
@@ -80,6 +81,12 @@ __all__ = [
     "request_headers",
     "response_headers",
 ]
+
+#: What ``send`` raises, by role, for a second document on one connection.
+ALREADY_SENT = {
+    Role.SERVER: "the response was already sent; a pyts connection carries one",
+    Role.CLIENT: "the request was already sent; a pyts connection carries one",
+}
 
 VERSION = "PYTS/1.0.0"
 #: The headers a request needs: the original server reads all three.
@@ -432,10 +439,7 @@ class Connection:
     def send(self, event: Event) -> bytes:
         """The bytes of ``event``; each side sends exactly one document."""
         if self._sent:
-            raise LocalProtocolError(
-                f"the {'response' if self.role is Role.SERVER else 'request'} was already "
-                "sent; a pyts connection carries one"
-            )
+            raise LocalProtocolError(ALREADY_SENT[self.role])
         if self.role is Role.SERVER:
             if not isinstance(event, Response):
                 raise LocalProtocolError(f"a server sends a Response, not {type(event).__name__}")
