@@ -14,6 +14,10 @@ with; the wire format is in that module's docstring and, byte by byte, in
 While a payload is due, ``payload_size`` announces it: the caller may supply
 it as one buffer (``payload_prefix``, ``receive_payload``) instead of
 feeding its bytes.
+
+What a header or the preface may say, and whether the peer has given its
+token, is decided by ``rawproto.proto.native_header``; the reader keeps the
+position in the stream and gathers each frame's bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import enum
 
 from dataserve.core.errors import LocalProtocolError
-from dataserve.core.security import token_matches
 
 from .base import NEED_DATA, Event, FramedReceiver, FrameError, NeedData, Role
 from .native_events import (
@@ -29,20 +32,14 @@ from .native_events import (
     HEAD_REST,
     HEADER,
     KIND_AUTH,
-    KIND_ERROR,
-    KIND_NAMES,
     KIND_REPLY,
     KIND_REQUEST,
-    MAGIC,
-    PRE_AUTH_MAX_FRAME_SIZE,
     PREFACE,
-    VERSION,
-    Auth,
     Error,
-    Preface,
     trusted_reply,
     trusted_request,
 )
+from .native_header import HeaderCheck, read_preface
 
 __all__ = ["FrameReader"]
 
@@ -60,18 +57,14 @@ class FrameReader(FramedReceiver):
     """The receiving half of ``NativeConnection``: the preface, the token, the frames.
 
     A state machine over the one receive buffer: the preface is checked
-    byte by byte, each frame's header before any of its body is buffered,
-    and a frame the receiver does not take is skipped as it arrives.
+    byte by byte, each frame's header (by its ``HeaderCheck``) before any of
+    its body is buffered, and a frame the receiver does not take is skipped
+    as it arrives.
     """
 
     def __init__(self, role: Role, max_frame_size: int, token: bytes | None) -> None:
         self.role = role
-        self.max_frame_size = max_frame_size
-        self._accepts = (KIND_REQUEST,) if role is Role.SERVER else (KIND_REPLY, KIND_ERROR)
-        self._token = token or None
-        # The first frame after the preface may be AUTH (required with a token).
-        self._first_frame = role is Role.SERVER
-        self._authenticated = self._token is None
+        self._check = HeaderCheck(role, max_frame_size, token)
         super().__init__()
         self._state = _State.PREFACE
         # RESOURCE / BODY / SKIP: bytes of the current frame still due.
@@ -87,13 +80,17 @@ class FrameReader(FramedReceiver):
     # --- state ------------------------------------------------------------------
 
     @property
+    def max_frame_size(self) -> int:
+        return self._check.max_frame_size
+
+    @property
     def handshake_complete(self) -> bool:
-        return self._authenticated and self._state is not _State.PREFACE
+        return self._check.authenticated and self._state is not _State.PREFACE
 
     @property
     def awaiting_auth(self) -> bool:
         """A server with a token has not received it yet."""
-        return not self._authenticated
+        return not self._check.authenticated
 
     @property
     def mid_frame(self) -> bool:
@@ -188,83 +185,22 @@ class FrameReader(FramedReceiver):
                 return self._preface()
 
     def _preface(self) -> Event | NeedData:
-        buf = self._buf
-        seen = buf.peek(len(PREFACE))
-        # Checked byte by byte as they arrive: "GET " or a TLS hello fails on
-        # its first byte instead of waiting for a whole preface.
-        if not MAGIC.startswith(seen[: len(MAGIC)]):
-            got = seen[: len(MAGIC)].hex(" ")
-            raise FrameError(
-                f"not the rawproto native protocol: expected the preface "
-                f"{MAGIC.hex(' ')}, got {got}",
-                400,
-            )
-        if len(seen) < len(PREFACE):
+        preface = read_preface(self._buf.peek(len(PREFACE)))
+        if preface is None:
             return NEED_DATA
-        version, flags = seen[4], seen[5]
-        if version != VERSION:
-            raise FrameError(
-                f"unsupported native protocol version {version}; this side speaks {VERSION}",
-                400,
-            )
-        buf.skip(len(PREFACE))
+        self._buf.skip(len(PREFACE))
         self._state = _State.HEADER
-        return Preface(version, flags)
+        return preface
 
     def _start_frame(
         self, length: int, kind: int, tag: int, res_len: int, request_id: int
     ) -> Event | None:
-        if self._first_frame:
-            self._first_frame = False
-            if kind == KIND_AUTH:
-                self._start_auth(length, res_len, request_id)
-                return None
-            if not self._authenticated:
-                # Decided from the header: nothing of the frame is read.
-                raise FrameError(
-                    "this server requires a token: send it in an AUTH frame first", 401
-                )
-        if length > self.max_frame_size:
-            raise FrameError(
-                f"frame of {length} bytes is over the limit of {self.max_frame_size} bytes",
-                413,
-                request_id=request_id,
-            )
-        if length < HEAD_REST:
-            raise FrameError(
-                f"frame length {length} is shorter than the {HEAD_REST} header bytes it counts",
-                400,
-                request_id=request_id,
-            )
-        body = length - HEAD_REST
-        if kind not in self._accepts:
-            self._skip(body)
-            name = KIND_NAMES.get(kind)
-            what = f"a {name} frame" if name else f"unknown frame kind 0x{kind:02x}"
-            raise FrameError(
-                f"{what} is not accepted by the {self.role.value}",
-                400,
-                fatal=False,
-                request_id=request_id,
-            )
-        if kind == KIND_REQUEST and request_id == 0:
-            raise FrameError("request id 0 is reserved for the connection", 400)
-        if res_len > body or (res_len and kind != KIND_REQUEST):
-            self._skip(body)
-            raise FrameError(
-                f"resource length {res_len} does not fit a {kind:#04x} frame of {length} bytes",
-                400,
-                fatal=False,
-                request_id=request_id,
-            )
-        if kind == KIND_ERROR and body < CODE.size:
-            self._skip(body)
-            raise FrameError(
-                "an ERROR frame needs at least its 2-byte code",
-                400,
-                fatal=False,
-                request_id=request_id,
-            )
+        try:
+            body = self._check.frame(length, kind, res_len, request_id)
+        except FrameError as exc:
+            if not exc.fatal:  # the stream stays in step: the frame is skipped
+                self._skip(length - HEAD_REST)
+            raise
         self._header = (kind, tag, res_len, request_id)
         self._frame_body = body
         whole = len(self._buf) >= body  # the usual small frame: all in one read
@@ -285,24 +221,9 @@ class FrameReader(FramedReceiver):
                     return self._complete(self._buf.take(body - res_len))
                 return event
             return None
-        self._remaining = body
+        self._remaining = body  # AUTH or ERROR: the body is taken whole
         self._state = _State.BODY
         return None
-
-    def _start_auth(self, length: int, res_len: int, request_id: int) -> None:
-        # Fatal, all of them: an unauthenticated peer gets no second try on
-        # this connection, and nothing of an oversized frame is buffered.
-        if length > PRE_AUTH_MAX_FRAME_SIZE:
-            raise FrameError(
-                f"an AUTH frame of {length} bytes is over the limit of "
-                f"{PRE_AUTH_MAX_FRAME_SIZE} bytes before authentication",
-                413,
-            )
-        if length < HEAD_REST or res_len or request_id:
-            raise FrameError("an AUTH frame has no resource and request id 0", 400)
-        self._header = (KIND_AUTH, 0, 0, 0)
-        self._remaining = self._frame_body = length - HEAD_REST
-        self._state = _State.BODY
 
     def _skip(self, n: int) -> None:
         self._remaining = n
@@ -345,9 +266,6 @@ class FrameReader(FramedReceiver):
         self._remaining = 0
         data = self._buf.take(size)
         if kind == KIND_AUTH:
-            if self._token is not None and not token_matches(self._token, data):
-                raise FrameError("wrong token", 401)
-            self._authenticated = True
-            return Auth(data)
+            return self._check.token(data)
         (code,) = CODE.unpack_from(data)
         return Error(request_id, code, data[CODE.size :].decode("utf-8", "replace"))

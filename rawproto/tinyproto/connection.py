@@ -1,10 +1,11 @@
 """``TinyProtoConnection``: the connection object users subclass, and its hook thread.
 
 Its hooks (``pre_loop``, ``transmission_received``, ``loop_pass``,
-``post_loop``) run on the connection's own thread, one at a time; messages
-reach it through its inbox, and ``transmit`` hands a message to the loop and
-blocks until it is sent (``rawproto.tinyproto.bridge``). The engine side of
-the same connection is ``rawproto.tinyproto.session``.
+``post_loop``) run on the connection's own thread, one at a time
+(``rawproto.tinyproto.hooks``); messages reach it through its inbox, and
+``transmit`` hands a message to the loop and blocks until it is sent
+(``rawproto.tinyproto.bridge``). The engine side of the same connection is
+``rawproto.tinyproto.session``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import inspect
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,7 +24,6 @@ from ..proto.tinyproto import MSG_MAX_SIZE
 from .bridge import (
     CLOSED,
     DRAIN,
-    READY,
     WAKE,
     MessageRefused,
     TinyProtoError,
@@ -32,6 +31,7 @@ from .bridge import (
     call_from_thread,
     close_from_thread,
 )
+from .hooks import HookThread
 from .sockview import SocketView
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ class TinyProtoConnection:
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._session: TinySession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._daemon = True
-        self._on_exit: Callable[[TinyProtoConnection], None] | None = None
+        self._hooks: HookThread | None = None
         for plugin in plugins or ():
             self.register_plugin(plugin)
 
@@ -238,11 +236,11 @@ class TinyProtoConnection:
         self._shutdown = True
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._hooks is not None and self._hooks.is_alive()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._hooks is not None:
+            self._hooks.join(timeout)
 
     # --- internals -------------------------------------------------------------
 
@@ -253,11 +251,8 @@ class TinyProtoConnection:
         self.is_socket_up = True
 
     def _start(self, on_exit: Callable[[TinyProtoConnection], None] | None, daemon: bool) -> None:
-        self._on_exit = on_exit
-        self._thread = threading.Thread(
-            target=self._run, name=f"tinyproto-{self.connection_id}", daemon=daemon
-        )
-        self._thread.start()
+        self._hooks = HookThread(self, on_exit, daemon)
+        self._hooks.start()
 
     def _received(self, data: bytearray) -> bytearray:
         session, loop = self._session, self._loop
@@ -272,73 +267,11 @@ class TinyProtoConnection:
             data = plugin.msg_receive(data)
         return data
 
-    def _run(self) -> None:
-        try:
-            if self._wait_ready():
-                self._loop_thread()
-        finally:
-            self._drained()
-            self._close_socket()
-            if self._on_exit is not None:
-                self._on_exit(self)
-
-    def _drained(self) -> None:
-        """Tell a shutting-down server this connection's hooks are done."""
+    def _hooks_ended(self) -> None:
+        """The hook thread is done: tell a shutting-down server so, and close."""
         session, loop = self._session, self._loop
         if session is not None and loop is not None:
             call_from_thread(loop, session.hooks_done)
-
-    def _wait_ready(self) -> bool:
-        while True:
-            kind, _ = self._inbox.get()
-            if kind == READY:
-                assert self.socket_o is not None  # attached before READY is sent
-                self.peername_details = self.socket_o.getpeername()
-                return True
-            if kind in (CLOSED, DRAIN):
-                self._closed_seen = kind == CLOSED
-                return False
-            if kind == WAKE and self._shutdown:
-                return False
-
-    def _loop_thread(self) -> None:
-        if not self._hook(self.pre_loop):
-            return
-        interval = self.loop_pass_interval
-        next_pass = time.monotonic() + interval
-        # Until shutdown; but when the peer went away, first every message it
-        # sent before (the queue ends with the close).
-        while not self._shutdown or (self._peer_gone and not self._closed_seen):
-            try:
-                kind, value = self._inbox.get(timeout=max(0.0, next_pass - time.monotonic()))
-            except queue.Empty:
-                kind, value = "", None
-            if kind == "msg":
-                if not self._hook(self.transmission_received, self._received(value)):
-                    return
-            elif kind == CLOSED:
-                self._closed_seen = True
-                self._lost()  # as the original notices a dropped connection
-            elif kind == DRAIN:
-                break  # the server stops: every message accepted was handled
-            if time.monotonic() >= next_pass and not self._shutdown:
-                if not self._hook(self.loop_pass):
-                    return
-                next_pass = time.monotonic() + interval
-        self._hook(self.post_loop)
-
-    def _hook(self, fn: Callable[..., Any], *args: Any) -> bool:
-        try:
-            fn(*args)
-        except Exception:
-            logger.exception(
-                "%s.%s raised; closing the connection", type(self).__name__, fn.__name__
-            )
-            self._shutdown = True
-            return False
-        return True
-
-    def _close_socket(self) -> None:
         self.is_socket_up = False
-        if self._session is not None:
-            close_from_thread(self._session.conn)
+        if session is not None:
+            close_from_thread(session.conn)

@@ -165,7 +165,7 @@ class TinySession(Session):
 
     def closing(self) -> asyncio.Future[None] | None:
         """Keep the connection until its thread has handled what was accepted."""
-        if self._hooks_finished or self.owner._thread is None:
+        if self._hooks_finished or self.owner._hooks is None:
             return None  # no thread (any more) to wait for
         self._draining = self.conn.loop.create_future()
         self._post_drain()

@@ -156,15 +156,17 @@ def test_bad_payloads_get_the_codec_status(raw_server: Any, router: Any) -> None
 def test_client_raises_bad_request_and_unsupported_media_type(raw_server: Any, router: Any) -> None:
     server = raw_server(router[0])
     with RawDataClient(server.port) as client:
-        sock, exchange = client._connection()
+        sock, exchange = client._link.open()
         for tag, body, error in ((3, b"[1,", BadRequest), (77, b"", UnsupportedMediaTypeError)):
             exchange._last_id += 1
+            from rawproto.native.call import Call
             from rawproto.proto.native import Request
 
             sock.sendall(exchange.proto.send(Request(exchange._last_id, "/echo", tag, body)))
+            call = Call(client._link, sock, exchange, exchange._last_id, None)
             answer = None
             while answer is None:
-                answer = client._early(exchange, exchange._last_id, sock.recv(65536))
+                answer = call.early(sock.recv(65536))
             with pytest.raises(error):
                 exchange.outcome(answer)
 

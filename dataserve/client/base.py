@@ -1,0 +1,90 @@
+"""What both clients are built from: the server's URL and httpx's options.
+
+``ClientBase`` turns the constructor's arguments (port or Unix socket, TLS,
+token, headers, timeout, pool size) into an ``Exchange`` and the options for
+an httpx client, once; each client opens its own kind of httpx client.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from ..core.codec import CodecRegistry, default_registry
+from ..core.security import client_ssl_context, token_from_env
+from .exchange import Exchange
+
+__all__ = ["DEFAULT_TIMEOUT", "ClientBase"]
+
+#: Connect quickly or fail; give large payloads and slow handlers time.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)
+
+
+def base_url(port: int | str | None, address: str, uds: str | None) -> str:
+    if port is None:
+        if uds is None:
+            raise TypeError("give the server's port, or uds= the path of its Unix socket")
+        # Over a Unix socket the URL only names the Host header.
+        return address.removesuffix(":")
+    # Seed 001: the address ends in a colon and the port is appended.
+    return f"{address}{port}"
+
+
+def client_options(
+    timeout: httpx.Timeout | float | None,
+    verify: bool,
+    ca_file: str | None,
+    cert: tuple[str, str] | None,
+    token: str | None,
+    headers: dict[str, str] | None,
+) -> dict[str, Any]:
+    """httpx options shared by both clients: TLS, the token, headers, timeout."""
+    headers = dict(headers or {})
+    token = token_from_env(token)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    context = client_ssl_context(verify, ca_file, cert)
+    return {"timeout": timeout, "verify": context, "headers": headers}
+
+
+class ClientBase:
+    """What both clients hold: the exchange and httpx's options, built once."""
+
+    def __init__(
+        self,
+        port: int | str | None = None,
+        address: str = "http://localhost:",
+        *,
+        uds: str | os.PathLike[str] | None = None,
+        timeout: httpx.Timeout | float | None = DEFAULT_TIMEOUT,
+        verify: bool = True,
+        ca_file: str | None = None,
+        cert: tuple[str, str] | None = None,
+        token: str | None = None,
+        codecs: CodecRegistry = default_registry,
+        headers: dict[str, str] | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        uds_path = os.fspath(uds) if uds is not None else None
+        self._exchange = Exchange(base_url(port, address, uds_path), codecs)
+        options = client_options(timeout, verify, ca_file, cert, token, headers)
+        limits = httpx.Limits(max_connections=max_connections)
+        transport: dict[str, Any] | None = None
+        if uds_path is None:
+            options["limits"] = limits
+        else:
+            # httpx applies verify and limits only to a transport it builds
+            # itself; one given to it must be built with them.
+            transport = {"uds": uds_path, "verify": options["verify"], "limits": limits}
+        self._open(options, transport)
+
+    def _open(self, options: dict[str, Any], transport: dict[str, Any] | None) -> None:
+        """Create the httpx client (over a Unix socket when ``transport`` is
+        given); the sync and async clients differ here only."""
+        raise TypeError("use HTTPDataClient or AsyncHTTPDataClient")
+
+    @property
+    def url(self) -> str:
+        return self._exchange.base_url
