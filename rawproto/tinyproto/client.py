@@ -7,9 +7,10 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+from dataserve.core.running import LoopThread
+
 from .._security import client_context
 from ..engine import open_connection
-from ..engine.loop import LoopThread
 from .bridge import TinyProtoError
 from .connection import TinyProtoConnection
 from .endpoint import Endpoint, check_port
