@@ -24,7 +24,7 @@ from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.loading import load_handler
 from .core.metrics import prepare_multiprocess
-from .core.net import bind_socket, bind_unix
+from .core.net import DEFAULT_HOST, bind_socket, bind_unix
 from .core.running import exit_quietly_on_signals
 from .core.security import TLSConfig, token_from_env
 from .http.app import create_app
@@ -42,7 +42,7 @@ def run_http_server(
     port: int,
     data_handler: Any,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     workers: int = 1,

@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 
 from ..core.limits import DEFAULT_LIMITS, Limits
-from ..core.net import bind_socket, bind_unix
+from ..core.net import BACKLOG, DEFAULT_HOST, bind_socket, bind_unix
 from ..core.running import (
     START_TIMEOUT,
     LoopThread,
@@ -65,6 +65,7 @@ def uvicorn_config(
     workers' factory); an app object carries its own.
     """
     kwargs.setdefault("access_log", False)
+    kwargs.setdefault("backlog", BACKLOG)  # uvicorn listens again on the socket it is given
     kwargs.setdefault("log_level", "info")
     kwargs.setdefault("http", DataServeHttpProtocol)
     ours = isinstance(kwargs["http"], type) and issubclass(kwargs["http"], DataServeHttpProtocol)
@@ -161,7 +162,7 @@ class BackgroundServer:
         self,
         app: Any,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         limits: Limits | None = None,
         log_level: str = "warning",

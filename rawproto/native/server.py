@@ -28,6 +28,7 @@ from dataserve.core.dispatch import Dispatcher
 from dataserve.core.exchange import Exchange
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import DEFAULT_HOST
 from dataserve.core.running import START_TIMEOUT, LoopThread, serve_until_signalled
 from dataserve.core.security import TLSConfig, token_from_env
 
@@ -56,7 +57,7 @@ async def start_server(
     data_handler: Any = None,
     port: int = 0,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     codecs: CodecRegistry | None = None,
@@ -112,7 +113,7 @@ def serve(
     data_handler: Any,
     port: int,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     codecs: CodecRegistry | None = None,
@@ -180,7 +181,7 @@ class BackgroundRawServer:
         self,
         data_handler: Any,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         limits: Limits | None = None,
         handler_threads: int | None = None,

@@ -19,6 +19,10 @@ from .session import TinySession
 __all__ = ["TinyProtoClient"]
 
 
+#: Seconds to connect, and each connection's socket timeout: the original's 5.
+ORIGINAL_TIMEOUT = 5.0
+
+
 class TinyProtoClient(Endpoint):
     """tinyproto's client: ``connect_to(host, port)`` returns an index into ``active_connections``.
 
@@ -35,7 +39,7 @@ class TinyProtoClient(Endpoint):
         self,
         connection_handler: type[TinyProtoConnection] = TinyProtoConnection,
         connection_plugin_list: Iterable[Any] = (),
-        timeout: float = 5,
+        timeout: float = ORIGINAL_TIMEOUT,
         *,
         tls: bool | ssl.SSLContext = False,
         verify: bool = True,
