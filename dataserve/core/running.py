@@ -159,7 +159,8 @@ def serve_until_signalled(
     and then stops gracefully: requests in flight finish. Every one of
     ``signals`` (Ctrl-C and SIGTERM) that arrives while it runs sets
     ``stop`` and calls ``on_signal(signum)`` on the loop, the first one
-    included (uvicorn: the second Ctrl-C does not wait any more). The
+    included (uvicorn: the second Ctrl-C does not wait any more); one that
+    arrives while the loop is being made is delivered once it runs. The
     previous handlers are back when this returns.
 
     Returns the first signal caught, or ``None`` when ``serve`` returned by
@@ -167,8 +168,21 @@ def serve_until_signalled(
     (``None``); any exception from ``serve`` is raised here.
     """
     caught: list[int] = []
+    # Installed before the loop is made, so that a signal is never missed:
+    # until the loop runs, signals wait in ``early``; then they go to the loop.
+    # Handlers run between the main thread's bytecodes, never inside one.
+    early: list[int] | None = []
+    forward: Callable[[int], None] | None = None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+        if early is not None:
+            early.append(signum)
+        elif forward is not None:
+            forward(signum)
 
     async def main() -> Any:
+        nonlocal early, forward
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
@@ -177,18 +191,21 @@ def serve_until_signalled(
             if on_signal is not None:
                 on_signal(signum)
 
-        def handler(signum: int, frame: FrameType | None) -> None:
-            caught.append(signum)
+        def to_loop(signum: int) -> None:
             loop.call_soon_threadsafe(on_loop, signum)
 
-        undo = catch_signals(handler, signals)
-        try:
-            return await serve(stop)
-        finally:
-            undo()
+        forward = to_loop
+        waiting, early = early, None
+        for signum in waiting or ():
+            on_loop(signum)
+        return await serve(stop)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        run(main(), loop_factory=loop_factory)
+    undo = catch_signals(handler, signals)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(main(), loop_factory=loop_factory)
+    finally:
+        undo()
     return caught[0] if caught else None
 
 

@@ -235,8 +235,12 @@ class Child:
         return self.proc.stdout.readline().strip()
 
     def finish(self) -> tuple[int, str, str]:
-        out, err = self.proc.communicate(timeout=WAIT)
-        return self.proc.returncode, out, err
+        """Wait for the exit; the rest of stdout (after the lines read) and stderr."""
+        # Not communicate(): it reads the pipe itself, and would miss what
+        # readline() has already buffered.
+        status = self.proc.wait(WAIT)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        return status, self.proc.stdout.read(), self.proc.stderr.read()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -320,5 +324,31 @@ def test_exit_quietly_on_signals_turns_sigterm_into_a_normal_exit() -> None:
         status, out, err = child.finish()
         assert status == 0, err
         assert out.strip() == "after True"
+    finally:
+        child.kill()
+
+
+def test_a_signal_while_the_loop_is_being_made_is_not_lost() -> None:
+    child = Child(
+        """
+        import asyncio, os, signal
+        from dataserve.core.running import serve_until_signalled
+
+        def loop_factory():
+            os.kill(os.getpid(), signal.SIGTERM)  # our handler runs before kill returns
+            return asyncio.new_event_loop()
+
+        async def serve(stop):
+            await stop.wait()  # set at once: the signal came before the loop
+            return "served"
+
+        caught = serve_until_signalled(serve, loop_factory=loop_factory)
+        print("caught", signal.Signals(caught).name, flush=True)
+        """
+    )
+    try:
+        status, out, err = child.finish()
+        assert status == 0, err
+        assert out.strip() == "caught SIGTERM"
     finally:
         child.kill()
