@@ -81,10 +81,11 @@ class Readiness:
     def watch_signals(self, delay: float = 0.0) -> Callable[[], None]:
         """Drain on SIGTERM/SIGINT, then pass the signal on; returns an undo.
 
-        The server (uvicorn) has installed its own handlers by the time the
-        app starts; this wraps them, so the server still shuts down as it
-        does, only ``delay`` seconds later on the first signal (a second
-        signal goes through at once). Only the main thread can set signal
+        The runner (``dataserve.core.running.serve_until_signalled``, or
+        uvicorn itself in a worker process) has installed its handlers by
+        the time the app starts; this wraps them, so the server still shuts
+        down as it does, only ``delay`` seconds later on the first signal (a
+        second signal goes through at once). Only the main thread can set signal
         handlers: elsewhere (a background server) this does nothing.
         """
         loop = asyncio.get_running_loop()
