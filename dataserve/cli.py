@@ -27,7 +27,7 @@ from .core.flags import (
     readable_file,
 )
 from .core.limits import add_arguments, limits_from_args
-from .core.net import is_loopback
+from .core.net import DEFAULT_HOST, is_loopback
 from .core.security import TOKEN_ENV, tls_from_args
 from .core.security import add_arguments as add_security_arguments
 from .ops.config import add_arguments as add_ops_arguments
@@ -63,8 +63,8 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1; 0.0.0.0 serves other machines)",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}; 0.0.0.0 serves other machines)",
     )
     serve.add_argument(
         "--port", type=port, default=5001, help="port (default 5001; 0 picks a free one)"

@@ -24,10 +24,11 @@ from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.loading import load_handler
 from .core.metrics import prepare_multiprocess
-from .core.net import bind_socket, bind_unix
+from .core.net import DEFAULT_HOST, bind_socket, bind_unix
+from .core.running import exit_quietly_on_signals
 from .core.security import TLSConfig, token_from_env
 from .http.app import create_app
-from .http.server import default_banner, exit_quietly_on_signals, server_url, uvicorn_config
+from .http.server import SignalledServer, default_banner, server_url, uvicorn_config
 from .ops.config import DEFAULT_OPS, OpsConfig
 from .ops.logs import log_config as dataserve_log_config
 from .workers import FACTORY, hand_off
@@ -41,7 +42,7 @@ def run_http_server(
     port: int,
     data_handler: Any,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     workers: int = 1,
@@ -132,12 +133,11 @@ def run_http_server(
             app.console.serving(1, listeners)
         config = uvicorn_config(app, limits, tls=tls, **logging_kwargs)
         server = (
-            uvicorn.Server(config)
+            SignalledServer(config)
             if tcp_sock is None
             else _WithNative(config, tcp_sock, data_handler, app, token, tls)
         )
-        with exit_quietly_on_signals():
-            server.run(sockets=[sock])
+        server.run(sockets=[sock])  # until Ctrl-C or SIGTERM, then drains
     finally:
         sock.close()
         if tcp_sock is not None:
@@ -182,15 +182,16 @@ def _run_elsewhere(
     # uvicorn < 0.36 takes the worker's target; later ones build it.
     extra: dict[str, Any] = {}
     if reload or "target" in inspect.signature(Multiprocess).parameters:
-        extra["target"] = uvicorn.Server(config).run
+        extra["target"] = SignalledServer(config).run
     try:
+        # The supervisor catches the signals once it runs; before and after, they end it quietly.
         with exit_quietly_on_signals():
             supervisor(config, sockets=[sock], **extra).run()
     finally:
         clean_up()
 
 
-class _WithNative(uvicorn.Server):
+class _WithNative(SignalledServer):
     """uvicorn that also serves the app's handler over rawproto's native TCP framing.
 
     Both listeners share the loop, the handler and its thread pool; at

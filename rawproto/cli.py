@@ -30,6 +30,7 @@ from typing import Any
 from dataserve.core.flags import Parser, port, positive_int
 from dataserve.core.limits import add_arguments, limits_from_args
 from dataserve.core.loading import LoadError, import_object
+from dataserve.core.net import DEFAULT_HOST
 from dataserve.core.security import add_arguments as add_security_arguments
 from dataserve.core.security import tls_from_args
 
@@ -139,7 +140,7 @@ def _tinyproto_server(spec: str | None) -> Any:
 def _run_tinyproto(server: Any, args: argparse.Namespace) -> None:
     if args.host is not None or args.port is not None or not server.listen_addrs:
         # The flags replace the module's addresses; a server with none gets the defaults.
-        old = server.listen_addrs[0] if server.listen_addrs else ("127.0.0.1", 9123)
+        old = server.listen_addrs[0] if server.listen_addrs else (DEFAULT_HOST, 9123)
         server.listen_addrs = []
         server.add_addr(args.host or old[0], old[1] if args.port is None else args.port)
     server.limits = limits_from_args(args, server.limits)
@@ -283,7 +284,9 @@ def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
         help=framing.target,
     )
     if name == "native":
-        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument(
+            "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
+        )
         p.add_argument(
             "--uds",
             metavar="PATH",

@@ -66,6 +66,7 @@ from dataserve.core import errors
 from dataserve.core.errors import DataServeError, LocalProtocolError
 from dataserve.core.guard import Guard
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import FACADE_CLIENT_TIMEOUT
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
 
@@ -124,7 +125,7 @@ class Request:
         PORT: int,
         ENDPOINT: str,
         *,
-        timeout: float | None = 30.0,
+        timeout: float | None = FACADE_CLIENT_TIMEOUT,
         limits: Limits | None = None,
         tls: bool | ssl.SSLContext = False,
         verify: bool = True,

@@ -19,7 +19,6 @@ contract is in ``docs/callback.md``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
@@ -27,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.limits import DEFAULT_LIMITS, Limits
-from ..http.server import BackgroundLoop, BackgroundServer
+from ..core.running import LoopThread
+from ..http.server import BackgroundServer
 from .app import CallbackApp
 from .messages import RequestHeaders, check_address, check_callback, check_threads
 from .stream import DataStream
@@ -124,11 +124,7 @@ def httpserver_stopcallback(callbackid: int) -> None:
 
 def _refuse_on_shared_loop(name: str) -> None:
     """Waiting for the servers' loop from the loop itself would never end."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if loop is BackgroundLoop.shared().loop:
+    if LoopThread.shared().in_loop_thread:
         raise RuntimeError(
             f"{name} waits for the servers' event loop, so it cannot run on it: "
             f"call it from another thread (await asyncio.to_thread({name}, ...))"

@@ -12,10 +12,35 @@ import os
 import socket
 import stat
 
-__all__ = ["bind_socket", "bind_unix", "is_loopback", "remove_unix_socket"]
+__all__ = [
+    "BACKLOG",
+    "CLIENT_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "DEFAULT_HOST",
+    "FACADE_CLIENT_TIMEOUT",
+    "bind_socket",
+    "bind_unix",
+    "is_loopback",
+    "remove_unix_socket",
+]
 
-#: Connections the kernel queues before they are accepted.
+#: Where servers listen unless told otherwise: this machine only. Serving
+#: other machines (``0.0.0.0``, ``::``) is always an explicit choice.
+DEFAULT_HOST = "127.0.0.1"
+
+#: Connections the kernel queues before they are accepted, on every listener
+#: (HTTP and raw TCP alike). uvicorn's default, which its ``Config.backlog``
+#: gets too, so a listener is not listened on twice with two numbers; 2048
+#: absorbs a burst of a few thousand connects, and Linux caps it at
+#: ``net.core.somaxconn`` (4096 since 5.4) anyway.
 BACKLOG = 2048
+
+#: Seconds a client waits for an answer: handlers may be slow and payloads large.
+CLIENT_TIMEOUT = 300.0
+#: Seconds a client waits for its TCP connection.
+CONNECT_TIMEOUT = 10.0
+#: Seconds the seed facades' blocking clients (tcpy, pyts) wait on their socket.
+FACADE_CLIENT_TIMEOUT = 30.0
 
 
 def bind_socket(

@@ -1,10 +1,12 @@
 """Running the app under uvicorn: its config, and a server in the background.
 
 ``uvicorn_config`` turns ``Limits`` into uvicorn's settings and picks the
-HTTP protocol (``dataserve.http.protocol``). ``BackgroundServer`` runs a
-server on a shared background event-loop thread and returns once the port
-accepts connections: for embedding a server in a program that does other
-things (and for tests). The blocking ``run_http_server`` of seed 001, which
+HTTP protocol (``dataserve.http.protocol``). ``SignalledServer`` is uvicorn's
+server run in the foreground by the core's ``serve_until_signalled``, as
+every other runner is. ``BackgroundServer`` runs a server on the shared
+loop thread (``dataserve.core.running.LoopThread``) and returns once the
+port accepts connections: for embedding a server in a program that does
+other things (and for tests). The blocking ``run_http_server`` of seed 001, which
 may also serve native TCP and start workers, is the top floor's
 (``dataserve.serving``).
 """
@@ -15,17 +17,21 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import ssl
-import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
 from ..core.limits import DEFAULT_LIMITS, Limits
-from ..core.net import bind_socket, bind_unix
+from ..core.net import BACKLOG, DEFAULT_HOST, bind_socket, bind_unix
+from ..core.running import (
+    START_TIMEOUT,
+    LoopThread,
+    exit_quietly_on_signals,
+    serve_until_signalled,
+)
 from ..core.security import TLSConfig
 from ..ops.config import OpsConfig
 from ..ops.logs import announce
@@ -35,6 +41,7 @@ from .protocol import DataServeHttpProtocol
 __all__ = [
     "BackgroundLoop",
     "BackgroundServer",
+    "SignalledServer",
     "bind_socket",
     "exit_quietly_on_signals",
     "server_url",
@@ -58,6 +65,7 @@ def uvicorn_config(
     workers' factory); an app object carries its own.
     """
     kwargs.setdefault("access_log", False)
+    kwargs.setdefault("backlog", BACKLOG)  # uvicorn listens again on the socket it is given
     kwargs.setdefault("log_level", "info")
     kwargs.setdefault("http", DataServeHttpProtocol)
     ours = isinstance(kwargs["http"], type) and issubclass(kwargs["http"], DataServeHttpProtocol)
@@ -102,66 +110,44 @@ def server_url(sock: socket.socket, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
-class _Terminated(Exception):
-    pass
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise _Terminated
-
-
-@contextlib.contextmanager
-def exit_quietly_on_signals() -> Iterator[None]:
-    """Return normally after a graceful shutdown on Ctrl-C or SIGTERM.
-
-    uvicorn drains, restores the previous handlers and then re-raises the
-    signal it caught; SIGTERM's default action would kill the process with
-    status -15 after a clean shutdown. Handled here, the caller exits 0.
-    """
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
-    try:
-        yield
-    except (KeyboardInterrupt, _Terminated):
-        pass
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def default_banner(url: str, log_format: str = "text") -> None:
     announce(f"Serving data on {url}. Press Ctrl-C to stop.", log_format, url=url)
 
 
-class BackgroundLoop:
-    """One daemon thread running an event loop, shared by background servers."""
+#: The shared loop thread, under the name the HTTP side has always used.
+BackgroundLoop = LoopThread
 
-    _instance: BackgroundLoop | None = None
-    _lock = threading.Lock()
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run, name="dataserve-background-loop", daemon=True
+class SignalledServer(uvicorn.Server):
+    """uvicorn's server, whose Ctrl-C and SIGTERM are caught by the core's
+    ``serve_until_signalled`` rather than by uvicorn itself.
+
+    ``run()`` serves until a signal and shuts down as uvicorn does: the
+    first signal stops gracefully (in-flight requests finish), a second
+    Ctrl-C does not wait any more. It then returns normally, so the process
+    exits 0 (uvicorn alone re-raises the signal, and SIGTERM's default
+    action would end the process with -15).
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # serve_until_signalled's
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        serve_until_signalled(
+            lambda stop: self.serve(sockets=sockets),
+            on_signal=lambda signum: self.handle_exit(signum, None),
+            loop_factory=_loop_factory(self.config),
         )
-        self._thread.start()
 
-    @classmethod
-    def shared(cls) -> BackgroundLoop:
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
-        """Run ``coro`` on the loop and wait for its result from another thread."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("BackgroundLoop.run called from the loop's own thread")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+def _loop_factory(config: uvicorn.Config) -> Any:
+    """The loop uvicorn would run on (``--loop``: uvloop when installed, by default)."""
+    get = getattr(config, "get_loop_factory", None)
+    if get is None:  # uvicorn < 0.36 sets the event loop policy instead
+        config.setup_event_loop()
+        return asyncio.new_event_loop
+    return get() or asyncio.new_event_loop
 
 
 class BackgroundServer:
@@ -176,7 +162,7 @@ class BackgroundServer:
         self,
         app: Any,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         limits: Limits | None = None,
         log_level: str = "warning",
@@ -221,7 +207,7 @@ class BackgroundServer:
                 await asyncio.sleep(0.005)  # uvicorn exposes no started event
 
         try:
-            self._loop.run(launch(), timeout=30)
+            self._loop.run(launch(), timeout=START_TIMEOUT)
         except BaseException:
             sock.close()
             raise

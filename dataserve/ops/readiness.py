@@ -12,16 +12,14 @@ that long before it stops listening).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["Readiness"]
+from ..core.running import SIGNALS, catch_signals
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["Readiness"]
 
 
 class Readiness:
@@ -83,44 +81,28 @@ class Readiness:
     def watch_signals(self, delay: float = 0.0) -> Callable[[], None]:
         """Drain on SIGTERM/SIGINT, then pass the signal on; returns an undo.
 
-        The server (uvicorn) has installed its own handlers by the time the
-        app starts; this wraps them, so the server still shuts down as it
-        does, only ``delay`` seconds later on the first signal (a second
-        signal goes through at once). Only the main thread can set signal
+        The runner (``dataserve.core.running.serve_until_signalled``, or
+        uvicorn itself in a worker process) has installed its handlers by
+        the time the app starts; this wraps them, so the server still shuts
+        down as it does, only ``delay`` seconds later on the first signal (a
+        second signal goes through at once). Only the main thread can set signal
         handlers: elsewhere (a background server) this does nothing.
         """
-        if threading.current_thread() is not threading.main_thread():
-            return _nothing
         loop = asyncio.get_running_loop()
-        installed: dict[int, Any] = {}
+        # The handlers to pass each signal on to: SIG_DFL / SIG_IGN are nobody.
+        previous = {int(sig): signal.getsignal(sig) for sig in SIGNALS}
+        passed_on: dict[int, Callable[..., Any]] = {
+            sig: old for sig, old in previous.items() if callable(old)
+        }
 
-        def wrap(previous: Callable[[int, FrameType | None], Any]) -> Any:
-            def on_signal(sig: int, frame: FrameType | None) -> None:
-                first = not self._draining
-                self.drain()
-                if first and delay > 0:
-                    # call_soon_threadsafe is the loop's signal-safe entry.
-                    loop.call_soon_threadsafe(loop.call_later, delay, previous, sig, None)
-                else:
-                    previous(sig, frame)
+        def on_signal(sig: int, frame: FrameType | None) -> None:
+            first = not self._draining
+            self.drain()
+            if first and delay > 0:
+                # call_soon_threadsafe is the loop's signal-safe entry.
+                loop.call_soon_threadsafe(loop.call_later, delay, passed_on[sig], sig, None)
+            else:
+                passed_on[sig](sig, frame)
 
-            return on_signal
-
-        for sig in _SIGNALS:
-            previous = signal.getsignal(sig)
-            if callable(previous):  # SIG_DFL / SIG_IGN: nobody to pass it on to
-                installed[sig] = (previous, wrap(previous))
-                signal.signal(sig, installed[sig][1])
-
-        def undo() -> None:
-            for sig, (previous, ours) in installed.items():
-                # Only if still ours: the server may have restored its own.
-                if signal.getsignal(sig) is ours:
-                    with contextlib.suppress(ValueError):
-                        signal.signal(sig, previous)
-
-        return undo
-
-
-def _nothing() -> None:
-    return None
+        # The undo leaves a handler set after ours (the server may have restored its own).
+        return catch_signals(on_signal, passed_on, keep_later=True)

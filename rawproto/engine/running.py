@@ -1,8 +1,9 @@
 """Running an engine ``Service`` from blocking code: in the foreground or in the background.
 
-``serve_until_signalled`` is what the seeds' blocking calls (tcpy's
-``listen()``, pyts' ``startServer()``) do: bind, announce the address, serve
-until Ctrl-C or SIGTERM, then stop gracefully (requests in flight finish).
+``serve_service`` is what the seeds' blocking calls (tcpy's ``listen()``,
+pyts' ``startServer()``) do: bind, announce the address, serve until Ctrl-C
+or SIGTERM (the core's ``serve_until_signalled``), then stop gracefully
+(requests in flight finish).
 ``BackgroundService`` runs the same server on the shared loop thread and
 returns once it accepts connections, for programs that do other things (and
 for tests).
@@ -15,25 +16,20 @@ loopback without client certificates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from dataserve.core.limits import Limits
+from dataserve.core.running import LoopThread, serve_until_signalled
 from dataserve.core.security import TLSConfig
 
 from .._security import warn_if_exposed
-from .loop import LoopThread, run
 from .server import RawServer
 from .session import Service
 
-__all__ = ["BackgroundService", "FacadeServer", "serve_until_signalled"]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["BackgroundService", "FacadeServer", "serve_service"]
 
 
 def _server(
@@ -43,7 +39,7 @@ def _server(
     return RawServer(service, host=host, port=port, limits=limits, tls=tls)
 
 
-def serve_until_signalled(
+def serve_service(
     service: Service,
     host: str,
     port: int,
@@ -60,26 +56,15 @@ def serve_until_signalled(
     main thread; elsewhere this serves until the process ends.
     """
 
-    async def main() -> None:
+    async def serve(stop: asyncio.Event) -> None:
         server = await _server(service, host, port, limits, tls, framing).start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        if threading.current_thread() is threading.main_thread():
-            for sig in _SIGNALS:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
         try:
             banner(host, server.port)
             await stop.wait()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
             await server.stop()
 
-    # A Ctrl-C that lands before the handlers are installed is not an error.
-    with contextlib.suppress(KeyboardInterrupt):
-        run(main())
+    serve_until_signalled(serve)
 
 
 class BackgroundService:
@@ -161,7 +146,7 @@ class FacadeServer(ABC):
             print(announce(host, port), flush=True)
 
         host, port = self._address()
-        serve_until_signalled(
+        serve_service(
             self._service(), host, port, self.limits, banner, tls=self.tls, framing=self.FRAMING
         )
 

@@ -19,8 +19,8 @@ import ssl
 from typing import Any
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import BACKLOG, DEFAULT_HOST, bind_unix, remove_unix_socket
 from dataserve.core.net import bind_socket as bind_socket
-from dataserve.core.net import bind_unix, remove_unix_socket
 from dataserve.core.security import TLSConfig
 
 from .connection import Connection
@@ -55,7 +55,7 @@ class RawServer:
         self,
         service: Service,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         limits: Limits | None = None,
         sock: socket.socket | None = None,
@@ -114,7 +114,7 @@ class RawServer:
         create = loop.create_unix_server if unix else loop.create_server
         try:
             self._server = await create(
-                lambda: Connection(factory, registry), sock=sock, backlog=4096, **tls
+                lambda: Connection(factory, registry), sock=sock, backlog=BACKLOG, **tls
             )
         except BaseException:
             if self._sock is None:

@@ -22,6 +22,7 @@ from dataserve.core.errors import (
     RemoteProtocolError,
     error_for_status,
 )
+from dataserve.core.net import CLIENT_TIMEOUT, CONNECT_TIMEOUT, DEFAULT_HOST
 from dataserve.core.security import token_from_env
 
 from .._security import client_context
@@ -32,9 +33,7 @@ from ..proto.native import DEFAULT_MAX_FRAME_SIZE, Auth, Error, NativeConnection
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_TIMEOUT", "ClientSettings", "Exchange"]
 
 #: Seconds to wait for an answer: handlers may be slow and payloads large.
-DEFAULT_TIMEOUT = 300.0
-#: Seconds to wait for the TCP connection.
-CONNECT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = CLIENT_TIMEOUT
 
 
 class Exchange:
@@ -151,7 +150,7 @@ class ClientSettings:
     def __init__(
         self,
         port: int | None = None,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         *,
         uds: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,

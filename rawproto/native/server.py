@@ -18,9 +18,7 @@ clients connect with ``RawDataClient(uds=PATH)``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -30,10 +28,11 @@ from dataserve.core.dispatch import Dispatcher
 from dataserve.core.exchange import Exchange
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import DEFAULT_HOST
+from dataserve.core.running import START_TIMEOUT, LoopThread, serve_until_signalled
 from dataserve.core.security import TLSConfig, token_from_env
 
 from ..engine import RawServer
-from ..engine.loop import LoopThread, run
 from .service import NativeService
 
 __all__ = ["BackgroundRawServer", "serve", "start_server"]
@@ -58,7 +57,7 @@ async def start_server(
     data_handler: Any = None,
     port: int = 0,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     codecs: CodecRegistry | None = None,
@@ -114,7 +113,7 @@ def serve(
     data_handler: Any,
     port: int,
     *,
-    host: str = "127.0.0.1",
+    host: str = DEFAULT_HOST,
     limits: Limits | None = None,
     handler_threads: int | None = None,
     codecs: CodecRegistry | None = None,
@@ -135,7 +134,7 @@ def serve(
     ``tls`` serves TLS; ``uds`` listens on that Unix socket path instead of TCP.
     """
 
-    async def main() -> None:
+    async def main(stop: asyncio.Event) -> None:
         server = await start_server(
             data_handler,
             port,
@@ -149,25 +148,17 @@ def serve(
             metrics=metrics,
             uds=uds,
         )
-        if uds is not None:
-            url = f"unix:{os.fspath(uds)}"
-        else:
-            url = f"tcp://{_hostport(host, server.port)}"
-        (banner or _default_banner)(url)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Only the main thread can install handlers; elsewhere Ctrl-C
-            # arrives as KeyboardInterrupt instead.
-            with contextlib.suppress(ValueError, NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
         try:
+            if uds is not None:
+                url = f"unix:{os.fspath(uds)}"
+            else:
+                url = f"tcp://{_hostport(host, server.port)}"
+            (banner or _default_banner)(url)
             await stop.wait()
         finally:
             await server.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        run(main())
+    serve_until_signalled(main)
 
 
 def _hostport(host: str, port: int) -> str:
@@ -190,7 +181,7 @@ class BackgroundRawServer:
         self,
         data_handler: Any,
         *,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 0,
         limits: Limits | None = None,
         handler_threads: int | None = None,
@@ -233,7 +224,7 @@ class BackgroundRawServer:
                 metrics=self.metrics,
                 uds=self.uds,
             ),
-            timeout=30,
+            timeout=START_TIMEOUT,
         )
         self.port = self.server.port
         return self

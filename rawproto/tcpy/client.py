@@ -11,6 +11,7 @@ from typing import Any
 
 from dataserve.core import errors
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
+from dataserve.core.net import FACADE_CLIENT_TIMEOUT
 
 from .._blocking import connect, translate_errors
 from .._security import client_context
@@ -43,7 +44,7 @@ class TCPClient:
         host: str = "localhost",
         port: int = DEFAULT_PORT,
         *,
-        timeout: float | None = 30.0,
+        timeout: float | None = FACADE_CLIENT_TIMEOUT,
         limits: Limits | None = None,
         tls: bool | ssl.SSLContext = False,
         verify: bool = True,

@@ -7,15 +7,20 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+from dataserve.core.running import LoopThread
+
 from .._security import client_context
 from ..engine import open_connection
-from ..engine.loop import LoopThread
 from .bridge import TinyProtoError
 from .connection import TinyProtoConnection
 from .endpoint import Endpoint, check_port
 from .session import TinySession
 
 __all__ = ["TinyProtoClient"]
+
+
+#: Seconds to connect, and each connection's socket timeout: the original's 5.
+ORIGINAL_TIMEOUT = 5.0
 
 
 class TinyProtoClient(Endpoint):
@@ -34,7 +39,7 @@ class TinyProtoClient(Endpoint):
         self,
         connection_handler: type[TinyProtoConnection] = TinyProtoConnection,
         connection_plugin_list: Iterable[Any] = (),
-        timeout: float = 5,
+        timeout: float = ORIGINAL_TIMEOUT,
         *,
         tls: bool | ssl.SSLContext = False,
         verify: bool = True,

@@ -8,16 +8,15 @@ import inspect
 import ipaddress
 import logging
 import signal
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from dataserve.core.limits import Limits
+from dataserve.core.running import START_TIMEOUT, LoopThread, catch_signals
 from dataserve.core.security import TLSConfig
 
 from .._security import warn_if_exposed
 from ..engine import Connection, RawServer, bind_socket
-from ..engine.loop import LoopThread
 from .bridge import TinyProtoError
 from .connection import TinyProtoConnection
 from .endpoint import Endpoint, check_port
@@ -127,7 +126,7 @@ class TinyProtoServer(Endpoint):
                 self.listen_socks.append(bind_socket(host, port))
             for sock, (host, _) in zip(self.listen_socks, self.listen_addrs, strict=True):
                 server = RawServer(service, host=host, limits=limits, sock=sock, tls=self.tls)
-                self._servers.append(loop.run(server.start(), timeout=30))
+                self._servers.append(loop.run(server.start(), timeout=START_TIMEOUT))
                 logger.info("tinyproto server listening on %s:%d", host, server.port)
             self.pre_loop()
             self._main_loop(self._on_event)
@@ -140,15 +139,12 @@ class TinyProtoServer(Endpoint):
             restore()
 
     def _stop_on_sigterm(self) -> Callable[[], None]:
-        """SIGTERM ends ``start()`` gracefully (main thread only); returns the undo."""
-        if threading.current_thread() is not threading.main_thread():
-            return _nothing
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._terminate())
+        """SIGTERM ends ``start()`` gracefully (main thread only); returns the undo.
 
-        def restore() -> None:
-            signal.signal(signal.SIGTERM, previous)
-
-        return restore
+        Ctrl-C stays tinyproto's: a ``KeyboardInterrupt`` out of ``start()``,
+        after the same graceful stop.
+        """
+        return catch_signals(lambda signum, frame: self._terminate(), (signal.SIGTERM,))
 
     def _terminate(self) -> None:
         self.shutdown = True
@@ -183,7 +179,3 @@ class TinyProtoServer(Endpoint):
 
     def conn_shutdown(self, conn_id: Any, conn_o: Any = None) -> None:
         pass
-
-
-def _nothing() -> None:
-    return None
