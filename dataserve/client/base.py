@@ -13,13 +13,16 @@ from typing import Any
 import httpx
 
 from ..core.codec import CodecRegistry, default_registry
+from ..core.net import CLIENT_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT
 from ..core.security import client_ssl_context, token_from_env
 from .exchange import Exchange
 
 __all__ = ["DEFAULT_TIMEOUT", "ClientBase"]
 
 #: Connect quickly or fail; give large payloads and slow handlers time.
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=30.0)
+DEFAULT_TIMEOUT = httpx.Timeout(
+    connect=CONNECT_TIMEOUT, read=CLIENT_TIMEOUT, write=CLIENT_TIMEOUT, pool=POOL_TIMEOUT
+)
 
 
 def base_url(port: int | str | None, address: str, uds: str | None) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_HOST",
     "FACADE_CLIENT_TIMEOUT",
+    "POOL_TIMEOUT",
     "bind_socket",
     "bind_unix",
     "is_loopback",
@@ -39,6 +40,8 @@ BACKLOG = 2048
 CLIENT_TIMEOUT = 300.0
 #: Seconds a client waits for its TCP connection.
 CONNECT_TIMEOUT = 10.0
+#: Seconds an HTTP client waits for a free connection of its pool.
+POOL_TIMEOUT = 30.0
 #: Seconds the seed facades' blocking clients (tcpy, pyts) wait on their socket.
 FACADE_CLIENT_TIMEOUT = 30.0
 
