@@ -71,6 +71,7 @@ def test_pipelining_without_reading_replies_is_bounded(patient_echo: ServerProce
         except TimeoutError:
             pass  # the server stopped reading: the kernel's buffers are full
         grown = status(pid)["VmRSS"] - idle
+    print(f"pipelined {sent / MiB:.1f} MiB unread: RSS grew {grown / MiB:.1f} MiB")
     assert sent < 200 * MiB, "the server read everything: reading never stopped"
     assert grown <= 32 * MiB, f"RSS grew {grown / MiB:.0f} MiB for {sent / MiB:.0f} MiB pipelined"
     assert not probe.failures
