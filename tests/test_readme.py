@@ -24,11 +24,6 @@ def block(start: str) -> str:
     return next(b for b in BLOCKS if b.lstrip().startswith(start) or start in b)
 
 
-def free_port() -> int:
-    with bind_socket("127.0.0.1", 0) as sock:
-        return int(sock.getsockname()[1])
-
-
 def test_every_block_compiles() -> None:
     assert len(BLOCKS) >= 6
     for i, code in enumerate(BLOCKS):
@@ -42,8 +37,9 @@ def _serve(code: str, tmp_path: Path) -> ServerProcess:
 
 
 def test_first_screen_server_and_clients(tmp_path: Path) -> None:
-    port = str(free_port())
-    server = _serve(BLOCKS[0].replace("5001", port), tmp_path)
+    # port 0: the server binds a free port and prints it, which ServerProcess reads back
+    server = _serve(BLOCKS[0].replace("5001", "0"), tmp_path)
+    port = str(server.port)
     try:
         client = run_python(BLOCKS[1].replace("port=5001", f"port={port}"))
         assert client.returncode == 0, client.stderr
@@ -56,8 +52,8 @@ def test_first_screen_server_and_clients(tmp_path: Path) -> None:
 
 
 def test_router_example(tmp_path: Path) -> None:
-    port = str(free_port())
-    server = _serve(block("router = Router()").replace("5001", port), tmp_path)
+    server = _serve(block("router = Router()").replace("5001", "0"), tmp_path)
+    port = str(server.port)
     try:
         r = httpx.put(f"http://127.0.0.1:{port}/scale/3", json=[1, 2])
         assert r.json() == [3.0, 6.0]
