@@ -268,6 +268,7 @@ ORDINARY: dict[str, Callable[[], Any]] = {
 }
 
 
+@pytest.mark.slow  # megabytes of data measured with tracemalloc
 @pytest.mark.parametrize("name", ORDINARY)
 def test_ordinary_data_above_the_floor_decodes(name: str) -> None:
     value = ORDINARY[name]()
@@ -313,6 +314,7 @@ MSGPACK_SHAPES: dict[str, Callable[[], bytes]] = {
 }
 
 
+@pytest.mark.slow  # megabytes of data measured with tracemalloc
 @pytest.mark.parametrize("name", MSGPACK_SHAPES)
 def test_the_msgpack_walk_is_an_upper_bound_of_what_unpackb_allocates(name: str) -> None:
     body = MSGPACK_SHAPES[name]()
@@ -331,6 +333,7 @@ JSON_SHAPES: dict[str, Callable[[], bytes]] = {
 }
 
 
+@pytest.mark.slow  # megabytes of data measured with tracemalloc
 @pytest.mark.parametrize("name", JSON_SHAPES)
 def test_the_json_estimate_covers_the_objects_orjson_makes(name: str) -> None:
     # tracemalloc sees the Python objects (not orjson's own parse tree, which

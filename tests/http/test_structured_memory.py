@@ -22,9 +22,12 @@ import pytest
 
 from tests.conftest import ServerProcess
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
-)
+pytestmark = [
+    pytest.mark.slow,  # payloads of 16 MiB and more, measured in the server's RSS
+    pytest.mark.skipif(
+        not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
+    ),
+]
 
 MiB = 1024 * 1024
 SIZE = 16 * MiB

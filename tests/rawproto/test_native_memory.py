@@ -39,9 +39,12 @@ from tests.conftest import ServerProcess
 
 from .memory_handlers import BIG
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
-)
+pytestmark = [
+    pytest.mark.slow,  # payloads of 16 MiB and more, measured in the server's RSS
+    pytest.mark.skipif(
+        not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
+    ),
+]
 
 MiB = 1024 * 1024
 

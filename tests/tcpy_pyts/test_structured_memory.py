@@ -25,9 +25,12 @@ import pytest
 from tests.conftest import ServerProcess
 from tests.tcpy_pyts.helpers import recv_exactly, recv_until_eof
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
-)
+pytestmark = [
+    pytest.mark.slow,  # payloads of 16 MiB and more, measured in the server's RSS
+    pytest.mark.skipif(
+        not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/PID/clear_refs"
+    ),
+]
 
 MiB = 1024 * 1024
 SIZE = 16 * MiB
