@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
-from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import httpx
 
 from ..core.buffers import BodyBuffer
 from ..core.errors import ConnectionClosed
+from ..core.files import PIECE, Meter, Progress, Writable, is_file, read_piece, remaining
 
 __all__ = [
     "ERROR_HEAD",
@@ -35,25 +34,12 @@ __all__ = [
     "is_file",
 ]
 
-#: ``progress(direction, done, total)``: ``direction`` is ``'send'`` for the
-#: request body and ``'receive'`` for a reply written ``into`` a file; ``done``
-#: counts bytes so far; ``total`` is ``None`` when the length is not known.
-Progress = Callable[[Literal["send", "receive"], int, int | None], None]
-
-
-class Writable(Protocol):
-    """What ``send(..., into=...)`` writes to: a binary file, a socket file, a BytesIO."""
-
-    def write(self, data: bytes, /) -> object: ...
-
-
 # Bodies above this go out in pieces of this size, and files are read in
 # pieces of this size. httpcore's blocking writer re-slices what the socket did
 # not take yet (``buffer = buffer[n:]``), a copy of the rest each time:
 # quadratic in the body (512 MiB took half a minute). Pieces bound each copy
 # and the memory a streamed file costs; a Content-Length header, when the size
-# is known, keeps the framing plain.
-PIECE = 1 << 20
+# is known, keeps the framing plain. (``PIECE``, from the core.)
 
 # An error reply read while streaming is kept only this far: its message is a
 # line or two, and a proxy's error page must not cost what the reply would.
@@ -98,65 +84,11 @@ class FilePieces(Pieces):
         self.size = remaining(self.file)
 
     def read(self) -> bytes:
-        piece = self.file.read(PIECE)
-        if not isinstance(piece, bytes):
-            if not isinstance(piece, (bytearray, memoryview)):
-                raise TypeError(f"a file payload's read() returned {type(piece).__name__}")
-            piece = bytes(piece)
-        return piece
+        return read_piece(self.file)
 
     def close(self) -> None:
         if self.owned:
             self.file.close()
-
-
-def remaining(file: Any) -> int | None:
-    """Bytes left from the file's position to its end, or None when unknowable
-    (a pipe, a socket, a device, a stream that cannot seek): sent chunked."""
-    try:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return None
-    except (AttributeError, OSError, ValueError):
-        pass  # no descriptor (BytesIO and the like): ask the stream itself
-    try:
-        if not file.seekable():
-            return None
-        here = file.tell()
-        end = file.seek(0, os.SEEK_END)
-        file.seek(here)
-    except (AttributeError, OSError, ValueError):
-        return None
-    return max(int(end) - int(here), 0)
-
-
-def is_file(payload: Any) -> bool:
-    # A str is always text, never a path: seed 001 sends str as text/plain.
-    return isinstance(payload, os.PathLike) or (
-        not isinstance(payload, (str, bytes, bytearray, memoryview)) and hasattr(payload, "read")
-    )
-
-
-class Meter:
-    """Counts the bytes of one direction and reports them to ``progress``."""
-
-    __slots__ = ("direction", "done", "progress", "total")
-
-    def __init__(
-        self, progress: Progress | None, direction: Literal["send", "receive"], total: int | None
-    ) -> None:
-        self.progress = progress
-        self.direction: Literal["send", "receive"] = direction
-        self.total = total
-        self.done = 0
-
-    def start(self) -> None:
-        if self.progress is not None:
-            self.progress(self.direction, 0, self.total)
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.progress is not None:
-            self.progress(self.direction, self.done, self.total)
 
 
 class Sink:

@@ -23,91 +23,23 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import tempfile
-from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any
+
+from dataserve.core.files import (
+    PIECE,
+    Meter,
+    Progress,
+    Writable,
+    is_file,
+    read_piece,
+    remaining,
+)
 
 __all__ = ["PIECE", "Meter", "Progress", "Source", "Target", "Writable", "is_file"]
 
-#: Files are read, sent and written in pieces of this size.
-PIECE = 1 << 20
 # A stream of unknown length is spooled in memory up to this, then on disk.
 _SPOOL_IN_MEMORY = 8 << 20
-
-#: ``progress(direction, done, total)``: ``direction`` is ``'send'`` for the
-#: payload and ``'receive'`` for a reply written ``into`` a file; ``done``
-#: counts bytes so far; ``total`` is ``None`` when the length is not known.
-Progress = Callable[[Literal["send", "receive"], int, "int | None"], None]
-
-
-class Writable(Protocol):
-    """What ``send(..., into=...)`` writes to: a binary file, a socket file, a BytesIO."""
-
-    def write(self, data: bytes, /) -> object: ...
-
-
-# Values the codec takes, never files: checked by their exact type first (cheap).
-_VALUES = frozenset({type(None), str, bytes, bytearray, memoryview, int, float, bool, list, dict})
-
-
-def is_file(payload: Any) -> bool:
-    """A payload to stream: a path (``os.PathLike``) or a file object; never a ``str``."""
-    if type(payload) in _VALUES:
-        return False
-    return isinstance(payload, os.PathLike) or (
-        not isinstance(payload, (str, bytes, bytearray, memoryview)) and hasattr(payload, "read")
-    )
-
-
-class Meter:
-    """Counts the bytes of one direction and reports them to ``progress``."""
-
-    __slots__ = ("direction", "done", "progress", "total")
-
-    def __init__(
-        self, progress: Progress | None, direction: Literal["send", "receive"], total: int | None
-    ) -> None:
-        self.progress = progress
-        self.direction: Literal["send", "receive"] = direction
-        self.total = total
-        self.done = 0
-
-    def start(self) -> None:
-        if self.progress is not None:
-            self.progress(self.direction, 0, self.total)
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.progress is not None:
-            self.progress(self.direction, self.done, self.total)
-
-
-def _remaining(file: Any) -> int | None:
-    """Bytes left from the file's position to its end, or None when unknowable."""
-    try:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            return None
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        pass  # no descriptor (BytesIO and the like): ask the stream itself
-    try:
-        if not file.seekable():
-            return None
-        here = file.tell()
-        end = file.seek(0, os.SEEK_END)
-        file.seek(here)
-    except (AttributeError, OSError, ValueError):
-        return None
-    return max(int(end) - int(here), 0)
-
-
-def _read_piece(file: Any, size: int = PIECE) -> bytes:
-    piece = file.read(size)
-    if isinstance(piece, (bytearray, memoryview)):
-        return bytes(piece)
-    if not isinstance(piece, bytes):
-        raise TypeError(f"a file payload's read() returned {type(piece).__name__}")
-    return piece
 
 
 class Source:
@@ -127,7 +59,7 @@ class Source:
             raise TypeError("a file payload must be opened in binary mode ('rb')")
         else:
             file = payload
-        size = _remaining(file)
+        size = remaining(file)
         if size is None:
             file, size = self._spool(file)
         self.file = file
@@ -137,14 +69,14 @@ class Source:
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         self._owned.append(spool)
         size = 0
-        while piece := _read_piece(stream):
+        while piece := read_piece(stream):
             spool.write(piece)
             size += len(piece)
         spool.seek(0)
         return spool, size
 
     def read(self, size: int = PIECE) -> bytes:
-        return _read_piece(self.file, size)
+        return read_piece(self.file, size)
 
     def close(self) -> None:
         for file in self._owned:
