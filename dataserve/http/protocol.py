@@ -237,10 +237,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self._stop_deadline()
         self._stop_keepalive()
         for cycle in (self.cycle, *(c for c, _ in self.queue)):
-            if cycle is not None and not cycle.response_complete:
+            if cycle is not None:
                 cycle.lost()
-            elif cycle is not None:
-                cycle.event.set()
         if self.write_flow is not None:
             self.write_flow.lost()
         if exc is None and self.transport is not None:
@@ -264,7 +262,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         """Where the next bytes go: the body's own buffer (True), or the read buffer."""
         reading = self._reading
         if reading is not None and self._continuing is None and not self._in_headers:
-            body = reading.reading_into()
+            body = reading.body.reading_into()
             if body is not None:
                 return body.remaining(), True
         view = self._scratch
@@ -291,8 +289,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
     def _body_read(self, nbytes: int) -> None:
         cycle = self._reading
         assert cycle is not None
-        cycle.read_into(nbytes)
-        body = cycle.reading_into()
+        cycle.body.read_into(nbytes)
+        body = cycle.body.reading_into()
         if body is None:
             # The body is complete: the parser, left in the middle of it, is
             # replaced by one that starts at the next request.
@@ -444,7 +442,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self._reading is not None:
-            self._reading.on_body(body)
+            self._reading.body.on_body(body)
 
     def on_message_complete(self) -> None:
         cycle = self._reading
@@ -463,7 +461,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
     def _message_complete(self, cycle: Cycle) -> None:
         self._between = True
         self._reading = None
-        cycle.on_message_complete()
+        cycle.body.on_message_complete()
         if cycle is self.cycle and cycle.response_complete and not self.queue:
             # Answered before its body was all in (and the rest dropped): idle now.
             self._arm_keepalive()
