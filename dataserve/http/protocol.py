@@ -19,8 +19,9 @@ and what a data server needs beyond it:
   first byte (or from connect), not reset per byte: 408. The checks on a
   complete head are in ``dataserve.http.head``.
 * **Bounded pipelining.** Requests read ahead of the one being answered are
-  queued; at ``max_pipelined`` reading stops, whatever the app does
-  (``dataserve.http.flow``), and while any is queued reads are small.
+  queued (``dataserve.http.pipeline``); at ``max_pipelined`` reading stops,
+  whatever the app does (``dataserve.http.flow``), and while any is queued
+  reads are small.
 * **Peers that stop reading are cut** after ``send_timeout`` without
   progress, and the reply they held is released.
 * **Upgrade is ignored** (RFC 9110 7.8 lets a server ignore it): a request
@@ -34,7 +35,6 @@ Every refusal is answered with ``connection: close``; nothing reaches the app.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import ssl
@@ -43,14 +43,14 @@ import urllib.parse
 from typing import Any, NoReturn
 
 import httptools
-from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
 from ..core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
 from ..core.security import TLSConfig
 from .cycle import WHOLE_BODY, Cycle
-from .flow import BODY, PIPELINE, ReadFlow, WriteFlow
+from .flow import BODY, ReadFlow, WriteFlow
 from .head import Head, Refusal, header_size, read_head
+from .pipeline import Pipeline
 from .tls import TLSSession, TLSTransport, server_context
 from .transport import CoalescingTransport
 
@@ -113,7 +113,6 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.loop: asyncio.AbstractEventLoop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
         self.connections: set[Any] = server_state.connections
-        self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.app_state = app_state
         self.root_path: str = config.root_path
         self.limit_concurrency: int | None = config.limit_concurrency
@@ -143,9 +142,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.server: tuple[str, int | None] | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
-        #: The request being answered, and those read ahead of it (oldest last).
-        self.cycle: Cycle | None = None
-        self.queue: collections.deque[tuple[Cycle, Any]] = collections.deque()
+        #: The request being answered, and those read ahead of it.
+        self.pipeline: Pipeline = None  # type: ignore[assignment]
         # The request being parsed.
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -227,6 +225,14 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.transport = CoalescingTransport(transport, self.loop)
         self.read_flow = ReadFlow(self.transport)
         self.write_flow = WriteFlow(self.transport, self.watchdog, self.send_timeout, self._stalled)
+        self.pipeline = Pipeline(
+            self.loop,
+            self.app,
+            self.server_state,
+            self.read_flow,
+            limit_concurrency=self.limit_concurrency,
+            max_pipelined=self.max_pipelined,
+        )
         self.server = get_local_addr(transport)
         self.client = get_remote_addr(transport)
         self.scheme = "https" if is_ssl(transport) else "http"
@@ -236,9 +242,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.connections.discard(self)
         self._stop_deadline()
         self._stop_keepalive()
-        for cycle in (self.cycle, *(c for c, _ in self.queue)):
-            if cycle is not None:
-                cycle.lost()
+        if self.pipeline is not None:
+            self.pipeline.lost()
         if self.write_flow is not None:
             self.write_flow.lost()
         if exc is None and self.transport is not None:
@@ -266,7 +271,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             if body is not None:
                 return body.remaining(), True
         view = self._scratch
-        return (view[:QUEUED_READ_SIZE] if self.queue else view), False
+        return (view[:QUEUED_READ_SIZE] if self.pipeline.queued else view), False
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._tls is not None:
@@ -414,12 +419,6 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         scope["path"] = self.root_path + path
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         scope["query_string"] = parsed.query or b""
-        app = self.app
-        if self.limit_concurrency is not None and (
-            len(self.connections) >= self.limit_concurrency
-            or len(self.tasks) >= self.limit_concurrency
-        ):
-            app = service_unavailable
         cycle = Cycle(
             self,
             scope,
@@ -431,14 +430,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         # Per request: the one ASGI extension's entry point is this cycle's.
         scope["extensions"] = {WHOLE_BODY: {"read": cycle.read_whole}}
         self._reading = cycle
-        current = self.cycle
-        if current is None or current.response_complete:
-            self.cycle = cycle
-            self._start(cycle, app)
-        else:
-            self.queue.appendleft((cycle, app))
-            if len(self.queue) >= self.max_pipelined:
-                self.read_flow.hold(PIPELINE)
+        self.pipeline.add(cycle)
 
     def on_body(self, body: bytes) -> None:
         if self._reading is not None:
@@ -462,30 +454,19 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self._between = True
         self._reading = None
         cycle.body.on_message_complete()
-        if cycle is self.cycle and cycle.response_complete and not self.queue:
+        pipeline = self.pipeline
+        if cycle is pipeline.current and cycle.response_complete and not pipeline.queued:
             # Answered before its body was all in (and the rest dropped): idle now.
             self._arm_keepalive()
 
     # --- requests ----------------------------------------------------------------
 
-    def _start(self, cycle: Cycle, app: Any) -> None:
-        task = self.loop.create_task(cycle.run_asgi(app))
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
-
     def on_response_complete(self, cycle: Cycle) -> None:
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        if self.queue:
-            self.cycle, app = self.queue.pop()
-            self._start(self.cycle, app)
-            if len(self.queue) < self.max_pipelined:
-                self.read_flow.release(PIPELINE)
-        else:
-            self.read_flow.release(PIPELINE)
-            if self._reading is None:
-                self._arm_keepalive()
+        if not self.pipeline.advance() and self._reading is None:
+            self._arm_keepalive()
         # A body the app did not read is read now, and dropped.
         self.read_flow.release(BODY)
 
@@ -497,10 +478,10 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             self.connections.discard(self)
             return
         self._shutting_down = True
-        cycle = self.cycle
+        cycle = self.pipeline.current
         if cycle is not None and not cycle.response_complete:
             cycle.keep_alive = False  # closed after the answer in progress
-        elif cycle is not None and self._between and not self.queue:
+        elif cycle is not None and self._between and not self.pipeline.queued:
             self.transport.close()  # idle between requests: nothing is lost
         else:
             # Just accepted, or a request's head arriving: the client is
@@ -515,7 +496,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
 
     def _idle(self) -> None:
         self._keepalive = None
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+        if not self.transport.is_closing() and not self.pipeline.answering:
             self.transport.close()
 
     def _stop_keepalive(self) -> None:
@@ -558,7 +539,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.watchdog.call_later(LINGER_SECONDS, transport.close)
 
     def _half_answered(self) -> bool:
-        cycle = self.cycle
+        cycle = self.pipeline.current
         return cycle is not None and cycle.response_started and not cycle.response_complete
 
     def _oversize(self, what: str) -> str:
@@ -601,7 +582,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self._deadline = None
         if not self._in_headers or self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
+        if self.pipeline.answering:
             # A response is still being produced for an earlier request on
             # this connection; judge the pipelined one once that is done.
             self._start_deadline()

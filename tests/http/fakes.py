@@ -46,6 +46,7 @@ class Deadline:
         self.stopped = True
 
     def fire(self) -> None:
+        self.stopped = True  # a deadline fires once
         self.callback()
 
 
