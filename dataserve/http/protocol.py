@@ -24,6 +24,7 @@ and what a data server needs beyond it:
   reads are small.
 * **Peers that stop reading are cut** after ``send_timeout`` without
   progress, and the reply they held is released.
+* **TLS** is run here, with a handshake deadline (``dataserve.http.tls``).
 * **Upgrade is ignored** (RFC 9110 7.8 lets a server ignore it): a request
   with ``Upgrade: h2c`` and a body is served as HTTP/1.1 with its whole body
   (llhttp stops at an upgrade; the body is parsed by a parser continuing
@@ -37,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import threading
 import urllib.parse
 from typing import Any, NoReturn
@@ -51,7 +51,7 @@ from .cycle import WHOLE_BODY, Cycle
 from .flow import BODY, ReadFlow, WriteFlow
 from .head import Head, Refusal, header_size, read_head
 from .pipeline import Pipeline
-from .tls import TLSSession, TLSTransport, server_context
+from .tls import TLSLayer, TLSTransport
 from .transport import CoalescingTransport
 
 __all__ = ["DataServeHttpProtocol"]
@@ -163,8 +163,7 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self._keepalive: Deadline | None = None
         self._lingering = False
         self._shutting_down = False
-        self._raw: Any = None  # the TCP transport, under TLS
-        self._tls: TLSSession | None = None
+        self._tls: TLSLayer | None = None
 
     def _new_parser(self) -> httptools.HttpRequestParser:
         parser = httptools.HttpRequestParser(self)
@@ -180,44 +179,12 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
             # TLS is run here (see .tls); the connection counts (for the limit
             # and for shutdown) while it shakes hands, within a deadline.
             self.connections.add(self)
-            self._raw = transport
-            self._tls = TLSSession(server_context(self.tls), transport)
-            self._deadline = self.watchdog.call_later(self.handshake_timeout, self._no_handshake)
+            self._tls = TLSLayer(self, transport, self.tls, self.watchdog, self.handshake_timeout)
             return
         self._made(transport)
 
-    def _no_handshake(self) -> None:
-        self._deadline = None
-        if self.transport is None and self._raw is not None:
-            logger.debug("no TLS handshake within %g s", self.handshake_timeout)
-            self._raw.abort()
-
-    def _tls_received(self, data: memoryview) -> None:
-        tls = self._tls
-        assert tls is not None
-        try:
-            if not tls.feed(data):
-                return  # the handshake goes on
-        except (ssl.SSLError, OSError) as exc:
-            # Not TLS, or a client that does not trust us: nothing to answer.
-            logger.debug("TLS failed: %r", exc)
-            self._raw.abort()
-            return
-        if self.transport is None:
-            self._stop_deadline()
-            self._made(TLSTransport(self._raw, tls))
-        while not self._lingering and not self.transport.is_closing():
-            view, bypass = self._next_buffer()
-            n = tls.read_into(view)
-            if n == 0:
-                return
-            if n < 0:
-                self.transport.close()  # close_notify: the peer is done
-                return
-            if bypass:
-                self._body_read(n)
-            else:
-                self._received(view[:n])
+    def tls_established(self, transport: TLSTransport) -> None:
+        self._made(transport)
 
     def _made(self, transport: Any) -> None:
         self.connections.add(self)
@@ -240,6 +207,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        if self._tls is not None:
+            self._tls.stop()
         self._stop_deadline()
         self._stop_keepalive()
         if self.pipeline is not None:
@@ -263,30 +232,35 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         if self.write_flow is not None:
             self.write_flow.resume()
 
-    def _next_buffer(self) -> tuple[memoryview, bool]:
-        """Where the next bytes go: the body's own buffer (True), or the read buffer."""
-        reading = self._reading
-        if reading is not None and self._continuing is None and not self._in_headers:
-            body = reading.body.reading_into()
-            if body is not None:
-                return body.remaining(), True
-        view = self._scratch
-        return (view[:QUEUED_READ_SIZE] if self.pipeline.queued else view), False
-
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._tls is not None:
-            self._bypass = False
             return self._scratch  # ciphertext: decrypted from there
-        view, self._bypass = self._next_buffer()
-        return view
+        return self.plaintext_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         self._stop_keepalive()
         if self._lingering:
             return  # closing: what the peer still sends is dropped
         if self._tls is not None:
-            self._tls_received(self._scratch[:nbytes])
-        elif self._bypass:
+            self._tls.received(self._scratch[:nbytes])
+        else:
+            self.plaintext_received(nbytes)
+
+    def plaintext_buffer(self) -> memoryview:
+        """Where the next bytes go: the body's own buffer, or the read buffer."""
+        reading = self._reading
+        self._bypass = False
+        if reading is not None and self._continuing is None and not self._in_headers:
+            body = reading.body.reading_into()
+            if body is not None:
+                self._bypass = True
+                return body.remaining()
+        view = self._scratch
+        return view[:QUEUED_READ_SIZE] if self.pipeline.queued else view
+
+    def plaintext_received(self, nbytes: int) -> None:
+        """``nbytes`` came into the last ``plaintext_buffer()``."""
+        if self._bypass:
             self._body_read(nbytes)
         else:
             self._received(self._scratch[:nbytes])
@@ -473,8 +447,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the answer in progress."""
         if self.transport is None:
-            if self._raw is not None:
-                self._raw.abort()  # still shaking hands: nothing in progress
+            if self._tls is not None:
+                self._tls.abort()  # still shaking hands: nothing in progress
             self.connections.discard(self)
             return
         self._shutting_down = True
