@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from ..core.deadlines import Watchdog
 from .body import STREAM_HIGH_WATER, RequestBody
 from .flow import ReadFlow, WriteFlow
+from .head import Head
 
 __all__ = ["STREAM_HIGH_WATER", "WHOLE_BODY", "Connection", "Cycle"]
 
@@ -104,27 +105,22 @@ class Cycle:
         "waiting_for_100",
     )
 
-    def __init__(
-        self,
-        conn: Connection,
-        scope: Message,
-        *,
-        keep_alive: bool,
-        expect_100: bool,
-        length: int | None,
-        has_body: bool,
-    ) -> None:
+    def __init__(self, conn: Connection, scope: Message, head: Head, *, keep_alive: bool) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
-        self.waiting_for_100 = expect_100
+        self.waiting_for_100 = head.expect_100
         #: The request's body: the connection feeds it, the app takes it.
-        self.body = RequestBody(conn.read_flow, conn.watchdog, length=length, has_body=has_body)
+        self.body = RequestBody(
+            conn.read_flow, conn.watchdog, length=head.length, has_body=head.has_body
+        )
         self.disconnected = False
         self.response_started = False
         self.response_complete = False
         self.chunked_reply: bool | None = None
         self.remaining_reply = 0
+        # Per request: the one ASGI extension's entry point is this cycle's.
+        scope["extensions"] = {WHOLE_BODY: {"read": self.read_whole}}
 
     def lost(self) -> None:
         """The connection is gone."""
