@@ -24,13 +24,16 @@ no router scan) unless the user adds Starlette middleware, in which case the
 whole Starlette stack runs as usual. Paths under the operations prefix
 (``/_dataserve``: health, ready, metrics; see ``dataserve.ops``) go to the
 router instead and never reach the handler.
+
+What a request's body is and the body itself, within the limits, are read
+by ``dataserve.http.reading``; this module decides who may call and how,
+and answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -39,11 +42,9 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from ..core.codec import Codec, CodecRegistry, default_registry, parse_media_type
-from ..core.deadlines import Watchdogs, resolution_for
+from ..core.codec import CodecRegistry, default_registry
 from ..core.dispatch import Dispatcher
-from ..core.errors import CodecError
-from ..core.exchange import Decode, Exchange
+from ..core.exchange import Exchange
 from ..core.limits import DEFAULT_LIMITS, Limits
 from ..core.metrics import process_exiting
 from ..core.security import bearer_token, token_matches
@@ -53,6 +54,7 @@ from ..ops.observe import CLIENT_CLOSED, Observer, observer_for
 from ..ops.readiness import Readiness
 from ..ops.routes import ops_routes
 from .cycle import WHOLE_BODY
+from .reading import Disconnected, Reject, RequestReader
 
 __all__ = ["DataEndpoint", "DataServeApp", "create_app", "send_error"]
 
@@ -70,13 +72,6 @@ _CHALLENGE = [(b"www-authenticate", b'Bearer realm="dataserve"')]
 _RETRY = [(b"retry-after", b"1")]
 
 
-class _Disconnected(Exception):
-    """The client went away before its request was complete."""
-
-    def __init__(self, received: int) -> None:
-        self.received = received
-
-
 def _resource_of(scope: Scope) -> str:
     """The resource a request names: its path below the app's root path."""
     path: str = scope["path"]
@@ -84,20 +79,6 @@ def _resource_of(scope: Scope) -> str:
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
     return path
-
-
-class _Reject(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        close: bool = False,
-        received: int = 0,
-        retry: bool = False,
-    ) -> None:
-        self.status, self.message, self.close = status, message, close
-        self.received = received  # body bytes read before the refusal
-        self.retry = retry  # never reached the handler: safe to send again
 
 
 async def send_error(
@@ -123,7 +104,11 @@ async def send_error(
 
 
 class DataEndpoint:
-    """ASGI endpoint: read the body, run the exchange (decode, handler, encode), answer."""
+    """ASGI endpoint: who may call and how, the exchange (decode, handler, encode), the answer.
+
+    Reading the request (its decoder, its body within the limits) is its
+    ``RequestReader``'s (``dataserve.http.reading``).
+    """
 
     def __init__(
         self,
@@ -147,11 +132,9 @@ class DataEndpoint:
             limits.handler_threads, max_stuck=limits.max_stuck_threads
         )
         self.exchange = Exchange(handler, self.dispatcher, limits.handler_timeout)
-        self._decoders: dict[bytes | None, Decode] = {}
+        #: The decoder and the body of each request (``dataserve.http.reading``).
+        self._reader = RequestReader(limits, self.codecs)
         self._media_bytes: dict[str | None, bytes] = {}
-        # Body deadlines when the server cannot take a body whole (not ours):
-        # one timer per loop sweeps them, at most a quarter timeout late.
-        self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
         #: The console's page (``/_dataserve/``): where ``GET /`` is sent and
         #: what a 405 points at; ``None`` when there is none.
         self.console_path: str | None = None
@@ -208,9 +191,9 @@ class DataEndpoint:
             return 401, 0, sent
         try:
             return await self._serve(scope, resource, receive, send, extra, whole)
-        except _Disconnected as exc:
+        except Disconnected as exc:
             return CLIENT_CLOSED, exc.received, 0  # nobody to answer; nothing was handled
-        except _Reject as exc:
+        except Reject as exc:
             headers = extra
             if exc.retry:
                 headers = _RETRY + extra if extra else _RETRY
@@ -255,38 +238,14 @@ class DataEndpoint:
         extra: list[tuple[bytes, bytes]] | None,
         whole: bool,
     ) -> tuple[int, int, int]:
-        content_type: bytes | None = None
-        length: int | None = None
-        # Host and framing checks happen in the protocol (dataserve.http.protocol)
-        try:
-            for name, value in scope["headers"]:
-                if name == b"content-type":
-                    content_type = value
-                elif name == b"content-length":
-                    length = int(value)  # uvicorn's parsers have validated it already
-        except ValueError:
-            raise _Reject(400, "Content-Length is not a number", close=True) from None
-        limit = self.limits.max_body_size
-        if length is not None and length > limit:
-            # Decided from the header alone: the body is never read, and the
-            # connection closes so the unread bytes cannot be taken as a request.
-            raise _Reject(
-                413,
-                f"request body of {length} bytes is over the limit of {limit} bytes",
-                close=True,
-            )
-        decode = self._decoder_for(content_type)
-        if whole:
-            body = await self._whole(scope)
-        else:
-            body = await self._read_body(receive)
+        body, decode = await self._reader.read(scope, receive, whole)
         received = len(body)
         outcome = await self.exchange.answer(resource, body, decode, self.codecs.encode)
         del body  # a large body goes as soon as nothing needs it
         if not outcome.ok:
             if outcome.status == 503:
                 logger.warning("%s: %s", resource, outcome.message)
-            raise _Reject(outcome.status, outcome.message, received=received, retry=outcome.retry)
+            raise Reject(outcome.status, outcome.message, received=received, retry=outcome.retry)
         media = outcome.media
         mt = self._media_bytes.get(media)
         if mt is None:
@@ -299,31 +258,6 @@ class DataEndpoint:
         await send({"type": "http.response.body", "body": data})
         return 200, received, len(data)
 
-    async def _whole(self, scope: Scope) -> bytes:
-        """The body, read by the protocol into one buffer (``dataserve.http.cycle``)."""
-        read = scope["extensions"][WHOLE_BODY]["read"]
-        message = await read(self.limits.max_body_size, self.limits.body_timeout)
-        kind = message["type"]
-        if kind == "http.request":
-            body: bytes = message["body"]
-            return body
-        received = message.get("received", 0)
-        if kind == "dataserve.body_too_large":
-            raise _Reject(
-                413,
-                f"request body is over the limit of {self.limits.max_body_size} bytes",
-                close=True,
-                received=received,
-            )
-        if kind == "dataserve.body_stalled":
-            raise _Reject(
-                408,
-                f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
-                close=True,
-                received=received,
-            )
-        raise _Disconnected(received)
-
     def _authorized(self, scope: Scope) -> bool:
         assert self._token is not None
         presented = None
@@ -333,73 +267,6 @@ class DataEndpoint:
                     return False  # two Authorization headers: ambiguous, refused
                 presented = bearer_token(value)
         return token_matches(self._token, presented)
-
-    def _decoder_for(self, content_type: bytes | None) -> Decode:
-        decode = self._decoders.get(content_type)
-        if decode is not None:
-            return decode
-        if not content_type:
-            # No Content-Type: no body means None, a body is octet-stream (RFC 9110 8.3).
-            decode = _bytes_or_none
-        else:
-            media_type, params = parse_media_type(content_type)
-            try:
-                codec = self.codecs.for_media_type(media_type)
-            except CodecError as exc:
-                raise _Reject(exc.status, exc.message) from None
-            decode = functools.partial(_decode_with, codec, params)
-        if len(self._decoders) < 256:  # bounded: clients choose these strings
-            self._decoders[content_type] = decode
-        return decode
-
-    async def _read_body(self, receive: Receive) -> bytes:
-        """The body in pieces, from a server that cannot take it whole (plain uvicorn)."""
-        limit = self.limits.max_body_size
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        deadline = self._watchdogs.get().start(self.limits.body_timeout)
-        try:
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise _Disconnected(size)
-                chunk = message.get("body", b"")
-                more = message.get("more_body", False)
-                if chunk:
-                    size += len(chunk)
-                    if size > limit:
-                        raise _Reject(
-                            413,
-                            f"request body is over the limit of {limit} bytes",
-                            close=True,
-                            received=size,
-                        )
-                    chunks.append(chunk)
-                    # an idle deadline: each chunk that arrives restarts it
-                    deadline.restart(self.limits.body_timeout)
-        except asyncio.CancelledError:
-            if not deadline.owns():
-                raise  # cancelled by someone else (shutdown): not a timeout
-            raise _Reject(
-                408,
-                f"request body stalled: nothing received for {self.limits.body_timeout:g} s",
-                close=True,
-                received=size,
-            ) from None
-        finally:
-            deadline.stop()
-        if len(chunks) == 1:
-            return chunks[0]
-        return b"".join(chunks)
-
-
-def _bytes_or_none(body: bytes) -> Any:
-    return body or None
-
-
-def _decode_with(codec: Codec, params: dict[str, str], body: bytes) -> Any:
-    return codec.decode(body, params)
 
 
 class DataServeApp(Starlette):

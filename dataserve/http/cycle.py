@@ -1,6 +1,7 @@
 """One request's ASGI exchange on a connection: ``receive()`` and ``send()``.
 
-The body reaches the app in one of two ways:
+The body reaches the app in one of two ways (how it is kept and read on
+the way is ``dataserve.http.body``'s):
 
 * **streamed** (plain ASGI, the default): pieces as they arrive, reading
   paused while more than ``STREAM_HIGH_WATER`` bytes wait for the app (the
@@ -27,17 +28,16 @@ both. A body may be a ``memoryview``: it is written without a copy.
 
 from __future__ import annotations
 
-import asyncio
 import http
-import io
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
-from ..core.buffers import BodyBuffer
-from ..core.deadlines import Deadline, Watchdog
-from .flow import BODY, REFUSED, ReadFlow, WriteFlow
+from ..core.deadlines import Watchdog
+from .body import STREAM_HIGH_WATER, RequestBody
+from .flow import ReadFlow, WriteFlow
+from .head import Head
 
 __all__ = ["STREAM_HIGH_WATER", "WHOLE_BODY", "Connection", "Cycle"]
 
@@ -50,11 +50,6 @@ ASGIApp = Callable[[Message, Receive, Send], Awaitable[Any]]
 
 #: The ASGI extension's name (in ``scope["extensions"]``) and message type.
 WHOLE_BODY = "dataserve.whole_body"
-#: A streamed body waiting for the app above this pauses reading (uvicorn's mark).
-STREAM_HIGH_WATER = 64 * 1024
-#: A whole body this large or larger is read into one buffer of its length;
-#: a smaller one comes in a piece or two and is kept as it comes.
-WHOLE_BUFFER_FROM = 64 * 1024
 
 # Header names are tokens; values have no control characters but tab (RFC 9110 5.5).
 _BAD_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
@@ -86,229 +81,72 @@ class Connection(Protocol):
 
 
 _STATUS_LINES = {status: _status_line(b"1.1", status) for status in range(100, 600)}
-_DISCONNECT: Message = {"type": "http.disconnect"}
 
 
 class Cycle:
-    """The request being read and answered (or queued behind another one)."""
+    """One request's exchange with the app: its body handed on, its answer written.
+
+    The body itself, as it arrives and as the app takes it, is ``body``'s
+    (``dataserve.http.body``); the cycle gives the app ``receive()`` and
+    ``send()``, checks the order of the app's messages, writes the answer,
+    and runs the app.
+    """
 
     __slots__ = (
-        "_deadline",
-        "_delivered",
-        "_pending",
-        "_pending_size",
-        "_sink",
+        "body",
         "chunked_reply",
         "conn",
         "disconnected",
-        "event",
-        "failure",
         "keep_alive",
-        "length",
-        "max_size",
-        "more_body",
-        "received",
         "remaining_reply",
         "response_complete",
         "response_started",
         "scope",
-        "timeout",
         "waiting_for_100",
-        "whole",
     )
 
-    def __init__(
-        self,
-        conn: Connection,
-        scope: Message,
-        *,
-        keep_alive: bool,
-        expect_100: bool,
-        length: int | None,
-        has_body: bool,
-    ) -> None:
+    def __init__(self, conn: Connection, scope: Message, head: Head, *, keep_alive: bool) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
-        self.waiting_for_100 = expect_100
-        #: The announced body length (``None``: chunked or none).
-        self.length = length
-        self.more_body = has_body
-        self.received = 0
-        self.event = asyncio.Event()
+        self.waiting_for_100 = head.expect_100
+        #: The request's body: the connection feeds it, the app takes it.
+        self.body = RequestBody(
+            conn.read_flow, conn.watchdog, length=head.length, has_body=head.has_body
+        )
         self.disconnected = False
-        self.whole = False
-        self.max_size = 0
-        self.timeout = 0.0
-        #: Why the whole body cannot be delivered: "too_large" or "stalled".
-        self.failure: str | None = None
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._sink: BodyBuffer | io.BytesIO | None = None
-        self._deadline: Deadline | None = None
-        self._delivered = False
         self.response_started = False
         self.response_complete = False
         self.chunked_reply: bool | None = None
         self.remaining_reply = 0
-
-    # --- body, from the protocol ------------------------------------------------
-
-    def on_body(self, chunk: bytes) -> None:
-        if self.response_complete or self.failure is not None:
-            return  # answered already (or refused): the rest is dropped
-        self.received += len(chunk)
-        sink = self._sink
-        if sink is None:
-            # Kept as they come: one piece (a small body) is handed on as it is.
-            self._pending.append(chunk)
-            self._pending_size += len(chunk)
-            if not self.whole:
-                if self._pending_size > STREAM_HIGH_WATER:
-                    self.conn.read_flow.hold(BODY)
-                self.event.set()
-            return
-        if self.received > self.max_size:
-            self._fail("too_large")
-            return
-        sink.write(chunk)
-        if self._deadline is not None:
-            self._deadline.restart(self.timeout)
-
-    def on_message_complete(self) -> None:
-        self.more_body = False
-        self._stop_deadline()
-        self.event.set()
-
-    def reading_into(self) -> BodyBuffer | None:
-        """The buffer the next socket read may fill directly, if any."""
-        sink = self._sink
-        if type(sink) is BodyBuffer and not sink.complete and self.failure is None:
-            return sink
-        return None
-
-    def read_into(self, n: int) -> None:
-        """``n`` bytes were read into ``reading_into()``'s buffer."""
-        sink = self._sink
-        assert type(sink) is BodyBuffer
-        sink.advance(n)
-        self.received += n
-        if self._deadline is not None:
-            self._deadline.restart(self.timeout)
+        # Per request: the one ASGI extension's entry point is this cycle's.
+        scope["extensions"] = {WHOLE_BODY: {"read": self.read_whole}}
 
     def lost(self) -> None:
         """The connection is gone."""
-        self.disconnected = True
-        self._drop_body()
-        self.event.set()
+        if not self.response_complete:
+            self.disconnected = True
+        self.body.close()
 
     # --- the app's side -------------------------------------------------------
 
     async def receive(self) -> Message:
-        if self.waiting_for_100:
-            self.waiting_for_100 = False
-            if not self.conn.transport.is_closing():
-                self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if self.whole:
-            return await self._receive_whole()
-        if not self.disconnected and not self.response_complete:
-            self.conn.read_flow.release(BODY)
-            await self.event.wait()
-            self.event.clear()
-        if self.disconnected or self.response_complete:
-            return _DISCONNECT
-        return {"type": "http.request", "body": self._take_pending(), "more_body": self.more_body}
+        self._go_ahead()
+        return await self.body.receive()
 
     async def read_whole(self, max_size: int, timeout: float) -> Message:
         """The whole body in one message (the ``dataserve.whole_body`` extension)."""
-        if not self.whole and not self.response_started:
-            self._want_whole(max_size, timeout)
+        if not self.response_started:
+            self.body.want_whole(max_size, timeout)
+        self._go_ahead()
+        return await self.body.receive_whole()
+
+    def _go_ahead(self) -> None:
+        """A client waiting for ``100 Continue`` gets it when the app first asks for the body."""
         if self.waiting_for_100:
             self.waiting_for_100 = False
             if not self.conn.transport.is_closing():
                 self.conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return await self._receive_whole()
-
-    def _take_pending(self) -> bytes:
-        pending = self._pending
-        if not pending:
-            return b""
-        self._pending, self._pending_size = [], 0
-        return pending[0] if len(pending) == 1 else b"".join(pending)
-
-    async def _receive_whole(self) -> Message:
-        while not (
-            self.disconnected
-            or self.response_complete
-            or self.failure is not None
-            or (not self.more_body and not self._delivered)
-        ):
-            await self.event.wait()
-            self.event.clear()
-        if self.disconnected or self.response_complete:
-            return _DISCONNECT
-        if self.failure is not None:
-            return {"type": f"dataserve.body_{self.failure}", "received": self.received}
-        self._delivered = True
-        sink, self._sink = self._sink, None
-        if sink is None:
-            body = self._take_pending()
-        elif type(sink) is BodyBuffer:
-            body = sink.finish() if sink.complete else b""
-        else:
-            body = sink.getvalue()  # type: ignore[union-attr]
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    def _want_whole(self, max_size: int, timeout: float) -> None:
-        self.whole = True
-        self.max_size = max_size
-        self.timeout = timeout
-        length = self.length
-        if (length is not None and length > self.max_size) or self.received > self.max_size:
-            self._fail("too_large")
-            return
-        self.conn.read_flow.release(BODY)
-        if not self.more_body:
-            return  # all here already: handed on as it came
-        if length is not None and length < WHOLE_BUFFER_FROM:
-            # A small body is a piece or two: kept as it comes, joined at most once.
-            if self.timeout:
-                self._deadline = self.conn.watchdog.call_later(self.timeout, self._stalled)
-            return
-        try:
-            sink = self._sink = BodyBuffer(length) if length is not None else io.BytesIO()
-        except MemoryError:
-            logger.error("no memory for a request body of %s bytes", length)
-            self._fail("too_large")
-            return
-        for piece in self._pending:
-            sink.write(piece)
-        self._pending, self._pending_size = [], 0
-        if self.more_body and self.timeout:
-            self._deadline = self.conn.watchdog.call_later(self.timeout, self._stalled)
-
-    def _stalled(self) -> None:
-        self._deadline = None
-        if self.more_body and self.failure is None and not self.disconnected:
-            self._fail("stalled")
-
-    def _fail(self, why: str) -> None:
-        self.failure = why
-        self._drop_body()
-        self.conn.read_flow.hold(REFUSED)
-        self.event.set()
-
-    def _stop_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.stop()
-            self._deadline = None
-
-    def _drop_body(self) -> None:
-        self._stop_deadline()
-        sink, self._sink = self._sink, None
-        if type(sink) is BodyBuffer:
-            sink.discard()
-        self._pending, self._pending_size = [], 0
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -326,7 +164,7 @@ class Cycle:
         elif not self.response_complete:
             if kind != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got {kind!r}.")
-            self._body(message.get("body", b""), message.get("more_body", False))
+            self._write_body(message.get("body", b""), message.get("more_body", False))
         else:
             raise RuntimeError(
                 f"Unexpected ASGI message {kind!r} sent, after response already completed."
@@ -377,7 +215,7 @@ class Cycle:
         content.append(b"\r\n")
         self.conn.transport.write(b"".join(content))
 
-    def _body(self, body: bytes | memoryview, more_body: bool) -> None:
+    def _write_body(self, body: bytes | memoryview, more_body: bool) -> None:
         transport = self.conn.transport
         if self.scope["method"] == "HEAD":
             self.remaining_reply = 0
@@ -397,10 +235,9 @@ class Cycle:
             if self.remaining_reply != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
             self.response_complete = True
-            self._drop_body()
-            self.event.set()
+            self.body.close()
             if not self.keep_alive:
-                if self.more_body:
+                if self.body.more_body:
                     self.conn.close_lingering()  # the peer may still be sending the body
                 else:
                     transport.close()
@@ -428,7 +265,7 @@ class Cycle:
                 logger.error("ASGI callable returned without completing response.")
                 self.conn.transport.close()
         finally:
-            self._drop_body()
+            self.body.drop()
 
     async def _send_500(self) -> None:
         await self.send(

@@ -12,15 +12,24 @@ connection):
 * ``Transfer-Encoding``: not allowed on HTTP/1.0 (RFC 9112 6.1), and on
   HTTP/1.1 only ``chunked`` alone, since chunked must be the final coding
   and this server applies no other (RFC 9112 6.1, 7): 400.
+
+``refusal`` writes the answer to a refused request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Head", "Refusal", "read_head"]
+__all__ = ["Head", "Refusal", "read_head", "refusal"]
 
 Headers = list[tuple[bytes, bytes]]
+
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    505: b"HTTP Version Not Supported",
+}
 
 
 class Refusal(Exception):
@@ -102,4 +111,13 @@ def read_head(version: str, target: bytes, headers: Headers, max_header_size: in
         expect_100=expect_100,
         upgrade=upgrade_header and b"upgrade" in connection,
         size=size,
+    )
+
+
+def refusal(status: int, message: str, content_type: bytes = b"text/plain") -> bytes:
+    """The answer to a refused request: ``message`` as its body, and ``connection: close``."""
+    body = message.encode("ascii")
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, _REASONS[status], content_type, len(body), body)
     )

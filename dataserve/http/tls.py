@@ -11,6 +11,10 @@ standard library's ``ssl.SSLObject`` over two memory BIOs (as asyncio's own
 
 Decrypted bytes are read straight into the buffer the protocol hands over
 (``SSLObject.read(n, buffer)``): a TLS body lands in its own buffer too.
+
+``TLSLayer`` is that TLS under one connection: the handshake within its
+deadline, then ciphertext in and plaintext out to the connection, which
+sees a ``TLSTransport`` as its transport.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
+from ..core.deadlines import Deadline, Watchdog
 from ..core.security import TLSConfig
 
-__all__ = ["TLSSession", "TLSTransport", "server_context"]
+__all__ = ["Plaintext", "TLSLayer", "TLSSession", "TLSTransport", "server_context"]
 
 logger = logging.getLogger("dataserve.http")
 
@@ -149,3 +154,72 @@ class TLSTransport:
         if name == "cipher":
             return obj.cipher()
         return self._raw.get_extra_info(name, default)
+
+
+class Plaintext(Protocol):
+    """What TLS needs of the connection above it (``dataserve.http.protocol``)."""
+
+    transport: Any
+
+    def tls_established(self, transport: TLSTransport) -> None: ...
+
+    def plaintext_buffer(self) -> memoryview: ...
+
+    def plaintext_received(self, nbytes: int) -> None: ...
+
+
+class TLSLayer:
+    """TLS under one connection: the handshake within its deadline, then plaintext up."""
+
+    __slots__ = ("_conn", "_deadline", "_raw", "session", "timeout", "transport")
+
+    def __init__(
+        self, conn: Plaintext, raw: Any, tls: TLSConfig, watchdog: Watchdog, timeout: float
+    ) -> None:
+        self._conn = conn
+        self._raw = raw
+        self.session = TLSSession(server_context(tls), raw)
+        self.timeout = timeout
+        #: What the connection writes to, once the handshake is complete.
+        self.transport: TLSTransport | None = None
+        self._deadline: Deadline | None = watchdog.call_later(timeout, self._no_handshake)
+
+    def received(self, ciphertext: memoryview) -> None:
+        """Bytes from the peer: the handshake goes on, or plaintext goes up."""
+        session = self.session
+        try:
+            if not session.feed(ciphertext):
+                return  # the handshake goes on
+        except (ssl.SSLError, OSError) as exc:
+            # Not TLS, or a client that does not trust us: nothing to answer.
+            logger.debug("TLS failed: %r", exc)
+            self._raw.abort()
+            return
+        if self.transport is None:
+            self.stop()
+            self.transport = TLSTransport(self._raw, session)
+            self._conn.tls_established(self.transport)
+        # (TLS cannot half-close: a connection under it never lingers reading.)
+        while not self._raw.is_closing():
+            n = session.read_into(self._conn.plaintext_buffer())
+            if n == 0:
+                return
+            if n < 0:
+                self._conn.transport.close()  # close_notify: the peer is done
+                return
+            self._conn.plaintext_received(n)
+
+    def abort(self) -> None:
+        self._raw.abort()
+
+    def stop(self) -> None:
+        """No handshake deadline any more (the handshake is done, or the connection gone)."""
+        if self._deadline is not None:
+            self._deadline.stop()
+            self._deadline = None
+
+    def _no_handshake(self) -> None:
+        self._deadline = None
+        if self.transport is None:
+            logger.debug("no TLS handshake within %g s", self.timeout)
+            self._raw.abort()
