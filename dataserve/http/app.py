@@ -238,7 +238,9 @@ class DataEndpoint:
         extra: list[tuple[bytes, bytes]] | None,
         whole: bool,
     ) -> tuple[int, int, int]:
-        body, decode = await self._reader.read(scope, receive, whole)
+        reader = self._reader
+        decode = reader.check(scope)
+        body = await (reader.whole(scope) if whole else reader.pieces(receive))
         received = len(body)
         outcome = await self.exchange.answer(resource, body, decode, self.codecs.encode)
         del body  # a large body goes as soon as nothing needs it

@@ -134,12 +134,15 @@ class Cycle:
         self._go_ahead()
         return await self.body.receive()
 
-    async def read_whole(self, max_size: int, timeout: float) -> Message:
-        """The whole body in one message (the ``dataserve.whole_body`` extension)."""
+    def read_whole(self, max_size: int, timeout: float) -> Awaitable[Message]:
+        """The whole body in one message (the ``dataserve.whole_body`` extension).
+
+        Not a coroutine of its own: the body's is awaited directly (one frame
+        less per request)."""
         if not self.response_started:
             self.body.want_whole(max_size, timeout)
         self._go_ahead()
-        return await self.body.receive_whole()
+        return self.body.receive_whole()
 
     def _go_ahead(self) -> None:
         """A client waiting for ``100 Continue`` gets it when the app first asks for the body."""

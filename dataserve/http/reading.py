@@ -73,8 +73,10 @@ class RequestReader:
         # one timer per loop sweeps them, at most a quarter timeout late.
         self._watchdogs = Watchdogs(resolution_for(limits.body_timeout))
 
-    async def read(self, scope: Scope, receive: Receive, whole: bool) -> tuple[bytes, Decode]:
-        """The body and its decoder. ``whole``: the server can take the body whole."""
+    def check(self, scope: Scope) -> Decode:
+        """The decoder for the request's body, once its headers pass the limits.
+
+        The body is then read by ``whole`` (this server) or ``pieces``."""
         content_type: bytes | None = None
         length: int | None = None
         # Host and framing checks happen in the protocol (dataserve.http.head)
@@ -95,10 +97,7 @@ class RequestReader:
                 f"request body of {length} bytes is over the limit of {limit} bytes",
                 close=True,
             )
-        decode = self.decoder_for(content_type)
-        if whole:
-            return await self._whole(scope), decode
-        return await self._pieces(receive), decode
+        return self.decoder_for(content_type)
 
     def decoder_for(self, content_type: bytes | None) -> Decode:
         decode = self._decoders.get(content_type)
@@ -118,7 +117,7 @@ class RequestReader:
             self._decoders[content_type] = decode
         return decode
 
-    async def _whole(self, scope: Scope) -> bytes:
+    async def whole(self, scope: Scope) -> bytes:
         """The body, read by the protocol into one buffer (``dataserve.http.body``)."""
         read = scope["extensions"][WHOLE_BODY]["read"]
         message = await read(self.limits.max_body_size, self.limits.body_timeout)
@@ -133,7 +132,7 @@ class RequestReader:
             raise self._stalled(received)
         raise Disconnected(received)
 
-    async def _pieces(self, receive: Receive) -> bytes:
+    async def pieces(self, receive: Receive) -> bytes:
         """The body in pieces, from a server that cannot take it whole (plain uvicorn)."""
         limit = self.limits.max_body_size
         chunks: list[bytes] = []

@@ -34,7 +34,10 @@ def receiving(*messages: dict[str, Any]) -> Any:
 
 
 def read(s: dict[str, Any], receive: Any = None, whole: bool = False) -> tuple[bytes, Any]:
-    return asyncio.run(reader().read(s, receive or receiving(), whole))
+    r = reader()
+    decode = r.check(s)
+    body = asyncio.run(r.whole(s) if whole else r.pieces(receive or receiving()))
+    return body, decode
 
 
 def test_a_body_in_pieces_is_joined_and_decoded_by_its_type() -> None:
