@@ -92,6 +92,7 @@ class ReadyServer(TinyProtoServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ready = threading.Event()
+        self.connected = threading.Event()  # conn_init ran
         self.events: list[Any] = []
 
     def pre_loop(self) -> None:
@@ -99,6 +100,7 @@ class ReadyServer(TinyProtoServer):
 
     def conn_init(self, conn_o: Any) -> None:  # the seed's one-parameter form
         self.events.append(("conn_init", conn_o))
+        self.connected.set()
 
     def conn_shutdown(self, conn_o: Any) -> None:
         self.events.append(("conn_shutdown", conn_o))
@@ -551,21 +553,26 @@ def test_a_hook_thread_behind_stops_reading_until_it_catches_up(
             conn.transmit(b"%d" % i)  # returns once the server accepted it
             sent.append(i)
 
-    sender = threading.Thread(target=send_all, daemon=True)
-    sender.start()
-    # The hook holds the first message; three more wait for it; the server
-    # then stops reading, so the next announce is never answered.
-    server_conn = next(c for kind, c in server.events if kind == "conn_init")
-    session = server_conn._session
-    deadline = time.monotonic() + 30
-    while not session.holding and time.monotonic() < deadline:
-        time.sleep(0.01)  # sleep-ok: bounded poll for the loop to stop reading
-    assert session.holding
-    assert sender.is_alive() and len(sent) < 20  # its next announce is not read
-    Slow.gate.set()  # the thread catches up: reading resumes
-    sender.join(30)
-    assert sent == list(range(20))
-    conn.shutdown = True
-    conn.join(10)
-    server_conn.join(10)
+    try:
+        sender = threading.Thread(target=send_all, daemon=True)
+        sender.start()
+        # The hook holds the first message; three more wait for it; the server
+        # then stops reading, so the next announce is never answered.
+        # The server's conn_init may run a moment after the client's handshake ends.
+        assert server.connected.wait(10)
+        server_conn = next(c for kind, c in server.events if kind == "conn_init")
+        session = server_conn._session
+        deadline = time.monotonic() + 30
+        while not session.holding and time.monotonic() < deadline:
+            time.sleep(0.01)  # sleep-ok: bounded poll for the loop to stop reading
+        assert session.holding
+        assert sender.is_alive() and len(sent) < 20  # its next announce is not read
+        Slow.gate.set()  # the thread catches up: reading resumes
+        sender.join(30)
+        assert sent == list(range(20))
+        conn.shutdown = True
+        conn.join(10)
+        server_conn.join(10)
+    finally:
+        Slow.gate.set()  # whatever happened, the hook returns and the server can stop
     assert Slow.received == [b"%d" % i for i in range(20)]
