@@ -238,10 +238,12 @@ def test_requests_queued_past_the_shutdown_grace_get_503_with_retry_after() -> N
             await first
             # Calls have reached the server and wait for the one thread
             # (each look at the figures is a round trip: no sleeping).
+            deadline = time.monotonic() + 30
             while True:
                 stats = (await http.get(f"{server.url}/_dataserve/stats")).json()
                 if stats["handler_threads"]["queued"] >= 5:
                     break
+                assert time.monotonic() < deadline, f"never 5 queued: {stats['handler_threads']}"
             server.proc.send_signal(signal.SIGTERM)
             replies = await asyncio.gather(*rest)
         return [(r.status_code, r.text, r.headers.get("retry-after")) for r in replies]
