@@ -25,6 +25,7 @@ from typing import Any
 
 from dataserve.core.codec import CodecRegistry
 from dataserve.core.dispatch import Dispatcher
+from dataserve.core.endpoint import Endpoint, resolve_endpoint
 from dataserve.core.exchange import Exchange
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
@@ -111,7 +112,7 @@ async def start_server(
 
 def serve(
     data_handler: Any,
-    port: int,
+    port: int | None = None,
     *,
     host: str = DEFAULT_HOST,
     limits: Limits | None = None,
@@ -123,6 +124,7 @@ def serve(
     tls: TLSConfig | None = None,
     metrics: bool = False,
     uds: str | os.PathLike[str] | None = None,
+    endpoint: Endpoint | None = None,
 ) -> None:
     """Serve ``data_handler`` over the native framing until Ctrl-C or SIGTERM.
 
@@ -132,37 +134,39 @@ def serve(
     returns (up to ``limits.shutdown_timeout``; then they are answered 503).
     ``token`` (default ``$DATASERVE_TOKEN``) is required of every client;
     ``tls`` serves TLS; ``uds`` listens on that Unix socket path instead of TCP.
+    ``endpoint=Endpoint(host, port, uds=..., tls=..., token=...)`` gives those
+    as one value instead of ``port``, ``host``, ``uds``, ``tls`` and ``token``
+    (giving both is a ``TypeError``): ``serve(handler, endpoint=endpoint)``.
     """
+    if endpoint is None and port is None:
+        raise TypeError("serve() needs a port (0 picks a free one) or endpoint=")
+    where = resolve_endpoint(endpoint, host=host, port=port, uds=uds, tls=tls, token=token)
 
     async def main(stop: asyncio.Event) -> None:
         server = await start_server(
             data_handler,
-            port,
-            host=host,
+            where.port,
+            host=where.host,
             limits=limits,
             handler_threads=handler_threads,
             codecs=codecs,
             reuse_port=reuse_port,
-            token=token,
-            tls=tls,
+            token=where.token,
+            tls=where.tls,
             metrics=metrics,
-            uds=uds,
+            uds=where.uds,
         )
         try:
-            if uds is not None:
-                url = f"unix:{os.fspath(uds)}"
+            if where.uds is not None:
+                url = where.where
             else:
-                url = f"tcp://{_hostport(host, server.port)}"
+                url = f"tcp://{where.replace(port=server.port).where}"
             (banner or _default_banner)(url)
             await stop.wait()
         finally:
             await server.stop()
 
     serve_until_signalled(main)
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _default_banner(url: str) -> None:
