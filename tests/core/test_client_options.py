@@ -156,3 +156,10 @@ def test_the_raw_keywords_still_work_and_become_options(client_class: Any) -> No
     assert (plain.timeout, plain.connect_timeout) == (net.CLIENT_TIMEOUT, net.CONNECT_TIMEOUT)
     with pytest.raises(TypeError, match="give options= or connect_timeout=, tls=, not both"):
         client_class(5002, options=ClientOptions(), connect_timeout=1, tls=True)
+
+
+def test_the_docs_table_shows_every_field_and_its_default() -> None:
+    from tests.core.test_endpoint import doc_defaults
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ClientOptions)}
+    assert doc_defaults("## ClientOptions:") == defaults

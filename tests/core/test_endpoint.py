@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,28 @@ def test_both_commands_refuse_a_bad_uds_in_one_line(command: list[str]) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "error: argument --uds: " in lines[0], out.stderr
     assert not os.path.exists(LONG)
+
+
+# --- docs/endpoints.md shows what the code does ------------------------------------
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "endpoints.md").read_text()
+
+
+def doc_defaults(section: str) -> dict[str, object]:
+    """``{field: default}`` from the field table of a section of docs/endpoints.md."""
+    text = DOC.split(section, 1)[1].split("\n#", 1)[0]
+    table: dict[str, object] = {}
+    for name, shown in re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, re.MULTILINE):
+        shown = shown.strip().strip("`")
+        value: object = {"None": None, "True": True, "False": False}.get(shown, shown)
+        if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value):
+            value = float(value)
+        table[name] = value
+    return table
+
+
+def test_the_docs_table_shows_every_field_and_its_default() -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(Endpoint)}
+    assert doc_defaults("## Endpoint:") == defaults
+    for code in re.findall(r"```python\n(.*?)```", DOC, re.DOTALL):
+        compile(code, "docs/endpoints.md", "exec")
