@@ -12,7 +12,10 @@ Each takes ``token`` (clients must present it; default ``$DATASERVE_TOKEN``,
 connections in ``dataserve.ops``' Prometheus metrics, as transport
 ``"native"``) and ``uds`` (listen on a Unix domain socket at that path
 instead of TCP: for clients on the same host, with no TCP/IP stack between;
-clients connect with ``RawDataClient(uds=PATH)``).
+clients connect with ``RawDataClient(uds=PATH)``). Each also takes
+``endpoint=Endpoint(host, port, uds=..., tls=..., token=...)``
+(``dataserve.core.endpoint``) instead of those five keywords; giving both is
+a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ async def start_server(
     metrics: bool = False,
     uds: str | os.PathLike[str] | None = None,
     exchange: Exchange | None = None,
+    endpoint: Endpoint | None = None,
 ) -> RawServer:
     """Serve ``data_handler`` over the native framing on the running loop.
 
@@ -78,8 +82,9 @@ async def start_server(
     ``port=0`` picks a free one); ``await server.stop()`` shuts it down.
     ``exchange`` (an HTTP endpoint's), ``caller`` or ``dispatcher`` share an
     already prepared handler (see ``NativeService``). ``token``, ``tls``,
-    ``metrics``, ``uds``: see the module docstring.
+    ``metrics``, ``uds``, ``endpoint``: see the module docstring.
     """
+    where = resolve_endpoint(endpoint, host=host, port=port or None, uds=uds, tls=tls, token=token)
     limits = _limits(limits, handler_threads)
     recorder = None
     if metrics:
@@ -93,19 +98,19 @@ async def start_server(
         limits=limits,
         codecs=codecs,
         dispatcher=dispatcher,
-        token=token_from_env(token),
+        token=token_from_env(where.token),
         metrics=recorder,
     )
     server = RawServer(
         service,
-        host=host,
-        port=port,
+        host=where.host,
+        port=where.port,
         limits=limits,
         sock=sock,
         reuse_port=reuse_port,
-        tls=tls,
+        tls=where.tls,
         connection_metrics=recorder,
-        uds=uds,
+        uds=where.uds,
     )
     return await server.start()
 
@@ -178,7 +183,8 @@ class BackgroundRawServer:
 
     ``start()`` returns once the port (or ``uds``, a Unix socket path) accepts
     connections (``port`` is then the bound port); ``stop()`` shuts down
-    gracefully. A context manager.
+    gracefully. ``endpoint=Endpoint(...)`` may replace ``host``, ``port``,
+    ``uds``, ``tls`` and ``token``. A context manager.
     """
 
     def __init__(
@@ -195,16 +201,20 @@ class BackgroundRawServer:
         tls: TLSConfig | None = None,
         metrics: bool = False,
         uds: str | os.PathLike[str] | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
+        where = resolve_endpoint(
+            endpoint, host=host, port=port or None, uds=uds, tls=tls, token=token
+        )
         self.data_handler = data_handler
-        self.uds = uds
-        self.host = host
-        self.requested_port = port
+        self.uds = where.uds
+        self.host = where.host
+        self.requested_port = where.port
         self.limits = _limits(limits, handler_threads)
         self.codecs = codecs
         self.reuse_port = reuse_port
-        self.token = token
-        self.tls = tls
+        self.token = where.token
+        self.tls = where.tls
         self.metrics = metrics
         self.server: RawServer | None = None
         self._loop = LoopThread.shared()

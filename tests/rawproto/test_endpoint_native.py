@@ -7,15 +7,20 @@ import asyncio
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rawproto import (
     AsyncRawDataClient,
+    BackgroundRawServer,
     ClientOptions,
+    Endpoint,
+    NotHandled,
     RawDataClient,
     TimeoutError,
     Unauthorized,
+    start_server,
 )
 from tests.conftest import ROOT, ServerProcess
 
@@ -97,3 +102,27 @@ def test_a_unix_socket(tmp_path: Path) -> None:
             client.send("/echo", 1)
     finally:
         assert server.stop() == 0
+
+
+def test_the_background_server_and_start_server_take_an_endpoint(
+    tmp_path: Path, raw_server: Any
+) -> None:
+    path = str(tmp_path / "b.sock")
+    server = raw_server(lambda resource, payload: payload, endpoint=Endpoint(uds=path, token="t"))
+    assert (server.uds, server.token) == (path, "t")
+    with RawDataClient(uds=path, options=ClientOptions(token="t")) as client:
+        assert client.send("/echo", [3]) == [3]
+    with pytest.raises(TypeError, match="give endpoint= or port=, not both"):
+        BackgroundRawServer(print, port=5002, endpoint=Endpoint())
+
+    async def main() -> object:
+        started = await start_server(print, endpoint=Endpoint(port=0, token=""))
+        try:
+            assert started.port != 0
+            async with AsyncRawDataClient(started.port, options=ClientOptions(token="")) as c:
+                return await c.send("/x", None)
+        finally:
+            await started.stop()
+
+    with pytest.raises(NotHandled):  # print answers None: not handled
+        asyncio.run(main())
