@@ -67,7 +67,7 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         serve,
         host=DEFAULT_HOST,
         port=DEFAULT_PORT,
-        uds="HTTPDataClient(uds=PATH), curl --unix-socket PATH",
+        uds_clients="HTTPDataClient(uds=PATH), curl --unix-socket PATH",
     )
     serve.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="worker processes (default 1)"

@@ -278,7 +278,7 @@ def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
         p,
         host=DEFAULT_HOST if native else None,
         port=framing.default_port,
-        uds="RawDataClient(uds=PATH)" if native else None,
+        uds_clients="RawDataClient(uds=PATH)" if native else None,
         token=framing.token,
     )
     if framing.threads:

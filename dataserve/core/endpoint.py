@@ -103,16 +103,16 @@ class Endpoint:
         *,
         host: str | None = DEFAULT_HOST,
         port: int | None = None,
-        uds: str | None = None,
+        uds_clients: str | None = None,
         token: bool = True,
     ) -> None:
         """Add ``--host``, ``--port``, ``--uds`` and the security flags to ``parser``.
 
         ``host`` and ``port`` are this command's defaults; ``None`` leaves the
         flag's value ``None``, meaning "the server object's own" (see
-        ``from_args``'s ``base``). ``uds`` is the hint on how clients reach a
-        Unix socket (``"RawDataClient(uds=PATH)"``); without it there is no
-        ``--uds``. ``token=False`` leaves out ``--token``, for wire formats
+        ``from_args``'s ``base``). ``uds_clients`` says how clients reach
+        the Unix socket (``"RawDataClient(uds=PATH)"``), for the help; without
+        it there is no ``--uds``. ``token=False`` leaves out ``--token``, for wire formats
         that carry none.
         """
         group = parser.add_argument_group("where to listen")
@@ -129,13 +129,13 @@ class Endpoint:
             default=port,
             help=f"port (default {shown_port}; 0 picks a free one)",
         )
-        if uds is not None:
+        if uds_clients is not None:
             group.add_argument(
                 "--uds",
                 default=None,
                 metavar="PATH",
                 help=f"listen on this Unix domain socket instead of --host/--port (clients on "
-                f"this host: {uds}); a socket file already there is replaced",
+                f"this host: {uds_clients}); a socket file already there is replaced",
             )
         add_security_arguments(parser, token=token)
 

@@ -68,7 +68,7 @@ def _parser(**kwargs: object) -> argparse.ArgumentParser:
 
 
 def test_the_flags_have_the_commands_defaults() -> None:
-    parser = _parser(port=5001, uds="HTTPDataClient(uds=PATH)")
+    parser = _parser(port=5001, uds_clients="HTTPDataClient(uds=PATH)")
     assert Endpoint.from_args(parser.parse_args([])) == Endpoint(DEFAULT_HOST, 5001)
     args = parser.parse_args(
         ["--host", "0.0.0.0", "--port", "0", "--uds", "/run/x.sock", "--token", "t"]
@@ -103,7 +103,7 @@ def test_tls_flags_make_a_tls_config(pki: dict[str, str]) -> None:
 
 
 def test_a_bad_flag_value_names_the_flag() -> None:
-    parser = _parser(port=0, uds="a client")
+    parser = _parser(port=0, uds_clients="a client")
     with pytest.raises(ValueError, match=r"^argument --uds: .* at most"):
         Endpoint.from_args(parser.parse_args(["--uds", LONG]))
     with pytest.raises(ValueError, match=r"^argument --host: "):
