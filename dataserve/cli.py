@@ -321,6 +321,7 @@ class _ProgressBars:
 
 def _send(args: argparse.Namespace) -> int:
     from .client import HTTPDataClient
+    from .core.client_options import ClientOptions
     from .core.errors import DataServeError
 
     payload: Any = None
@@ -343,14 +344,10 @@ def _send(args: argparse.Namespace) -> int:
     stream_reply = args.file is not None or args.output is not None
     bars = _ProgressBars(reply_to_terminal=args.output is None and sys.stdout.isatty())
     try:
-        client = HTTPDataClient(
-            port="",
-            address=base,
-            timeout=args.timeout,
-            token=args.token,
-            ca_file=None if args.ca_file is None else str(args.ca_file),
-            verify=not args.insecure,
+        options = ClientOptions.with_timeout(
+            args.timeout, token=args.token, ca_file=args.ca_file, verify=not args.insecure
         )
+        client = HTTPDataClient(port="", address=base, options=options)
         with client:
             if stream_reply:
                 into = args.output if args.output is not None else sys.stdout.buffer
