@@ -17,6 +17,9 @@ _EXPORTS: dict[str, str] = {
     "HTTPDataHandler": "dataserve.core.handler",
     "Router": "dataserve.core.routing",
     "Limits": "dataserve.core.limits",
+    "Endpoint": "dataserve.core.endpoint",
+    "ClientOptions": "dataserve.core.client_options",
+    "TLSConfig": "dataserve.core.security",
     "Codec": "dataserve.core.codec",
     "CodecRegistry": "dataserve.core.codec",
     "default_registry": "dataserve.core.codec",
@@ -78,10 +81,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .client import AsyncHTTPDataClient as AsyncHTTPDataClient
     from .client import HTTPDataClient as HTTPDataClient
+    from .core.client_options import ClientOptions as ClientOptions
     from .core.codec import Codec as Codec
     from .core.codec import CodecRegistry as CodecRegistry
     from .core.codec import default_registry as default_registry
     from .core.dispatch import inline as inline
+    from .core.endpoint import Endpoint as Endpoint
     from .core.errors import BadRequest as BadRequest
     from .core.errors import CodecError as CodecError
     from .core.errors import ConnectError as ConnectError
@@ -110,6 +115,7 @@ if TYPE_CHECKING:
     from .core.handler import HTTPDataHandler as HTTPDataHandler
     from .core.limits import Limits as Limits
     from .core.routing import Router as Router
+    from .core.security import TLSConfig as TLSConfig
     from .http.app import DataServeApp as DataServeApp
     from .http.app import create_app as create_app
     from .http.server import BackgroundServer as BackgroundServer

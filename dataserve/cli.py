@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
+from .core.endpoint import Endpoint
 from .core.flags import (
     Parser,
     apply_environment,
@@ -28,14 +29,15 @@ from .core.flags import (
 )
 from .core.limits import add_arguments, limits_from_args
 from .core.net import DEFAULT_HOST, is_loopback
-from .core.security import TOKEN_ENV, tls_from_args
-from .core.security import add_arguments as add_security_arguments
+from .core.security import TOKEN_ENV
 from .ops.config import add_arguments as add_ops_arguments
 from .ops.config import ops_from_args
 
 __all__ = ["main"]
 
 EXAMPLE = "dataserve.example:ExampleHandler"
+#: Where ``dataserve serve`` listens unless told otherwise (seed 001's port).
+DEFAULT_PORT = 5001
 #: Environment variables of ``serve``'s flags: ``DATASERVE_`` + the flag's name.
 ENV_PREFIX = "DATASERVE"
 _LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
@@ -61,20 +63,11 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"MODULE:ATTR of an HTTPDataHandler subclass, instance or Router "
         f"(default: the seed example, {EXAMPLE})",
     )
-    serve.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help=f"address to bind (default {DEFAULT_HOST}; 0.0.0.0 serves other machines)",
-    )
-    serve.add_argument(
-        "--port", type=port, default=5001, help="port (default 5001; 0 picks a free one)"
-    )
-    serve.add_argument(
-        "--uds",
-        default=None,
-        metavar="PATH",
-        help="listen on this Unix domain socket instead of --host/--port (same-host clients: "
-        "HTTPDataClient(uds=PATH), curl --unix-socket PATH)",
+    Endpoint.add_arguments(
+        serve,
+        host=DEFAULT_HOST,
+        port=DEFAULT_PORT,
+        uds_clients="HTTPDataClient(uds=PATH), curl --unix-socket PATH",
     )
     serve.add_argument(
         "--workers", type=positive_int, default=1, metavar="N", help="worker processes (default 1)"
@@ -130,7 +123,6 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     )
     add_ops_arguments(serve)
     add_arguments(serve)
-    add_security_arguments(serve)
     return serve
 
 
@@ -207,15 +199,15 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         limits = limits_from_args(args)
         ops = ops_from_args(args)
-        tls = tls_from_args(args)
+        endpoint = Endpoint.from_args(args)
         handler = load_handler(args.handler)
     except (HandlerLoadError, ValueError, TypeError, OSError) as exc:
         print(f"dataserve: error: {exc}", file=sys.stderr)
         return 2
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
-    if not is_loopback(args.host) and not token and tls is None:
+    token = endpoint.token if endpoint.token is not None else os.environ.get(TOKEN_ENV)
+    if not is_loopback(endpoint.host) and not token and endpoint.tls is None:
         _warn(
-            f"--host {args.host} serves other machines without --token or TLS: anyone "
+            f"--host {endpoint.host} serves other machines without --token or TLS: anyone "
             "who reaches the port can call the handler (see docs/security.md)"
         )
 
@@ -237,19 +229,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         run_http_server(
-            args.port,
-            args.handler if args.workers > 1 or args.reload else handler,
-            host=args.host,
+            data_handler=args.handler if args.workers > 1 or args.reload else handler,
+            endpoint=endpoint,
             limits=limits,
             workers=args.workers,
             log_level=args.log_level,
             access_log=args.access_log,
             banner=banner,
             ops=ops,
-            token=args.token,
-            tls=tls,
             tcp_port=args.tcp_port,
-            uds=args.uds,
             root_path=args.root_path,
             proxy_headers=args.proxy_headers,
             forwarded_allow_ips=args.forwarded_allow_ips,
@@ -261,7 +249,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:
         print(
-            f"dataserve: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            f"dataserve: error: cannot listen on {endpoint.where}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 1
@@ -333,6 +321,7 @@ class _ProgressBars:
 
 def _send(args: argparse.Namespace) -> int:
     from .client import HTTPDataClient
+    from .core.client_options import ClientOptions
     from .core.errors import DataServeError
 
     payload: Any = None
@@ -355,14 +344,10 @@ def _send(args: argparse.Namespace) -> int:
     stream_reply = args.file is not None or args.output is not None
     bars = _ProgressBars(reply_to_terminal=args.output is None and sys.stdout.isatty())
     try:
-        client = HTTPDataClient(
-            port="",
-            address=base,
-            timeout=args.timeout,
-            token=args.token,
-            ca_file=None if args.ca_file is None else str(args.ca_file),
-            verify=not args.insecure,
+        options = ClientOptions.with_timeout(
+            args.timeout, token=args.token, ca_file=args.ca_file, verify=not args.insecure
         )
+        client = HTTPDataClient(port="", address=base, options=options)
         with client:
             if stream_reply:
                 into = args.output if args.output is not None else sys.stdout.buffer

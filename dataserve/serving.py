@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 
+from .core.endpoint import Endpoint, resolve_endpoint
 from .core.handler import resolve_handler
 from .core.limits import DEFAULT_LIMITS, Limits
 from .core.loading import load_handler
@@ -39,8 +40,8 @@ logger = logging.getLogger("dataserve.server")
 
 
 def run_http_server(
-    port: int,
-    data_handler: Any,
+    port: int | None = None,
+    data_handler: Any = None,
     *,
     host: str = DEFAULT_HOST,
     limits: Limits | None = None,
@@ -59,6 +60,7 @@ def run_http_server(
     log_config: str | None = None,
     reload: bool = False,
     uds: str | None = None,
+    endpoint: Endpoint | None = None,
 ) -> None:
     """Serve ``data_handler`` over HTTP on ``host:port`` until Ctrl-C or SIGTERM.
 
@@ -83,8 +85,20 @@ def run_http_server(
     development; the handler must be importable by name); ``uds`` listens on
     that Unix domain socket instead of ``host:port`` (for clients on the same
     host: ``HTTPDataClient(uds=...)``, ``curl --unix-socket``).
+
+    ``endpoint=Endpoint(host, port, uds=..., tls=..., token=...)`` gives where
+    to listen and what to ask of clients as one value, instead of ``port``,
+    ``host``, ``uds``, ``tls`` and ``token`` (giving both is a ``TypeError``):
+    ``run_http_server(data_handler=handler, endpoint=endpoint)``.
     """
-    token = token_from_env(token)
+    if data_handler is None:
+        raise TypeError("run_http_server() needs a data handler")
+    if endpoint is None and port is None:
+        raise TypeError("run_http_server() needs a port (0 picks a free one) or endpoint=")
+    endpoint = resolve_endpoint(endpoint, host=host, port=port, uds=uds, tls=tls, token=token)
+    host, port, tls = endpoint.host, endpoint.port, endpoint.tls
+    uds = None if endpoint.uds is None else os.fspath(endpoint.uds)
+    token = token_from_env(endpoint.token)
     # Workers and the reloader's child both build their app in another process.
     elsewhere = workers > 1 or reload
     tcp_sock = None

@@ -11,16 +11,19 @@ The native framing serves the same ``HTTPDataHandler`` as
 ``AsyncRawDataClient`` pipelines many requests on one connection;
 ``start_server`` and ``BackgroundRawServer`` start a server without
 blocking. Servers take ``token=`` (default ``$DATASERVE_TOKEN``) and
-``tls=TLSConfig(...)``; clients take ``token=``, ``ca_file=``, ``cert=`` and
-``verify=False``. The tinyproto, tcpy and pyts facades live in ``rawproto.tinyproto``,
-``rawproto.tcpy`` and ``rawproto.pyts``; the native framing's service, server
-and clients in ``rawproto.native``; the engine every framing runs on in
-``rawproto.engine``, the sans-IO protocols in ``rawproto.proto`` (see
+``tls=TLSConfig(...)``, or all of where and how to listen as
+``endpoint=Endpoint(...)``; clients take ``token=``, ``ca_file=``, ``cert=``
+and ``verify=False``, or ``options=ClientOptions(...)``. The tinyproto,
+tcpy and pyts facades live in ``rawproto.tinyproto``, ``rawproto.tcpy`` and
+``rawproto.pyts``; the native framing's service, server and clients in
+``rawproto.native``; the engine every framing runs on in ``rawproto.engine``,
+the sans-IO protocols in ``rawproto.proto`` (see
 ``docs/architecture-rawproto.md``).
 
 The exceptions (``NotHandled``, ``HandlerError``, ``ConnectError``...) are
-the core's, the same classes ``dataserve`` exports, re-exported here; so is
-``Limits``. Importing rawproto never imports Starlette, uvicorn or httpx.
+the core's, the same classes ``dataserve`` exports, re-exported here; so are
+``Limits``, ``Endpoint``, ``ClientOptions`` and ``TLSConfig``. Importing
+rawproto never imports Starlette, uvicorn or httpx.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 # The distribution's version: dataserve and rawproto ship together.
 __version__ = "0.2.0"
 
+from dataserve.core.client_options import ClientOptions as ClientOptions
+from dataserve.core.endpoint import Endpoint as Endpoint
 from dataserve.core.errors import BadRequest as BadRequest
 from dataserve.core.errors import ConnectError as ConnectError
 from dataserve.core.errors import ConnectionClosed as ConnectionClosed
@@ -64,11 +69,13 @@ __all__ = [
     "AsyncRawDataClient",
     "BackgroundRawServer",
     "BadRequest",
+    "ClientOptions",
     "ConnectError",
     "Connection",
     "ConnectionClosed",
     "DataServeError",
     "DecodeError",
+    "Endpoint",
     "GatewayTimeout",
     "HandlerError",
     "Limits",

@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dataserve.core.flags import Parser, port, positive_int
+from dataserve.core.endpoint import Endpoint
+from dataserve.core.flags import Parser, positive_int
 from dataserve.core.limits import add_arguments, limits_from_args
 from dataserve.core.loading import LoadError, import_object
 from dataserve.core.net import DEFAULT_HOST
-from dataserve.core.security import add_arguments as add_security_arguments
-from dataserve.core.security import tls_from_args
 
 from . import __version__
 
@@ -63,8 +62,7 @@ class _ListenError(Exception):
     """The server could not listen: says where."""
 
 
-def _listening(host: str, port_: int, run: Callable[[], None]) -> None:
-    where = host if host.startswith("unix:") else f"{host}:{port_}"
+def _listening(where: str, run: Callable[[], None]) -> None:
     try:
         run()
     except OSError as exc:
@@ -83,23 +81,14 @@ def _run_native(spec: Any, args: argparse.Namespace) -> None:
 
     handler = load_handler(spec or _EXAMPLE)
     limits = limits_from_args(args)
+    endpoint = Endpoint.from_args(args)
 
     def banner(url: str) -> None:
         print(f"Serving {spec or _EXAMPLE} on {url}. Press Ctrl-C to stop.", flush=True)
 
     _listening(
-        f"unix:{args.uds}" if args.uds else args.host,
-        args.port,
-        lambda: serve(
-            handler,
-            args.port,
-            host=args.host,
-            limits=limits,
-            banner=banner,
-            token=args.token,
-            tls=tls_from_args(args),
-            uds=args.uds,
-        ),
+        endpoint.where,
+        lambda: serve(handler, endpoint=endpoint, limits=limits, banner=banner),
     )
 
 
@@ -137,14 +126,20 @@ def _tinyproto_server(spec: str | None) -> Any:
     )
 
 
+def _endpoint(args: argparse.Namespace, host: Any, port_: Any, tls: Any) -> Endpoint:
+    """The endpoint the flags say, over the server object's own address and TLS."""
+    return Endpoint.from_args(args, Endpoint(str(host), int(port_), tls=tls))
+
+
 def _run_tinyproto(server: Any, args: argparse.Namespace) -> None:
+    host, wanted = server.listen_addrs[0] if server.listen_addrs else (DEFAULT_HOST, 9123)
+    endpoint = _endpoint(args, host, wanted, server.tls)
     if args.host is not None or args.port is not None or not server.listen_addrs:
         # The flags replace the module's addresses; a server with none gets the defaults.
-        old = server.listen_addrs[0] if server.listen_addrs else (DEFAULT_HOST, 9123)
         server.listen_addrs = []
-        server.add_addr(args.host or old[0], old[1] if args.port is None else args.port)
+        server.add_addr(endpoint.host, endpoint.port)
     server.limits = limits_from_args(args, server.limits)
-    server.tls = tls_from_args(args) or server.tls
+    server.tls = endpoint.tls
     pre_loop = server.pre_loop
 
     def announce() -> None:  # the bound ports are known once pre_loop runs
@@ -154,7 +149,7 @@ def _run_tinyproto(server: Any, args: argparse.Namespace) -> None:
 
     server.pre_loop = announce
     host, wanted = server.listen_addrs[0]
-    _listening(host, wanted, server.start)
+    _listening(Endpoint(str(host), int(wanted)).where, server.start)
 
 
 # --- tcpy and pyts ----------------------------------------------------------------
@@ -168,23 +163,17 @@ def _threads(server: Any, args: argparse.Namespace) -> None:
 
 
 def _run_tcpy(server: Any, args: argparse.Namespace) -> None:
-    if args.host is not None:
-        server.host = args.host
-    if args.port is not None:
-        server.port = args.port
+    endpoint = _endpoint(args, server.host, server.port, server.tls)
+    server.host, server.port, server.tls = endpoint.host, endpoint.port, endpoint.tls
     _threads(server, args)
-    server.tls = tls_from_args(args) or server.tls
-    _listening(server.host, server.port, server.listen)
+    _listening(endpoint.where, server.listen)
 
 
 def _run_pyts(server: Any, args: argparse.Namespace) -> None:
-    if args.host is not None:
-        server.HOST = args.host
-    if args.port is not None:
-        server.PORT = args.port
+    endpoint = _endpoint(args, server.HOST, server.PORT, server.tls)
+    server.HOST, server.PORT, server.tls = endpoint.host, endpoint.port, endpoint.tls
     _threads(server, args)
-    server.tls = tls_from_args(args) or server.tls
-    _listening(server.HOST, server.PORT, server.startServer)
+    _listening(endpoint.where, server.startServer)
 
 
 def _loader(module: str, name: str) -> Callable[[str], Any]:
@@ -283,25 +272,14 @@ def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
         metavar=metavar,
         help=framing.target,
     )
-    if name == "native":
-        p.add_argument(
-            "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
-        )
-        p.add_argument(
-            "--uds",
-            metavar="PATH",
-            default=None,
-            help="serve on this Unix domain socket instead of TCP (clients: "
-            "RawDataClient(uds=PATH)); a socket file already there is replaced",
-        )
-    else:
-        p.add_argument("--host", help="address to bind (default: the server object's)")
-    shown = "the server object's" if framing.default_port is None else framing.default_port
-    p.add_argument(
-        "--port",
-        type=port,
-        default=framing.default_port,
-        help=f"port (default: {shown}; 0 picks a free one)",
+    # native serves the handler it loads; the others, a server object with an address.
+    native = name == "native"
+    Endpoint.add_arguments(
+        p,
+        host=DEFAULT_HOST if native else None,
+        port=framing.default_port,
+        uds_clients="RawDataClient(uds=PATH)" if native else None,
+        token=framing.token,
     )
     if framing.threads:
         p.add_argument(
@@ -313,7 +291,6 @@ def _add_framing(sub: Any, name: str, framing: _Framing) -> None:
             metavar="N",
             help="handlers running at once (default 1)",
         )
-    add_security_arguments(p, token=framing.token)
     add_arguments(p, only=framing.limits)
 
 

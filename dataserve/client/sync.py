@@ -43,7 +43,9 @@ class HTTPDataClient(ClientBase):
     Unix socket at that path instead of TCP (``port`` may then be left out).
     ``token`` (default: ``$DATASERVE_TOKEN``) is sent as ``Authorization:
     Bearer``; ``timeout`` is an ``httpx.Timeout`` or seconds;
-    ``max_connections`` bounds the pool. Raises ``dataserve.ResponseError``
+    ``max_connections`` bounds the pool. ``options=ClientOptions(...)``
+    gives the timeouts, TLS settings and token as one value instead of
+    ``timeout``, ``verify``, ``ca_file``, ``cert`` and ``token``. Raises ``dataserve.ResponseError``
     subclasses for error statuses (e.g. ``NotHandled`` for 404) and
     ``TransportError`` subclasses when there is no answer. Use it as a context
     manager, or call ``close()``.

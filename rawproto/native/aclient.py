@@ -181,8 +181,8 @@ class AsyncRawDataClient(ClientSettings):
     at once: the requests share the connection and each answer finds its
     caller by request id. The connection opens on first use and reopens after
     the server closed it. ``uds``, ``token``, ``tls``, ``verify``,
-    ``ca_file``, ``cert``: see ``rawproto.native.client``. ``async with`` or
-    ``await aclose()``.
+    ``ca_file``, ``cert``, ``options``: see ``rawproto.native.client``.
+    ``async with`` or ``await aclose()``.
     """
 
     def _init_state(self) -> None:

@@ -52,7 +52,9 @@ class RawDataClient(ClientSettings):
     One connection, opened on first use and reopened after the server closed
     it; plain sockets, no event loop. ``timeout`` bounds the wait for each
     answer. ``uds``, ``token``, ``tls``, ``verify``, ``ca_file``, ``cert``:
-    see the module docstring. Use it as a context manager, or call ``close()``.
+    see the module docstring; ``options=ClientOptions(...)`` gives the
+    timeouts, TLS settings and token as one value instead. Use it as a
+    context manager, or call ``close()``.
     """
 
     def _init_state(self) -> None:

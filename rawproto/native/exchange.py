@@ -14,7 +14,9 @@ import os
 import ssl
 from typing import Any
 
+from dataserve.core.client_options import ClientOptions
 from dataserve.core.codec import BYTES, CodecRegistry, default_registry
+from dataserve.core.endpoint import exclusive
 from dataserve.core.errors import (
     ConnectionClosed,
     DataServeError,
@@ -145,7 +147,11 @@ class Exchange:
 class ClientSettings:
     """The settings both native clients share; each adds its connection state
     in ``_init_state``. ``uds`` is the path of a server's Unix domain socket,
-    used instead of TCP (``port`` may then be left out)."""
+    used instead of TCP (``port`` may then be left out).
+    ``options=ClientOptions(...)`` gives the timeouts, TLS settings and token
+    as one value instead of the separate keywords: ``read_timeout`` is
+    ``timeout`` (each answer, and each blocking send), ``connect_timeout``
+    the same; ``write_timeout`` and ``pool_timeout`` are HTTP's."""
 
     def __init__(
         self,
@@ -154,7 +160,7 @@ class ClientSettings:
         *,
         uds: str | os.PathLike[str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        connect_timeout: float | None = CONNECT_TIMEOUT,
         codecs: CodecRegistry = default_registry,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         token: str | None = None,
@@ -162,20 +168,49 @@ class ClientSettings:
         verify: bool = True,
         ca_file: str | None = None,
         cert: tuple[str, str] | None = None,
+        options: ClientOptions | None = None,
     ) -> None:
         if port is None and uds is None:
             raise TypeError("give the server's port, or uds= the path of its Unix socket")
+        if options is None:
+            options = ClientOptions(
+                connect_timeout=connect_timeout,
+                read_timeout=timeout,
+                write_timeout=timeout,
+                token=token,
+                tls=tls,
+                verify=verify,
+                ca_file=ca_file,
+                cert=cert,
+            )
+        else:
+            exclusive(
+                "options",
+                {
+                    "timeout": timeout != DEFAULT_TIMEOUT,
+                    "connect_timeout": connect_timeout != CONNECT_TIMEOUT,
+                    "token": token is not None,
+                    "tls": tls is not False,
+                    "verify": verify is not True,
+                    "ca_file": ca_file is not None,
+                    "cert": cert is not None,
+                },
+            )
+        #: The timeouts, TLS settings and token this client uses.
+        self.options = options
         self.host = host
         self.port = port or 0
         self.uds = os.fspath(uds) if uds is not None else None
         #: How messages name the server: ``host:port``, or ``unix:PATH``.
         self.address = f"unix:{self.uds}" if self.uds is not None else f"{host}:{port}"
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.timeout = options.read_timeout
+        self.connect_timeout = options.connect_timeout
         self.codecs = codecs
         self.max_frame_size = max_frame_size
-        self.token = token_from_env(token)
-        self.ssl_context = client_context(tls, verify=verify, ca_file=ca_file, cert=cert)
+        self.token = token_from_env(options.token)
+        self.ssl_context = client_context(
+            options.tls, verify=options.verify, ca_file=options.ca_path, cert=options.cert
+        )
         self._init_state()
 
     def _init_state(self) -> None:

@@ -12,7 +12,10 @@ Each takes ``token`` (clients must present it; default ``$DATASERVE_TOKEN``,
 connections in ``dataserve.ops``' Prometheus metrics, as transport
 ``"native"``) and ``uds`` (listen on a Unix domain socket at that path
 instead of TCP: for clients on the same host, with no TCP/IP stack between;
-clients connect with ``RawDataClient(uds=PATH)``).
+clients connect with ``RawDataClient(uds=PATH)``). Each also takes
+``endpoint=Endpoint(host, port, uds=..., tls=..., token=...)``
+(``dataserve.core.endpoint``) instead of those five keywords; giving both is
+a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from dataserve.core.codec import CodecRegistry
 from dataserve.core.dispatch import Dispatcher
+from dataserve.core.endpoint import Endpoint, resolve_endpoint
 from dataserve.core.exchange import Exchange
 from dataserve.core.handler import Caller
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
@@ -70,6 +74,7 @@ async def start_server(
     metrics: bool = False,
     uds: str | os.PathLike[str] | None = None,
     exchange: Exchange | None = None,
+    endpoint: Endpoint | None = None,
 ) -> RawServer:
     """Serve ``data_handler`` over the native framing on the running loop.
 
@@ -77,8 +82,9 @@ async def start_server(
     ``port=0`` picks a free one); ``await server.stop()`` shuts it down.
     ``exchange`` (an HTTP endpoint's), ``caller`` or ``dispatcher`` share an
     already prepared handler (see ``NativeService``). ``token``, ``tls``,
-    ``metrics``, ``uds``: see the module docstring.
+    ``metrics``, ``uds``, ``endpoint``: see the module docstring.
     """
+    where = resolve_endpoint(endpoint, host=host, port=port or None, uds=uds, tls=tls, token=token)
     limits = _limits(limits, handler_threads)
     recorder = None
     if metrics:
@@ -92,26 +98,26 @@ async def start_server(
         limits=limits,
         codecs=codecs,
         dispatcher=dispatcher,
-        token=token_from_env(token),
+        token=token_from_env(where.token),
         metrics=recorder,
     )
     server = RawServer(
         service,
-        host=host,
-        port=port,
+        host=where.host,
+        port=where.port,
         limits=limits,
         sock=sock,
         reuse_port=reuse_port,
-        tls=tls,
+        tls=where.tls,
         connection_metrics=recorder,
-        uds=uds,
+        uds=where.uds,
     )
     return await server.start()
 
 
 def serve(
     data_handler: Any,
-    port: int,
+    port: int | None = None,
     *,
     host: str = DEFAULT_HOST,
     limits: Limits | None = None,
@@ -123,6 +129,7 @@ def serve(
     tls: TLSConfig | None = None,
     metrics: bool = False,
     uds: str | os.PathLike[str] | None = None,
+    endpoint: Endpoint | None = None,
 ) -> None:
     """Serve ``data_handler`` over the native framing until Ctrl-C or SIGTERM.
 
@@ -132,37 +139,39 @@ def serve(
     returns (up to ``limits.shutdown_timeout``; then they are answered 503).
     ``token`` (default ``$DATASERVE_TOKEN``) is required of every client;
     ``tls`` serves TLS; ``uds`` listens on that Unix socket path instead of TCP.
+    ``endpoint=Endpoint(host, port, uds=..., tls=..., token=...)`` gives those
+    as one value instead of ``port``, ``host``, ``uds``, ``tls`` and ``token``
+    (giving both is a ``TypeError``): ``serve(handler, endpoint=endpoint)``.
     """
+    if endpoint is None and port is None:
+        raise TypeError("serve() needs a port (0 picks a free one) or endpoint=")
+    where = resolve_endpoint(endpoint, host=host, port=port, uds=uds, tls=tls, token=token)
 
     async def main(stop: asyncio.Event) -> None:
         server = await start_server(
             data_handler,
-            port,
-            host=host,
+            where.port,
+            host=where.host,
             limits=limits,
             handler_threads=handler_threads,
             codecs=codecs,
             reuse_port=reuse_port,
-            token=token,
-            tls=tls,
+            token=where.token,
+            tls=where.tls,
             metrics=metrics,
-            uds=uds,
+            uds=where.uds,
         )
         try:
-            if uds is not None:
-                url = f"unix:{os.fspath(uds)}"
+            if where.uds is not None:
+                url = where.where
             else:
-                url = f"tcp://{_hostport(host, server.port)}"
+                url = f"tcp://{where.replace(port=server.port).where}"
             (banner or _default_banner)(url)
             await stop.wait()
         finally:
             await server.stop()
 
     serve_until_signalled(main)
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _default_banner(url: str) -> None:
@@ -174,7 +183,8 @@ class BackgroundRawServer:
 
     ``start()`` returns once the port (or ``uds``, a Unix socket path) accepts
     connections (``port`` is then the bound port); ``stop()`` shuts down
-    gracefully. A context manager.
+    gracefully. ``endpoint=Endpoint(...)`` may replace ``host``, ``port``,
+    ``uds``, ``tls`` and ``token``. A context manager.
     """
 
     def __init__(
@@ -191,16 +201,20 @@ class BackgroundRawServer:
         tls: TLSConfig | None = None,
         metrics: bool = False,
         uds: str | os.PathLike[str] | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
+        where = resolve_endpoint(
+            endpoint, host=host, port=port or None, uds=uds, tls=tls, token=token
+        )
         self.data_handler = data_handler
-        self.uds = uds
-        self.host = host
-        self.requested_port = port
+        self.uds = where.uds
+        self.host = where.host
+        self.requested_port = where.port
         self.limits = _limits(limits, handler_threads)
         self.codecs = codecs
         self.reuse_port = reuse_port
-        self.token = token
-        self.tls = tls
+        self.token = where.token
+        self.tls = where.tls
         self.metrics = metrics
         self.server: RawServer | None = None
         self._loop = LoopThread.shared()
