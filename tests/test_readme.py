@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dataserve.http.server import bind_socket
 from tests.conftest import ROOT, ServerProcess, need_tool, run_python
 
 README = (ROOT / "README.md").read_text()
@@ -62,11 +61,12 @@ def test_router_example(tmp_path: Path) -> None:
 
 
 def test_callback_example() -> None:
-    try:
-        bind_socket("127.0.0.1", 12345).close()
-    except OSError:
-        pytest.skip("port 12345, which the example uses, is taken")
+    # The example binds the fixed port 12345, as the API's users write it; if
+    # another process holds that port the example cannot run here (checking
+    # beforehand would only race with that process).
     result = run_python(block("httpserver_registercallback"))
+    if result.returncode != 0 and "Address already in use" in result.stderr:
+        pytest.skip(f"port 12345, which the example uses, is taken: {result.stderr[-200:]}")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "200 hello Ada: POST /greet, 3 bytes\n"
 
