@@ -84,8 +84,9 @@ def is_one_shot(service: object) -> bool:
     return getattr(service, "one_shot", False) is True
 
 
-class OneShot(asyncio.Protocol):
-    """One connection that carries one request and its answer (see the module)."""
+class _Wire(asyncio.Protocol):
+    """``OneShot``'s state, writes, closing and deadline (the part that is not the
+    asyncio callbacks)."""
 
     __slots__ = (
         "_closed",
@@ -136,103 +137,6 @@ class OneShot(asyncio.Protocol):
         self._write_left = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-
-    # --- asyncio.Protocol -------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio and uvloop set TCP_NODELAY on TCP transports themselves.
-        transport = self.transport = cast(asyncio.Transport, transport)
-        self.peername = transport.get_extra_info("peername")
-        now = self._opened_at = self._last_active = self.loop.time()
-        registry = self._registry
-        refusal = registry.refusal()
-        if refusal is not None:
-            self._fail(refusal)
-            return
-        registry.connections.add(self)
-        if registry.counter is not None:
-            registry.counter.connection_opened()
-        self._arm(now)
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing or self._closed:
-            return  # a closing connection discards what the peer still sends
-        if self.answering:
-            self._pause_reading()  # nothing more is read on this connection
-            return
-        proto = self.proto
-        proto.receive_data(data)
-        self._last_active = self.loop.time()
-        self._take()
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        if self._lingering:
-            self._close_now()
-            return False
-        if self._closing or self._closed:
-            return False
-        if not self.answering:
-            self.proto.receive_data(None)
-            self._take()
-            if not self.answering:
-                if not self._closing:
-                    self.close()
-                return False
-        # The answer still goes out on the half-closed connection (TLS cannot
-        # half-close: the transport closes whatever we answer).
-        return self.transport is not None and self.transport.get_extra_info("ssl_object") is None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pending, self._pending = self._pending, None
-        if pending is not None and not pending.done():
-            # A handler still queued never starts; one running runs on, unheard.
-            pending.cancel()
-        registry = self._registry
-        if self in registry.connections:
-            registry.connections.discard(self)
-            if registry.counter is not None:
-                registry.counter.connection_closed()
-            registry.removed()
-
-    def pause_writing(self) -> None:
-        transport = self.transport
-        self._write_paused_at = self.loop.time()
-        self._write_left = transport.get_write_buffer_size() if transport is not None else 0
-        self._arm(self._write_paused_at)
-
-    def resume_writing(self) -> None:
-        self._write_paused_at = None
-
-    # --- the exchange -----------------------------------------------------------
-
-    def _take(self) -> None:
-        """Ask the protocol for the request; answer what it refuses."""
-        try:
-            event = self.proto.next_event()
-        except RemoteProtocolError as exc:
-            self._fail(exc)
-            return
-        if event is NEED_DATA or event is None:
-            if self.proto.mid_frame and self._frame_started is None:
-                self._frame_started = self._last_active
-                self._arm(self._last_active)
-            return
-        if isinstance(event, ConnectionClosed):
-            return  # the peer left without a word: eof_received closes
-        self.answering = True
-        try:
-            pending = self._service.respond(self, event)
-        except Exception:
-            logger.exception("answering %s failed", self.peername)
-            self.abort()
-            return
-        if pending is not None and not pending.done() and not self._closed:
-            self._pending = pending
 
     def answer(self, event: Event) -> None:
         """Send ``event`` and close. ``proto.send`` raises as it would anyway
@@ -367,6 +271,107 @@ class OneShot(asyncio.Protocol):
             return False
         self._write_left, self._write_paused_at = left, now
         return True
+
+
+class OneShot(_Wire):
+    """One connection that carries one request and its answer (see the module)."""
+
+    __slots__ = ()
+
+    # --- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio and uvloop set TCP_NODELAY on TCP transports themselves.
+        transport = self.transport = cast(asyncio.Transport, transport)
+        self.peername = transport.get_extra_info("peername")
+        now = self._opened_at = self._last_active = self.loop.time()
+        registry = self._registry
+        refusal = registry.refusal()
+        if refusal is not None:
+            self._fail(refusal)
+            return
+        registry.connections.add(self)
+        if registry.counter is not None:
+            registry.counter.connection_opened()
+        self._arm(now)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._closed:
+            return  # a closing connection discards what the peer still sends
+        if self.answering:
+            self._pause_reading()  # nothing more is read on this connection
+            return
+        proto = self.proto
+        proto.receive_data(data)
+        self._last_active = self.loop.time()
+        self._take()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._lingering:
+            self._close_now()
+            return False
+        if self._closing or self._closed:
+            return False
+        if not self.answering:
+            self.proto.receive_data(None)
+            self._take()
+            if not self.answering:
+                if not self._closing:
+                    self.close()
+                return False
+        # The answer still goes out on the half-closed connection (TLS cannot
+        # half-close: the transport closes whatever we answer).
+        return self.transport is not None and self.transport.get_extra_info("ssl_object") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending.done():
+            # A handler still queued never starts; one running runs on, unheard.
+            pending.cancel()
+        registry = self._registry
+        if self in registry.connections:
+            registry.connections.discard(self)
+            if registry.counter is not None:
+                registry.counter.connection_closed()
+            registry.removed()
+
+    def pause_writing(self) -> None:
+        transport = self.transport
+        self._write_paused_at = self.loop.time()
+        self._write_left = transport.get_write_buffer_size() if transport is not None else 0
+        self._arm(self._write_paused_at)
+
+    def resume_writing(self) -> None:
+        self._write_paused_at = None
+
+    def _take(self) -> None:
+        """Ask the protocol for the request; answer what it refuses."""
+        try:
+            event = self.proto.next_event()
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            return
+        if event is NEED_DATA or event is None:
+            if self.proto.mid_frame and self._frame_started is None:
+                self._frame_started = self._last_active
+                self._arm(self._last_active)
+            return
+        if isinstance(event, ConnectionClosed):
+            return  # the peer left without a word: eof_received closes
+        self.answering = True
+        try:
+            pending = self._service.respond(self, event)
+        except Exception:
+            logger.exception("answering %s failed", self.peername)
+            self.abort()
+            return
+        if pending is not None and not pending.done() and not self._closed:
+            self._pending = pending
 
     # --- how a server ends it ---------------------------------------------------
 
