@@ -269,7 +269,9 @@ class _Wire(asyncio.Protocol):
         left = self.transport.get_write_buffer_size()
         if left >= self._write_left:
             return False
-        self._write_left, self._write_paused_at = left, now
+        # A peer reading our answer is not idle either.
+        self._write_left = left
+        self._write_paused_at = self._last_active = now
         return True
 
 
