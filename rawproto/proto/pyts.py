@@ -283,10 +283,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every document: json.loads() with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def decode_document(data: bytes) -> dict[str, Any]:
     """Parse a complete document (``FrameError`` 400 if it is not JSON)."""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise FrameError(f"not a pyts document: invalid UTF-8 at byte {exc.start}", 400) from None
     except (ValueError, RecursionError) as exc:
