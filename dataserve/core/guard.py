@@ -167,7 +167,16 @@ class Guard:
             return None
         loop = asyncio.get_running_loop()
         if kind == _ASYNC:
-            return start_eagerly(loop, self._settle(fn, args, done))
+            # The deadline applies from the first suspension (nothing can
+            # interrupt a step that does not suspend): one that answers at
+            # once costs no deadline, and no task step on Python 3.12+.
+            holder: list[Deadline] = []
+            task = start_eagerly(loop, self._settle(fn, args, done, holder))
+            if task is not None:
+                deadline = self._watchdogs.get(loop).start(self.limits.handler_timeout, task)
+                holder.append(deadline)
+                task.add_done_callback(lambda _: deadline.stop())  # however it ended
+            return task
         pending = self.dispatcher.pool.submit(fn, *args)
         deadline = self._watchdogs.get(loop).call_later(
             self.limits.handler_timeout, self._expired, pending, done
@@ -184,9 +193,22 @@ class Guard:
         return kind
 
     async def _settle(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Settled], None]
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        done: Callable[[Settled], None],
+        deadline: list[Deadline],
     ) -> None:
-        done(await self.call(fn, *args))
+        """An ``async def`` handler's call, settled as ``call`` settles it."""
+        try:
+            settled = Settled(value=await fn(*args))
+        except asyncio.CancelledError:
+            if not deadline or not deadline[0].owns():
+                raise  # cancelled by someone else: the connection is gone
+            settled = Settled(timed_out=True)
+        except Exception as exc:  # a handler's own TimeoutError included: it raised
+            settled = Settled(error=exc)
+        done(settled)
 
     def _expired(self, pending: asyncio.Future[Any], done: Callable[[Settled], None]) -> None:
         """A pool call's deadline passed (from the watchdog, on the loop)."""

@@ -240,3 +240,30 @@ def test_start_drops_the_outcome_of_a_call_cancelled_by_its_caller() -> None:
 
     assert run(main()) == []
     assert ran == ["first", "last"]
+
+
+def test_start_puts_an_async_handler_that_suspends_under_the_deadline() -> None:
+    async def main() -> tuple[Settled, list[Settled]]:
+        guard = Guard(Limits(handler_timeout=0.2), "test")
+        never = asyncio.Event()
+
+        async def hang() -> None:
+            await never.wait()
+
+        try:
+            loop = asyncio.get_running_loop()
+            timed_out: asyncio.Future[Settled] = loop.create_future()
+            task = guard.start(hang, (), timed_out.set_result)
+            assert task is not None and not timed_out.done()
+            dropped: list[Settled] = []
+            other = guard.start(hang, (), dropped.append)
+            assert other is not None
+            other.cancel()  # the caller's cancellation (a connection gone): no outcome
+            with pytest.raises(asyncio.CancelledError):
+                await other
+            return await timed_out, dropped
+        finally:
+            guard.close()
+
+    settled, dropped = run(main())
+    assert settled == Settled(timed_out=True) and dropped == []
