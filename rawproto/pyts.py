@@ -59,12 +59,12 @@ import asyncio
 import logging
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 from dataserve.core import errors
 from dataserve.core.errors import DataServeError, LocalProtocolError
-from dataserve.core.guard import Guard
+from dataserve.core.guard import Guard, Settled
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.net import FACADE_CLIENT_TIMEOUT
 from dataserve.core.routing import Router
@@ -72,8 +72,7 @@ from dataserve.core.security import TLSConfig
 
 from ._blocking import connect, translate_errors
 from ._security import client_context
-from .engine import Connection as EngineConnection
-from .engine import Session
+from .engine.oneshot import OneShot
 from .engine.running import FacadeServer
 from .proto import pyts as proto
 
@@ -265,74 +264,105 @@ class Response:
 
 
 class _Service:
-    """The engine service for one ``Server``: routes, handler threads, limits."""
+    """The engine service for one ``Server``: routes, handler threads, limits.
+
+    pyts answers one document per connection, so it is served on the
+    engine's ``OneShot`` connections (``rawproto.engine.oneshot``): each
+    request becomes an ``_Exchange``.
+    """
+
+    one_shot: ClassVar[bool] = True
 
     def __init__(self, router: Router[RouteHandler], limits: Limits) -> None:
         self.router = router
         self.limits = limits
         self.guard = Guard(limits, "pyts-handler")
 
-    def session(self, conn: EngineConnection) -> _Session:
-        return _Session(conn, self)
+    def protocol(self) -> proto.Connection:
+        return proto.Connection(proto.Role.SERVER, self.limits)
+
+    def respond(self, shot: OneShot, event: object) -> asyncio.Future[Any] | None:
+        if not isinstance(event, proto.Request):
+            return None
+        exchange = shot.owner = _Exchange(shot, self, event)
+        return exchange.start()
+
+    def abandoned(self, shot: OneShot) -> None:
+        exchange = shot.owner
+        if exchange is not None:
+            exchange.answer(
+                proto.error_response(503, "the server shut down before the handler answered")
+            )
 
     async def aclose(self) -> None:
         self.guard.close()
 
 
-class _Session(Session):
-    """One pyts exchange: read the request, run its handler, answer once, close."""
+class _Exchange:
+    """One pyts request on a ``OneShot``: its handler's call and the one answer."""
 
-    def __init__(self, conn: EngineConnection, service: _Service) -> None:
-        self.pyts = proto.Connection(proto.Role.SERVER, service.limits)
-        super().__init__(conn, self.pyts)
+    __slots__ = (
+        "_handed",
+        "_handing",
+        "endpoint",
+        "event",
+        "pyts",
+        "response",
+        "service",
+        "shot",
+    )
+
+    def __init__(self, shot: OneShot, service: _Service, event: proto.Request) -> None:
+        self.shot = shot
+        self.pyts = cast(proto.Connection, shot.proto)
         self.service = service
-        self._loop = asyncio.get_running_loop()
+        self.event = event
+        self.endpoint = event.endpoint
+        self.response: Response | None = None
         self._handing = threading.Lock()
-        self._handed = False  # a handler thread has sent its document
+        self._handed = False  # the answer is on its way: a further SendResponse raises
 
-    def handle(self, event: object) -> Awaitable[Any] | None:
-        if isinstance(event, proto.Request):
-            return self._serve(event)
-        return None
+    def start(self) -> asyncio.Future[Any] | None:
+        match = self.service.router.match(self.endpoint)
+        if match is None:
+            self.answer(proto.not_found(self.endpoint))
+            return None
+        request = Request._received(self.event, match.params)
+        response = self.response = Response()
+        response._sender = self._send_from_handler
+        return self.service.guard.start(match.endpoint, (request, response), self._settled)
 
-    async def _serve(self, event: proto.Request) -> None:
-        try:
-            match = self.service.router.match(event.endpoint)
-            if match is None:
-                self.conn.send(proto.not_found(event.endpoint))
-                return
-            request = Request._received(event, match.params)
-            response = Response()
-            response._sender = self._send_from_handler
-            guard = self.service.guard
-            settled = await guard.call(guard.prepare(match.endpoint), request, response)
-            if settled.ok:
-                self._answer(response._completed())
-                return
-            # The core's one policy: 504 past the deadline; 500 naming the
-            # exception's type, or a DataServeError's own status and message.
-            outcome = settled.outcome(event.endpoint, self.service.limits.handler_timeout)
-            if settled.timed_out:
-                logger.error("%s: %s", event.endpoint, outcome.message)
-            elif isinstance(settled.error, DataServeError):  # raised on purpose
-                logger.info("%s: %s", event.endpoint, outcome.message)
-            else:
-                logger.error("the handler for %s raised", event.endpoint, exc_info=settled.error)
-            self._answer(proto.error_response(outcome.status, outcome.message))
-        finally:
-            self.conn.close()
-
-    def abandoned(self) -> None:
-        self._answer(proto.error_response(503, "the server shut down before the handler answered"))
-
-    def _answer(self, response: proto.Response) -> None:
-        """Send ``response`` unless the handler already answered; 500 if JSON cannot carry it."""
-        if self.pyts.response_sent:
+    def _settled(self, settled: Settled) -> None:
+        """The handler returned (or raised, or ran out of time): answer if it did not."""
+        if settled.ok:
+            assert self.response is not None
+            self.answer(self.response._completed())
             return
+        # The core's one policy: 504 past the deadline; 500 naming the
+        # exception's type, or a DataServeError's own status and message.
+        endpoint = self.endpoint
+        outcome = settled.outcome(endpoint, self.service.limits.handler_timeout)
+        if settled.timed_out:
+            logger.error("%s: %s", endpoint, outcome.message)
+        elif isinstance(settled.error, DataServeError):  # raised on purpose
+            logger.info("%s: %s", endpoint, outcome.message)
+        else:
+            logger.error("the handler for %s raised", endpoint, exc_info=settled.error)
+        self.answer(proto.error_response(outcome.status, outcome.message))
+
+    def answer(self, response: proto.Response) -> None:
+        """Send ``response`` and close, unless the connection already answered; 500 if
+        JSON cannot carry it."""
+        shot = self.shot
+        if self.pyts.response_sent:
+            shot.close()
+            return
+        with self._handing:
+            self._handed = True  # a late SendResponse from a handler thread raises
         try:
-            self.conn.send(response)
+            shot.answer(response)
         except LocalProtocolError as exc:
-            self.conn.send(proto.error_response(500, exc.message))
+            shot.answer(proto.error_response(500, exc.message))
 
     def _send_from_handler(self, response: Response) -> None:
         """``Response.SendResponse``: from a handler thread or from the loop.
@@ -344,18 +374,28 @@ class _Session(Session):
         once, as it does on the loop.
         """
         document = proto.Response(dict(response.Headers), response.Body)
+        loop = self.shot.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop:
-            self.conn.send(document)
+        if running is loop:
+            self.shot.answer(document)  # a second call raises LocalProtocolError
             return
         with self._handing:
             if self._handed:
                 raise LocalProtocolError(proto.ALREADY_SENT[proto.Role.SERVER])
             self._handed = True
-        self._loop.call_soon_threadsafe(self._answer, document)
+        loop.call_soon_threadsafe(self._answer_sent, document)
+
+    def _answer_sent(self, document: proto.Response) -> None:
+        """A handler thread's document, on the loop."""
+        if self.pyts.response_sent:
+            return  # answered meanwhile (its deadline passed)
+        try:
+            self.shot.answer(document)
+        except LocalProtocolError as exc:
+            self.shot.answer(proto.error_response(500, exc.message))
 
 
 class Server(FacadeServer):

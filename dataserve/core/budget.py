@@ -91,6 +91,10 @@ FLOOR = 16 * MiB
 _JSON_WORST = 64
 
 
+# Budgets already made, by their limits (a budget is immutable: it can be shared).
+_BY_LIMITS: dict[tuple[Any, int, int, int], DecodeBudget] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeBudget:
     """The limits one server applies to JSON and msgpack bodies.
@@ -114,11 +118,19 @@ class DecodeBudget:
 
     @classmethod
     def from_limits(cls, limits: Limits) -> DecodeBudget:
-        return cls(
-            max_size=limits.max_structured_size,
-            max_container_len=limits.max_container_len,
-            max_depth=limits.max_depth,
-        )
+        """The budget ``limits`` set (made once per set of values: a protocol object
+        per connection asks for it)."""
+        key = (cls, limits.max_structured_size, limits.max_container_len, limits.max_depth)
+        budget = _BY_LIMITS.get(key)
+        if budget is None:
+            if len(_BY_LIMITS) >= 64:
+                _BY_LIMITS.clear()
+            budget = _BY_LIMITS[key] = cls(
+                max_size=limits.max_structured_size,
+                max_container_len=limits.max_container_len,
+                max_depth=limits.max_depth,
+            )
+        return budget
 
     def allowance(self, size: int) -> int:
         """Bytes a body of ``size`` bytes may take decoded, at its peak."""

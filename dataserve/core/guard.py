@@ -15,23 +15,31 @@ response), but must end the same way. ``Guard`` is that way:
   ``Limits.max_stuck_threads``; when every thread is stuck, an ERROR log line
   says so (and ``exhausted`` is true), once each time it happens.
 
-``call`` never raises for the handler: it returns a ``Settled`` saying how
-the call ended, and ``Settled.outcome`` is the answer by the one policy
-(``dataserve.core.outcome``): an exception's type, never its text, unless it
-is a ``DataServeError`` raised on purpose; 504 past the deadline; 503 at
+``call`` (from a task) never raises for the handler: it returns a ``Settled``
+saying how the call ended. ``start`` is the same without a task of the
+caller's: ``done(settled)`` is called on the loop once the call ended (for a
+``def`` handler, a future on the pool and a ``Watchdog`` callback; an
+``@inline`` one is called at once; an ``async def`` one runs as a task whose
+first step runs at once, ``dataserve.core.eager``), which is what a
+connection that answers one request and closes needs. In both,
+``Settled.outcome`` is the answer by the one policy
+(``dataserve.core.outcome``): an exception's type, never its text, unless
+it is a ``DataServeError`` raised on purpose; 504 past the deadline; 503 at
 shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .deadlines import Watchdogs, resolution_for
-from .dispatch import Dispatcher
+from .deadlines import Deadline, Watchdogs, resolution_for
+from .dispatch import Dispatcher, is_async, is_inline
+from .eager import start_eagerly
 from .limits import Limits
 from .outcome import Outcome, handler_raised, shut_down, timed_out
 
@@ -40,6 +48,8 @@ __all__ = ["Guard", "Settled"]
 logger = logging.getLogger("dataserve.handler")
 
 Prepared = Callable[..., Awaitable[Any]]
+
+_POOL, _ASYNC, _INLINE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,7 @@ class Guard:
         self.answer_shutdown = answer_shutdown
         self._watchdogs = Watchdogs(resolution_for(limits.handler_timeout))
         self._prepared: dict[int, tuple[Callable[..., Any], Prepared]] = {}
+        self._kinds: dict[int, tuple[Callable[..., Any], int]] = {}
 
     @property
     def exhausted(self) -> bool:
@@ -134,6 +145,79 @@ class Guard:
         finally:
             deadline.stop()
 
+    def start(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Settled], None]
+    ) -> asyncio.Future[Any] | None:
+        """Begin ``fn(*args)`` by its policy under the deadline; ``done(settled)`` is
+        called once, on the loop, maybe before this returns.
+
+        Returns ``None`` once ``done`` has been called, else what still runs:
+        a ``def`` handler's call on the pool, or the task of an ``async def``
+        one that suspended. Cancelling it (the connection is gone) drops the
+        outcome: ``done`` is not called, and a pool call not begun never is.
+        """
+        kind = self._kind(fn)
+        if kind == _INLINE:
+            try:
+                value = fn(*args)
+            except Exception as exc:  # as call() does: the caller logs it
+                done(Settled(error=exc))
+            else:
+                done(Settled(value=value))
+            return None
+        loop = asyncio.get_running_loop()
+        if kind == _ASYNC:
+            # The deadline applies from the first suspension (nothing can
+            # interrupt a step that does not suspend): one that answers at
+            # once costs no deadline, and no task step on Python 3.12+.
+            holder: list[Deadline] = []
+            task = start_eagerly(loop, self._settle(fn, args, done, holder))
+            if task is not None:
+                deadline = self._watchdogs.get(loop).start(self.limits.handler_timeout, task)
+                holder.append(deadline)
+                task.add_done_callback(lambda _: deadline.stop())  # however it ended
+            return task
+        pending = self.dispatcher.pool.submit(fn, *args)
+        deadline = self._watchdogs.get(loop).call_later(
+            self.limits.handler_timeout, self._expired, pending, done
+        )
+        pending.add_done_callback(functools.partial(_returned, deadline, done))
+        return pending
+
+    def _kind(self, fn: Callable[..., Any]) -> int:
+        found = self._kinds.get(id(fn))
+        if found is not None and found[0] is fn:
+            return found[1]
+        kind = _ASYNC if is_async(fn) else _INLINE if is_inline(fn) else _POOL
+        self._kinds[id(fn)] = (fn, kind)  # fn kept: its id is not reused
+        return kind
+
+    async def _settle(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        done: Callable[[Settled], None],
+        deadline: list[Deadline],
+    ) -> None:
+        """An ``async def`` handler's call, settled as ``call`` settles it."""
+        try:
+            settled = Settled(value=await fn(*args))
+        except asyncio.CancelledError:
+            if not deadline or not deadline[0].owns():
+                raise  # cancelled by someone else: the connection is gone
+            settled = Settled(timed_out=True)
+        except Exception as exc:  # a handler's own TimeoutError included: it raised
+            settled = Settled(error=exc)
+        done(settled)
+
+    def _expired(self, pending: asyncio.Future[Any], done: Callable[[Settled], None]) -> None:
+        """A pool call's deadline passed (from the watchdog, on the loop)."""
+        if pending.done():
+            return  # it ended just now: its outcome is on its way
+        self.dispatcher.pool.abandon(pending)  # cancels it: _returned drops it
+        self._check_exhausted()
+        done(Settled(timed_out=True))
+
     def _check_exhausted(self) -> None:
         pool = self.dispatcher.pool
         if pool.exhausted:
@@ -150,3 +234,14 @@ class Guard:
     def close(self, wait: float | None = None) -> None:
         """Stop the handler threads once their queue is empty (see ``Dispatcher.close``)."""
         self.dispatcher.close(wait)
+
+
+def _returned(
+    deadline: Deadline, done: Callable[[Settled], None], pending: asyncio.Future[Any]
+) -> None:
+    """A pool call ended: its outcome, unless it was given up on (cancelled)."""
+    deadline.stop()
+    if pending.cancelled():
+        return  # past its deadline (answered already) or its connection is gone
+    error = pending.exception()
+    done(Settled(error=error) if error is not None else Settled(value=pending.result()))

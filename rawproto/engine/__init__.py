@@ -126,8 +126,11 @@ flight, coalesced writes, the deadline timer), ``flow_control``
 deadline applies, as a pure function of the connection's state), ``server``
 (``RawServer``, ``open_connection``), ``registry`` (a server's open
 connections),
-``loop`` (uvloop, the shared loop thread) and ``running`` (serving from
-blocking code: until a signal, or in the background).
+``loop`` (uvloop, the shared loop thread), ``running`` (serving from
+blocking code: until a signal, or in the background) and ``oneshot``
+(``OneShot``: the lighter connection for a framing that answers one
+document and closes, pyts; a service with ``one_shot = True`` is served on
+it, with the same limits, deadlines, shutdown and metrics).
 """
 
 from __future__ import annotations

@@ -35,9 +35,27 @@ from .session import PayloadSink, Session
 if TYPE_CHECKING:
     from .registry import Registry
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "close_transport"]
 
 logger = logging.getLogger("rawproto.engine")
+
+
+def close_transport(transport: asyncio.Transport, *, linger: bool) -> bool:
+    """Close ``transport``; with ``linger`` (the peer may still be sending: it broke
+    the protocol, or a frame is cut short), begin a lingering close instead.
+
+    Lingering: FIN our side, and the caller discards what the peer still
+    sends and closes on its EOF or after ``LINGER_SECONDS``, so the answer
+    just sent is not destroyed by the reset that closing with unread data
+    causes. True if lingering began (a transport that cannot half-close,
+    TLS, is closed at once).
+    """
+    if not linger or not transport.can_write_eof():
+        transport.close()
+        return False
+    with contextlib.suppress(OSError, RuntimeError):
+        transport.write_eof()
+    return True
 
 
 class Channel(asyncio.BufferedProtocol):
@@ -160,18 +178,10 @@ class Channel(asyncio.BufferedProtocol):
         self._flow.fail_waiters("connection closing")
         proto = self.proto
         peer_may_send = self._failed or (proto is not None and proto.mid_frame)
-        if self._eof or not peer_may_send or not transport.can_write_eof():
-            transport.close()
-            return
-        # Lingering close: the peer may still be sending (it broke the protocol,
-        # or a frame is cut short). FIN our side, discard what it sends, and
-        # close on its EOF or after LINGER_SECONDS, so the answer just sent is
-        # not destroyed by the reset that closing with unread data causes.
-        self._lingering = True
-        with contextlib.suppress(OSError, RuntimeError):
-            transport.write_eof()
-        self._flow.resume_reading()
-        self._set_timer(self.loop.time() + LINGER_SECONDS)
+        if close_transport(transport, linger=peer_may_send and not self._eof):
+            self._lingering = True
+            self._flow.resume_reading()
+            self._set_timer(self.loop.time() + LINGER_SECONDS)
 
     def abort(self) -> None:
         """Close at once, dropping anything not yet written."""

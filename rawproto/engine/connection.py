@@ -93,9 +93,9 @@ class Connection(Pump):
             self._next_event = session.proto.next_event
         self._holds = cls.hold_reading is not Session.hold_reading
         self._payloads = hasattr(session.proto, "payload_size")
-        limit = registry.max_connections
-        if registry.closing or (limit is not None and len(registry.connections) >= limit):
-            self._refuse()
+        refusal = registry.refusal()
+        if refusal is not None:
+            self._refuse(refusal)
             return
         registry.connections.add(self)
         self._counted = True
@@ -223,18 +223,12 @@ class Connection(Pump):
 
     # --- how a server ends it ---------------------------------------------------
 
-    def _refuse(self) -> None:
+    def _refuse(self, refusal: FrameError) -> None:
         """Over the connection limit (or shutting down): answer and close."""
         proto = self.proto
         assert proto is not None and self.transport is not None
-        limit = self._registry.max_connections
-        reason = (
-            "the server is shutting down"
-            if self._registry.closing
-            else f"the server is at its limit of {limit} connections"
-        )
         with contextlib.suppress(Exception):
-            reply = proto.error_reply(FrameError(reason, 503))
+            reply = proto.error_reply(refusal)
             if reply:
                 self._out.append(reply)
         self._failed = True  # the peer is about to send: linger so it reads the answer

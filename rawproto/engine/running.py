@@ -26,21 +26,20 @@ from dataserve.core.running import LoopThread, serve_until_signalled
 from dataserve.core.security import TLSConfig
 
 from .._security import warn_if_exposed
-from .server import RawServer
-from .session import Service
+from .server import RawServer, Served
 
 __all__ = ["BackgroundService", "FacadeServer", "serve_service"]
 
 
 def _server(
-    service: Service, host: str, port: int, limits: Limits, tls: TLSConfig | None, framing: str
+    service: Served, host: str, port: int, limits: Limits, tls: TLSConfig | None, framing: str
 ) -> RawServer:
     warn_if_exposed(framing, host, tls, logging.getLogger(f"rawproto.{framing}"))
     return RawServer(service, host=host, port=port, limits=limits, tls=tls)
 
 
 def serve_service(
-    service: Service,
+    service: Served,
     host: str,
     port: int,
     limits: Limits,
@@ -72,7 +71,7 @@ class BackgroundService:
 
     def __init__(
         self,
-        service: Service,
+        service: Served,
         host: str,
         port: int,
         limits: Limits,
@@ -129,7 +128,7 @@ class FacadeServer(ABC):
         self.limits = self.limits.replace(handler_threads=value)
 
     @abstractmethod
-    def _service(self) -> Service:
+    def _service(self) -> Served:
         """The engine service for the current routes or commands."""
 
     @abstractmethod

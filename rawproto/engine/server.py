@@ -2,10 +2,11 @@
 
 A ``RawServer`` listens (TCP or a Unix domain socket, optionally TLS,
 ``SO_REUSEPORT`` on request),
-makes a ``Connection`` per accepted socket and keeps them in a ``Registry``
-(``rawproto.engine.registry``); ``stop()`` runs the graceful shutdown (see
-``rawproto.engine``). ``open_connection`` runs a session on one outgoing
-connection with the same machinery.
+makes a ``Connection`` per accepted socket (a ``OneShot`` for a service
+that answers one document per connection, ``rawproto.engine.oneshot``) and
+keeps them in a ``Registry`` (``rawproto.engine.registry``); ``stop()``
+runs the graceful shutdown (see ``rawproto.engine``). ``open_connection``
+runs a session on one outgoing connection with the same machinery.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import logging
 import os
 import socket
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.net import BACKLOG, DEFAULT_HOST, bind_unix, remove_unix_socket
@@ -25,10 +27,14 @@ from dataserve.core.security import TLSConfig
 
 from .connection import Connection
 from .deadlines import LINGER_SECONDS
+from .oneshot import OneShot, OneShotService, is_one_shot
 from .registry import Registry
 from .session import ConnectionCounter, Service, SessionFactory
 
-__all__ = ["RawServer", "bind_socket", "open_connection"]
+__all__ = ["RawServer", "Served", "bind_socket", "open_connection"]
+
+#: What a ``RawServer`` serves: a ``Service`` of sessions, or a ``OneShotService``.
+Served = Service | OneShotService
 
 logger = logging.getLogger("rawproto.engine")
 
@@ -53,7 +59,7 @@ class RawServer:
 
     def __init__(
         self,
-        service: Service,
+        service: Served,
         *,
         host: str = DEFAULT_HOST,
         port: int = 0,
@@ -106,16 +112,21 @@ class RawServer:
         self.port = 0 if unix else sock.getsockname()[1]
         self._registry = Registry(self.limits, self.max_connections, self.connection_metrics)
         self._stopped = asyncio.Event()
-        registry, factory = self._registry, self.service.session
+        registry, service = self._registry, self.service
+        protocol: Callable[[], asyncio.BaseProtocol]
+        if is_one_shot(service):
+            one_shot = cast(OneShotService, service)
+            protocol = lambda: OneShot(one_shot, registry)  # noqa: E731
+        else:
+            factory = cast(Service, service).session
+            protocol = lambda: Connection(factory, registry)  # noqa: E731
         loop = asyncio.get_running_loop()
         tls: dict[str, Any] = {}
         if context is not None:
             tls = {"ssl": context, "ssl_handshake_timeout": self.limits.handshake_timeout}
         create = loop.create_unix_server if unix else loop.create_server
         try:
-            self._server = await create(
-                lambda: Connection(factory, registry), sock=sock, backlog=BACKLOG, **tls
-            )
+            self._server = await create(protocol, sock=sock, backlog=BACKLOG, **tls)
         except BaseException:
             if self._sock is None:
                 sock.close()

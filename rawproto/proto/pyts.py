@@ -283,10 +283,14 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder for every document: json.loads() with an option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def decode_document(data: bytes) -> dict[str, Any]:
     """Parse a complete document (``FrameError`` 400 if it is not JSON)."""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        value = _DECODER.decode(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise FrameError(f"not a pyts document: invalid UTF-8 at byte {exc.start}", 400) from None
     except (ValueError, RecursionError) as exc:
@@ -404,6 +408,10 @@ class Connection:
             raise self._error
         if self._state is not _State.RECEIVING:
             return NEED_DATA
+        if not self._scanner.started:
+            whole = self._whole_document()
+            if whole is not None:
+                return whole
         try:
             end = self._scanner.feed(self._buffer)
             limit = self._limit
@@ -432,6 +440,34 @@ class Connection:
         except FrameError as exc:
             self._fail(exc)
             raise
+        self._buffer = bytearray()
+        self._state = _State.RECEIVED
+        return event
+
+    def _whole_document(self) -> Request | Response | None:
+        """The usual case, at C speed: the first bytes are one small document, whole.
+
+        Tried once, before the scanner starts, when the bytes are a ``{``...``}``
+        within the size that needs no budget estimate and hold too few
+        brackets to nest deeper than ``max_depth``: then whether they parse
+        as one JSON object says whether the document is complete, and the
+        scanner, which would find the same end, is not needed. Anything else
+        (part of a document, bytes after it, not JSON) returns ``None``, and
+        the scanner decides as it always does.
+        """
+        buf = self._buffer
+        if (
+            len(buf) > self._budget.json_unchecked
+            or len(buf) > self._limit
+            or not buf.rstrip(_WHITESPACE).endswith(b"}")
+            or not buf.lstrip(_WHITESPACE).startswith(b"{")
+            or buf.count(b"{") + buf.count(b"[") > self.limits.max_depth
+        ):
+            return None
+        try:
+            event = _validate(decode_document(bytes(buf)), self.role)
+        except FrameError:
+            return None  # incomplete, not JSON, not a request: the scanner says which
         self._buffer = bytearray()
         self._state = _State.RECEIVED
         return event

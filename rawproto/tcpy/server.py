@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from dataserve.core import errors
 from dataserve.core.deadlines import Watchdogs, resolution_for
 from dataserve.core.errors import DataServeError, LocalProtocolError, RemoteProtocolError
-from dataserve.core.guard import Guard
+from dataserve.core.guard import Guard, Settled
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
 from dataserve.core.routing import Router
 from dataserve.core.security import TLSConfig
@@ -29,36 +30,55 @@ __all__ = ["TCPServer"]
 logger = logging.getLogger("rawproto.tcpy")
 
 
-def _parameter_problem(command: str, target: Any, params: dict[str, Any]) -> str | None:
-    """Why ``target(**params)`` cannot be called, named for the client, or ``None``."""
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):  # a builtin without a signature: just call it
-        return None
-    kinds = inspect.Parameter
-    named = {
-        p.name: p
-        for p in signature.parameters.values()
-        if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
-    }
-    missing = [
-        p.name
-        for p in signature.parameters.values()
-        if p.kind is not kinds.VAR_POSITIONAL
-        and p.kind is not kinds.VAR_KEYWORD
-        and p.default is p.empty
-        and p.name not in params
-    ]
-    takes_any = any(p.kind is kinds.VAR_KEYWORD for p in signature.parameters.values())
-    unexpected = [] if takes_any else [name for name in params if name not in named]
-    problems = []
-    if missing:
-        problems.append(f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    if unexpected:
-        problems.append(
-            f"unexpected parameter{'s' if len(unexpected) > 1 else ''} {', '.join(unexpected)}"
+class _Parameters:
+    """What a command's target takes, read once from its signature (``inspect`` is slow)."""
+
+    __slots__ = ("known", "named", "required", "takes_any")
+
+    def __init__(self, target: Any) -> None:
+        try:
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):  # a builtin without a signature: just call it
+            self.known = False
+            self.named: frozenset[str] = frozenset()
+            self.required: tuple[str, ...] = ()
+            self.takes_any = True
+            return
+        self.known = True
+        kinds = inspect.Parameter
+        parameters = list(signature.parameters.values())
+        self.named = frozenset(
+            p.name
+            for p in parameters
+            if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)
         )
-    return f"command {command!r}: {'; '.join(problems)}" if problems else None
+        self.required = tuple(
+            p.name
+            for p in parameters
+            if p.kind is not kinds.VAR_POSITIONAL
+            and p.kind is not kinds.VAR_KEYWORD
+            and p.default is p.empty
+        )
+        self.takes_any = any(p.kind is kinds.VAR_KEYWORD for p in parameters)
+
+    def problem(self, command: str, params: dict[str, Any]) -> str | None:
+        """Why ``target(**params)`` cannot be called, named for the client, or ``None``."""
+        if not self.known:
+            return None
+        missing = [name for name in self.required if name not in params]
+        unexpected = [] if self.takes_any else [name for name in params if name not in self.named]
+        if not missing and not unexpected:
+            return None
+        problems = []
+        if missing:
+            problems.append(
+                f"missing parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+            )
+        if unexpected:
+            problems.append(
+                f"unexpected parameter{'s' if len(unexpected) > 1 else ''} {', '.join(unexpected)}"
+            )
+        return f"command {command!r}: {'; '.join(problems)}"
 
 
 def _run_handler(target: Any, params: dict[str, Any], channel: Channel) -> Any:
@@ -86,9 +106,9 @@ class _Service:
         self.router: Router[Any] = Router(commands)
         self.limits = limits
         self.guard = Guard(limits, "tcpy-handler")
-        self.run = self.guard.prepare(_run_handler)
         # recv() deadlines, at most a quarter of idle_timeout late (0.25 s at most).
         self.recv_watchdogs = Watchdogs(resolution_for(limits.idle_timeout))
+        self._parameters: dict[int, tuple[Any, _Parameters]] = {}
 
     def session(self, conn: EngineConnection) -> _Session:
         return _Session(conn, self)
@@ -96,21 +116,44 @@ class _Service:
     async def aclose(self) -> None:
         self.guard.close()
 
-    async def answer(self, request: proto.Request, channel: Channel) -> dict[str, Any]:
-        """The reply map for ``request``: the handler's, or tcpy's error map."""
+    def start(
+        self, request: proto.Request, channel: Channel, done: Callable[[dict[str, Any]], None]
+    ) -> asyncio.Future[Any] | None:
+        """Begin answering ``request``: ``done(reply map)`` is called on the loop, the
+        handler's map or tcpy's error map, maybe before this returns. Returns the
+        handler's call while it runs (cancel it if the connection is gone)."""
         match = self.router.match(request.command)
         if match is None:
             known = ", ".join(sorted(self.router)[:20]) or "none"
-            return {
-                "error": True,
-                "message": f"unknown command {request.command!r} (this server has: {known})",
-            }
-        problem = _parameter_problem(request.command, match.endpoint, request.params)
+            done(
+                {
+                    "error": True,
+                    "message": f"unknown command {request.command!r} (this server has: {known})",
+                }
+            )
+            return None
+        problem = self._parameters_of(match.endpoint).problem(request.command, request.params)
         if problem is not None:
-            return {"error": True, "message": problem}
-        settled = await self.guard.call(self.run, match.endpoint, request.params, channel)
+            done({"error": True, "message": problem})
+            return None
+        settled = functools.partial(self._settled, request.command, channel, done)
+        return self.guard.start(_run_handler, (match.endpoint, request.params, channel), settled)
+
+    def _parameters_of(self, target: Any) -> _Parameters:
+        found = self._parameters.get(id(target))
+        if found is None or found[0] is not target:
+            found = self._parameters[id(target)] = (target, _Parameters(target))
+        return found[1]
+
+    def _settled(
+        self,
+        command: str,
+        channel: Channel,
+        done: Callable[[dict[str, Any]], None],
+        settled: Settled,
+    ) -> None:
+        what = f"command {command!r}"
         if not settled.ok:
-            what = f"command {request.command!r}"
             outcome = settled.outcome("", self.limits.handler_timeout, what)
             if settled.timed_out:
                 # The thread cannot be stopped: it runs on, its reply is dropped,
@@ -121,15 +164,16 @@ class _Service:
                 logger.info("%s: %s", what, outcome.message)
             else:
                 logger.error("%s raised", what, exc_info=settled.error)
-            return {"error": True, "message": outcome.message}
+            done({"error": True, "message": outcome.message})
+            return
         reply = settled.value
         if not isinstance(reply, dict):
-            return {
+            reply = {
                 "error": True,
-                "message": f"command {request.command!r} returned a "
-                f"{type(reply).__name__}, not a dict (return self.success(...))",
+                "message": f"{what} returned a {type(reply).__name__}, not a dict "
+                "(return self.success(...))",
             }
-        return reply
+        done(reply)
 
 
 class _SessionChannel(Channel):
@@ -235,17 +279,33 @@ class _Session(Session):
                 )
             )
 
-    async def _serve(self, request: proto.Request) -> None:
+    def _serve(self, request: proto.Request) -> asyncio.Future[None]:
+        """Answer ``request``; the future the engine counts as in flight is done once
+        the reply is sent (no task: the handler's call is a future on the pool)."""
+        answered: asyncio.Future[None] = self.conn.loop.create_future()
+        pending = self.service.start(
+            request, _SessionChannel(self), functools.partial(self._reply, answered)
+        )
+        if pending is not None and not answered.done():
+            # The connection is gone (the engine cancels what is in flight): so is the call.
+            answered.add_done_callback(lambda f: pending.cancel() if f.cancelled() else None)
+        return answered
+
+    def _reply(self, answered: asyncio.Future[None], reply: dict[str, Any]) -> None:
         try:
-            reply = await self.service.answer(request, _SessionChannel(self))
-            if self.conn.is_closed or self.tcpy.must_close:
+            if self.conn.is_closed or self.tcpy.must_close or answered.done():
                 return  # the conversation broke the protocol: already answered
             try:
                 self.conn.send(proto.Reply(reply))
             except LocalProtocolError as exc:  # a reply msgpack cannot carry
                 self.conn.send(proto.Reply(proto.error_map(exc)))
+        except Exception as exc:
+            if not answered.done():
+                answered.set_exception(exc)  # the engine logs it and closes
         finally:
             self._hold(False)
+            if not answered.done():
+                answered.set_result(None)
 
     # --- the conversation, on the loop thread ---------------------------------------
 

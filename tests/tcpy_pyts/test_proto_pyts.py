@@ -250,6 +250,48 @@ def test_the_scanner_refuses_deep_nesting_before_parsing() -> None:
     assert scanner.feed(b'{"a": [["]]]]]]"]]}') == 19
 
 
+def _whole(data: bytes, limits: Limits | None = None) -> tuple[Any, bool]:
+    """The event for ``data`` read whole, and whether the scanner had to run."""
+    conn = Connection(Role.SERVER, limits or Limits())
+    conn.receive_data(data)
+    try:
+        event = conn.next_event()
+    except RemoteProtocolError as exc:
+        event = exc
+    return event, conn._scanner.started
+
+
+def test_a_small_document_read_whole_is_parsed_without_the_scanner() -> None:
+    event, scanned = _whole(b"  " + SEED_REQUEST + b"\r\n")
+    assert event == seed_request() and not scanned
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        SEED_REQUEST[:-1] + b' , "x": "}',  # ends in "}" inside a string: incomplete
+        SEED_REQUEST + b"{}",  # a document, then more
+        b'{"headers": {}, "body": 1}',  # JSON, not a request: the 400 is the scanner's
+    ],
+)
+def test_what_is_not_one_whole_request_is_left_to_the_scanner(data: bytes) -> None:
+    event, scanned = _whole(data)
+    assert scanned
+    try:
+        expected = receive(Role.SERVER, data, sizes=[1] * len(data), eof=False)
+    except RemoteProtocolError as exc:
+        expected = exc
+    assert type(event) is type(expected) and str(event) == str(expected)
+
+
+def test_a_document_that_might_nest_too_deep_is_left_to_the_scanner() -> None:
+    deep = b'{"headers": {"HOST": "h", "PORT": 1, "ENDPOINT": "/"}, "body": [[[[1]]]]}'
+    event, scanned = _whole(deep, Limits(max_depth=3))
+    assert scanned and isinstance(event, FrameError) and "deeper than 3" in event.message
+    event, scanned = _whole(deep, Limits(max_depth=6))
+    assert isinstance(event, Request) and not scanned
+
+
 # --- fuzzing -----------------------------------------------------------------------
 
 json_values = st.recursive(
