@@ -168,7 +168,7 @@ def test_a_batch_of_answers_over_the_output_cap_takes_the_rest_next_turn() -> No
 
     async def main(loop: VirtualClockLoop) -> None:
         service = LineService(Big)
-        conn, t = connect(service.session)
+        conn, _ = connect(service.session)
         conn.data_received(b"!a\nb\n")
         assert service.seen == 1  # the first answer reached the cap
         await loop.advance(0)

@@ -118,4 +118,3 @@ def test_a_plain_session_on_a_connection_opens_and_ignores_requests() -> None:
         assert t.sent() == b"!" and conn.in_flight == 0 and t.reading
 
     run_virtual(main)
-
