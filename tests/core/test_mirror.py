@@ -51,8 +51,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/client/aio.py",
         "dataserve/client/base.py",
         "dataserve/client/sync.py",
-        "dataserve/core/buffers.py",
-        "dataserve/core/deadlines.py",
         "dataserve/core/eager.py",
         "dataserve/core/estimate.py",
         "dataserve/core/exchange.py",
