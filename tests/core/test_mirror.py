@@ -51,7 +51,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/client/aio.py",
         "dataserve/client/base.py",
         "dataserve/client/sync.py",
-        "dataserve/core/estimate.py",
         "dataserve/core/exchange.py",
         "dataserve/core/metrics/readout.py",
         "dataserve/core/metrics/recorder.py",
