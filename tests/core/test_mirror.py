@@ -56,7 +56,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/core/metrics/recorder.py",
         "dataserve/core/metrics/registry.py",
         "dataserve/core/metrics/totals.py",
-        "dataserve/core/pieces.py",
         "dataserve/core/pooled.py",
         "dataserve/example.py",
         "dataserve/http/app.py",
