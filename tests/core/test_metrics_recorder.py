@@ -6,6 +6,7 @@ thread is never started (``flushing`` is set), so a test flushes by hand.
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from dataserve.core.metrics.recorder import TransportMetrics
@@ -45,7 +46,7 @@ def test_observations_reach_prometheus_only_when_flushed() -> None:
     assert value(registry, "dataserve_requests_total", status="200", **labels) == 2
     assert value(registry, "dataserve_request_bytes_total", **labels) == 11
     assert value(registry, "dataserve_response_bytes_total", **labels) == 22
-    assert value(registry, "dataserve_request_duration_seconds_sum", **labels) == 0.0034
+    assert value(registry, "dataserve_request_duration_seconds_sum", **labels) == pytest.approx(0.0034)
     assert value(registry, "dataserve_request_duration_seconds_bucket", le="0.0005", **labels) == 1
     assert value(registry, "dataserve_request_duration_seconds_bucket", le="0.005", **labels) == 2
     rec.flush()  # nothing new: nothing added twice
