@@ -51,8 +51,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/client/aio.py",
         "dataserve/client/base.py",
         "dataserve/client/sync.py",
-        "dataserve/core/exchange.py",
-        "dataserve/core/pooled.py",
         "dataserve/example.py",
         "dataserve/http/app.py",
         "dataserve/http/connections.py",
