@@ -54,7 +54,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/example.py",
         "dataserve/http/app.py",
         "dataserve/http/cycle.py",
-        "dataserve/http/protocol.py",
         "dataserve/http/server.py",
         "dataserve/http/tls.py",
         "dataserve/ops/config.py",
