@@ -9,6 +9,11 @@ the package itself for a top-level module such as ``rawproto/cli.py``) and
 So ``rawproto/engine/pump.py`` is tested by ``tests/rawproto/test_engine_pump.py``
 and ``dataserve/core/estimate.py`` by ``tests/core/test_estimate.py``.
 
+When one test module's name fits several modules (``tests/http/test_app.py``
+fits ``dataserve/http/app.py`` and ``dataserve/app.py``), it stands for those
+whose first test folder holds it (here ``dataserve/http/app.py``: the other
+then needs ``test_dataserve_app.py``), or for all of them if none is.
+
 A private module's leading underscore is dropped: ``rawproto/_blocking.py``
 is tested by ``tests/rawproto/test_blocking.py``.
 
@@ -100,12 +105,28 @@ def expected_tests(module: Path) -> list[Path]:
     return [Path("tests", tests, name) for tests in FOLDERS[folder] for name in names]
 
 
+def primary(module: Path, test: Path) -> bool:
+    """Is ``test`` in the first test folder of ``module``'s source folder?"""
+    return test.parent.name == FOLDERS[module.parent.as_posix()][0]
+
+
+def own_test_modules() -> dict[str, list[Path]]:
+    """Each module's own test modules, those that exist (see the docstring)."""
+    claims: dict[Path, list[Path]] = {}
+    for module in implementation_modules():
+        for test in expected_tests(module):
+            if (ROOT / test).is_file():
+                claims.setdefault(test, []).append(module)
+    owned: dict[str, list[Path]] = {m.as_posix(): [] for m in implementation_modules()}
+    for test, modules in claims.items():
+        owners = [m for m in modules if primary(m, test)] if len(modules) > 1 else modules
+        for module in owners or modules:
+            owned[module.as_posix()].append(test)
+    return owned
+
+
 def missing_tests() -> list[str]:
-    return [
-        module.as_posix()
-        for module in implementation_modules()
-        if not any((ROOT / test).is_file() for test in expected_tests(module))
-    ]
+    return [module for module, tests in own_test_modules().items() if not tests]
 
 
 def test_the_scan_sees_the_modules() -> None:
@@ -130,6 +151,12 @@ def test_the_convention_names() -> None:
     assert Path("tests/core/test_estimate.py") in expected_tests(Path("dataserve/core/estimate.py"))
     assert Path("tests/rawproto/test_rawproto_cli.py") in expected_tests(Path("rawproto/cli.py"))
     assert Path("tests/rawproto/test_blocking.py") in expected_tests(Path("rawproto/_blocking.py"))
+
+
+def test_a_test_module_fitting_several_modules_stands_for_the_one_whose_folder_it_is_in() -> None:
+    owned = own_test_modules()
+    assert Path("tests/http/test_app.py") in owned["dataserve/http/app.py"]
+    assert Path("tests/http/test_app.py") not in owned["dataserve/app.py"]
 
 
 def test_every_module_has_a_test_module() -> None:
