@@ -64,7 +64,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "rawproto/tinyproto/client.py",
         "rawproto/tinyproto/connection.py",
         "rawproto/tinyproto/server.py",
-        "rawproto/tinyproto/session.py",
         "rawproto/tinyproto/sockview.py",
     }
 )
