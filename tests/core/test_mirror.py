@@ -61,9 +61,7 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/workers.py",
         "rawproto/tcpy/client.py",
         "rawproto/tcpy/server.py",
-        "rawproto/tinyproto/client.py",
         "rawproto/tinyproto/connection.py",
-        "rawproto/tinyproto/server.py",
         "rawproto/tinyproto/sockview.py",
     }
 )
