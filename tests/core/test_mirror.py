@@ -61,8 +61,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/workers.py",
         "rawproto/tcpy/client.py",
         "rawproto/tcpy/server.py",
-        "rawproto/tinyproto/connection.py",
-        "rawproto/tinyproto/sockview.py",
     }
 )
 
