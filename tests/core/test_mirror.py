@@ -52,9 +52,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
     {
         "dataserve/callback/app.py",
         "dataserve/callback/stream.py",
-        "dataserve/client/aio.py",
-        "dataserve/client/base.py",
-        "dataserve/client/sync.py",
         "dataserve/http/cycle.py",
         "dataserve/http/tls.py",
         "dataserve/ops/console.py",
