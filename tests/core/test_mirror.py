@@ -52,7 +52,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
     {
         "dataserve/callback/app.py",
         "dataserve/callback/stream.py",
-        "dataserve/http/tls.py",
         "dataserve/ops/console.py",
         "dataserve/workers.py",
         "rawproto/tcpy/client.py",
