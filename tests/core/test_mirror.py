@@ -54,8 +54,6 @@ ALLOWED_MISSING: frozenset[str] = frozenset(
         "dataserve/callback/stream.py",
         "dataserve/ops/console.py",
         "dataserve/workers.py",
-        "rawproto/tcpy/client.py",
-        "rawproto/tcpy/server.py",
     }
 )
 
