@@ -51,7 +51,6 @@ FOLDERS: dict[str, tuple[str, ...]] = {
 ALLOWED_MISSING: frozenset[str] = frozenset(
     {
         "dataserve/callback/app.py",
-        "dataserve/callback/stream.py",
         "dataserve/ops/console.py",
         "dataserve/workers.py",
     }
