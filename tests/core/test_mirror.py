@@ -46,14 +46,6 @@ FOLDERS: dict[str, tuple[str, ...]] = {
     "rawproto/tinyproto": ("rawproto",),
 }
 
-#: Modules still without a test module of their own. Shrinking this list is
-#: the remaining work of issue #14 (item 6); nothing may be added to it.
-ALLOWED_MISSING: frozenset[str] = frozenset(
-    {
-        "dataserve/workers.py",
-    }
-)
-
 
 def implementation_modules() -> list[Path]:
     """Every implementation module, relative to the repository root."""
@@ -129,13 +121,8 @@ def test_a_test_module_fitting_several_modules_stands_for_the_one_whose_folder_i
 
 
 def test_every_module_has_a_test_module() -> None:
-    missing = [m for m in missing_tests() if m not in ALLOWED_MISSING]
+    missing = missing_tests()
     assert not missing, "modules without a test module of their own:\n" + "\n".join(
         f"  {m}: write one of " + ", ".join(t.as_posix() for t in expected_tests(Path(m)))
         for m in missing
     )
-
-
-def test_the_allowlist_only_holds_modules_still_missing() -> None:
-    stale = ALLOWED_MISSING - set(missing_tests())
-    assert not stale, f"these have a test module now: drop them from ALLOWED_MISSING: {stale}"
