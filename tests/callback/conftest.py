@@ -1,16 +1,16 @@
-"""Fixtures for the callback API: registered servers on free ports, a recording callback."""
+"""Fixtures for the callback API: registered servers on port 0 read back, a recording callback."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import queue
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from dataserve import callback
 from dataserve.callback import httpserver_registercallback, httpserver_stopcallback
 
 Register = Callable[..., tuple[int, int]]
@@ -38,24 +38,28 @@ class Recorder:
         return self.requests.get(timeout=10)
 
 
-def register_on_free_port(cbfunc: Any, **kwargs: Any) -> tuple[int, int]:
-    """Register ``cbfunc`` on a free loopback port: ``(httpdid, port)``.
+def register_on_port_0(cbfunc: Any, **kwargs: Any) -> tuple[int, int]:
+    """Register ``cbfunc`` on loopback port 0 and read the port back: ``(httpdid, port)``.
 
-    The seed's API takes ports 1..65535 only, so port 0 cannot be passed and
-    read back: a free port is found and then registered, and if another
-    process takes it in between, registering fails with EADDRINUSE and the
-    next free port is tried.
+    The seed's API takes ports 1..65535 only (``check_address``, tested on its
+    own in ``test_messages.py``), so here, and only for this call, port 0 is
+    let through to the server, which binds it; the port it got is read back
+    from the running server. No port is picked first and released (another
+    process could take it in between).
     """
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            return httpserver_registercallback(("127.0.0.1", port), cbfunc, **kwargs), port
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-    raise RuntimeError("no free port found in 20 attempts")
+    real = callback.check_address
+
+    def also_port_0(addresstuple: object) -> tuple[str, int]:
+        if isinstance(addresstuple, tuple) and len(addresstuple) == 2 and addresstuple[1] == 0:
+            host, _ = real((addresstuple[0], 1))
+            return host, 0
+        return real(addresstuple)
+
+    with mock.patch.object(callback, "check_address", also_port_0):
+        httpdid = httpserver_registercallback(("127.0.0.1", 0), cbfunc, **kwargs)
+    port = callback._servers[httpdid].port
+    assert port > 0
+    return httpdid, port
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ def register() -> Iterator[Register]:
     ids: list[int] = []
 
     def start(cbfunc: Any, **kwargs: Any) -> tuple[int, int]:
-        httpdid, port = register_on_free_port(cbfunc, **kwargs)
+        httpdid, port = register_on_port_0(cbfunc, **kwargs)
         ids.append(httpdid)
         return httpdid, port
 

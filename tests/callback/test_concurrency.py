@@ -16,7 +16,7 @@ import pytest
 from dataserve.callback import httpserver_registercallback, httpserver_stopcallback
 from dataserve.core.limits import Limits
 
-from .conftest import Register, ok, register_on_free_port
+from .conftest import Register, ok, register_on_port_0
 
 SLOW = 0.5
 
@@ -142,7 +142,7 @@ def _accepts(port: int) -> bool:
 
 @pytest.mark.slow
 def test_register_request_stop_on_the_same_port_20_times() -> None:
-    httpdid, port = register_on_free_port(lambda request: ok(str(request["httpdid"])))
+    httpdid, port = register_on_port_0(lambda request: ok(str(request["httpdid"])))
     httpserver_stopcallback(httpdid)
     ids = set()
     for _ in range(20):

@@ -60,9 +60,11 @@ def test_send_prints_the_decoded_reply() -> None:
 
 
 def test_send_errors_are_one_line() -> None:
-    with bind_socket("127.0.0.1", 0) as sock:
+    # Bound and held, not listening: connections are refused, and no other
+    # process can take the port while the test runs.
+    with bind_socket("127.0.0.1", 0, listen=False) as sock:
         port = sock.getsockname()[1]
-    out = run("send", f"http://127.0.0.1:{port}", "/x")
+        out = run("send", f"http://127.0.0.1:{port}", "/x")
     assert out.returncode == 1
     assert out.stderr.startswith(f"dataserve: error: cannot connect to http://127.0.0.1:{port}/x")
     assert len(out.stderr.strip().splitlines()) == 1
