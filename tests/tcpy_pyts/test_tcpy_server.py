@@ -11,7 +11,7 @@ import pytest
 from dataserve.core.limits import Limits
 from rawproto.tcpy.client import TCPClient
 from rawproto.tcpy.handler import Channel, TCPHandler
-from rawproto.tcpy.server import TCPServer, _parameter_problem, _run_handler
+from rawproto.tcpy.server import TCPServer, _Parameters, _run_handler
 
 from .helpers import TIMEOUT
 
@@ -40,6 +40,10 @@ def server() -> Iterator[TCPServer]:
     srv = TCPServer("127.0.0.1", 0, commands=commands).start()
     yield srv
     srv.stop()
+
+
+def _parameter_problem(command: str, target: Any, params: dict[str, Any]) -> str | None:
+    return _Parameters(target).problem(command, params)
 
 
 def test_parameter_problems_are_named_for_the_client() -> None:
