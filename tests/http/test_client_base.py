@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from dataserve.client.base import DEFAULT_TIMEOUT, ClientBase, base_url, client_options
+from dataserve.core.client_options import ClientOptions
 from dataserve.core.net import CLIENT_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT
 from dataserve.core.security import TOKEN_ENV
 
@@ -31,20 +32,18 @@ def test_over_a_unix_socket_the_url_only_names_the_host() -> None:
 
 def test_client_options_carry_the_token_headers_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    options = client_options(5.0, True, None, None, "t0k", {"x-a": "1"})
+    options = client_options(ClientOptions.with_timeout(5.0, token="t0k"), {"x-a": "1"})
     assert options["headers"] == {"x-a": "1", "authorization": "Bearer t0k"}
-    assert options["timeout"] == 5.0
+    assert options["timeout"] == httpx.Timeout(5.0)
     assert isinstance(options["verify"], ssl.SSLContext)
     assert options["verify"].verify_mode == ssl.CERT_REQUIRED
-    lax = client_options(None, False, None, None, None, None)
+    lax = client_options(ClientOptions.with_timeout(None, verify=False), None)
     assert lax["headers"] == {} and lax["verify"].verify_mode == ssl.CERT_NONE
 
 
 def test_the_token_comes_from_the_environment_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, "from-env")
-    assert client_options(None, True, None, None, None, None)["headers"] == {
-        "authorization": "Bearer from-env"
-    }
+    assert client_options(ClientOptions(), None)["headers"] == {"authorization": "Bearer from-env"}
 
 
 def test_the_base_class_builds_options_once_and_leaves_opening_to_the_clients() -> None:
