@@ -124,7 +124,7 @@ def httpserver_stopcallback(callbackid: int) -> None:
 
 def _refuse_on_shared_loop(name: str) -> None:
     """Waiting for the servers' loop from the loop itself would never end."""
-    if LoopThread.shared().in_loop_thread:
+    if LoopThread.in_shared_thread():
         raise RuntimeError(
             f"{name} waits for the servers' event loop, so it cannot run on it: "
             f"call it from another thread (await asyncio.to_thread({name}, ...))"

@@ -136,7 +136,8 @@ def load_npy(body: bytes) -> Any:
         shape, fortran, dtype = npy.read_array_header_1_0(stream)
     elif version == (2, 0):
         shape, fortran, dtype = npy.read_array_header_2_0(stream)
-    else:  # version 3 (a UTF-8 header) has no public reader: numpy loads it
+    else:  # version 3 (a UTF-8 header) has no public reader: numpy loads it whole
+        stream.seek(0)  # from the magic: past it, numpy would take the body for a pickle
         return np.load(stream, allow_pickle=False)
     if dtype.hasobject:
         raise ValueError("Object arrays cannot be loaded when allow_pickle=False")

@@ -240,6 +240,12 @@ class LoopThread:
                 cls._shared = cls()
             return cls._shared
 
+    @classmethod
+    def in_shared_thread(cls) -> bool:
+        """Is the caller the shared loop's thread? (Starts no loop to find out.)"""
+        shared = cls._shared
+        return shared is not None and shared.in_loop_thread
+
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:

@@ -88,6 +88,10 @@ class TLSSession:
             return 0
         except ssl.SSLZeroReturnError:
             return -1
+        if n == 0 and len(buffer):
+            # CPython reports the peer's close_notify as a read of nothing
+            # (nothing ready raises SSLWantReadError instead).
+            return -1
         return n
 
     def write(self, data: Any) -> None:

@@ -47,10 +47,8 @@ def _callback(request: dict[str, Any]) -> dict[str, Any]:
 def test_malformed_arguments(
     args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
-    # The one loop thread every server shares may start before the arguments are
-    # all checked (it is idle when unused, and not this call's): only threads of
-    # this call's own count.
-    BackgroundLoop.shared()
+    # Nothing starts before the arguments are all checked: not even the loop
+    # thread every server shares.
     before = set(threading.enumerate())
     with pytest.raises(error) as info:
         httpserver_registercallback(*args, **kwargs)

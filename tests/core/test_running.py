@@ -155,6 +155,16 @@ def test_one_shared_loop_thread_under_every_name() -> None:
     assert shared._thread.name == "dataserve-background-loop"
 
 
+def test_in_shared_thread_answers_from_the_thread_it_asks_about() -> None:
+    shared = LoopThread.shared()
+    assert not LoopThread.in_shared_thread()
+    assert shared.submit(_ask_in_shared_thread()).result(timeout=10)
+
+
+async def _ask_in_shared_thread() -> bool:
+    return LoopThread.in_shared_thread()
+
+
 # --- signals, in this process (pytest runs tests in the main thread) ------------
 
 

@@ -150,12 +150,6 @@ def test_the_transport_over_tls(tls: TLSConfig, pki: dict[str, str]) -> None:
     assert raw.take() == b""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TLSSession.read_into expects SSLZeroReturnError on close_notify, but CPython's "
-    "SSLObject.read(n, buffer) returns 0 then: the peer's close_notify is taken for "
-    "'nothing ready yet' and only its TCP EOF closes the connection (a bug in http/tls.py)",
-)
 def test_the_peers_close_notify_closes_the_connection(tls: TLSConfig, pki: dict[str, str]) -> None:
     layer, raw, _, client, _ = setup(tls, pki)
     handshake(layer, raw, client)
