@@ -35,8 +35,9 @@ logger = logging.getLogger("dataserve.deadlines")
 
 
 def resolution_for(*timeouts: float) -> float:
-    """How late a deadline may fire: a quarter of the shortest timeout, 0.25 s at most."""
-    return min(0.25, *(t / 4 for t in timeouts))
+    """How late a deadline may fire: a quarter of the shortest timeout, 0.25 s at most
+    (and with no timeout given)."""
+    return min((0.25, *(t / 4 for t in timeouts)))
 
 
 class Deadline:

@@ -20,6 +20,7 @@ def test_resolution_is_a_quarter_of_the_shortest_timeout_at_most_a_quarter_secon
     assert resolution_for(60, 30) == 0.25
     assert resolution_for(2) == 0.25
     assert resolution_for(0.1) == 0.025
+    assert resolution_for() == 0.25  # no timeout: the coarsest
 
 
 def test_a_resolution_must_be_positive() -> None:
