@@ -42,16 +42,20 @@ request, minus its resident size just before the request: what the request cost.
 
 LIMITS = """\
 Our server reads a body of known length straight into the one `bytes` object the
-handler gets (a buffered protocol: the kernel copies into it, no pieces and no join),
-backed by transparent huge pages, and writes the answer as that object without a
-copy: the peak is the payload itself, where bare ASGI on uvicorn takes twice it.
-What is left is what the original's one `read(length)` and one `write` also pay:
-two kernel copies and the page faults of fresh memory. The kernel time per round
-trip decides the spread between rounds on this machine: for a 512 MiB echo, 0.2 s
-of system CPU when the kernel hands the buffer warm pages, up to 0.9 s when they are
-cold (seen in the server's per-thread CPU, for ours and the original alike), which
-is why one round can be twice another. The Python clients are bound by httpx's and
-requests' own reading and by loopback TCP: the same client is faster over a Unix socket."""
+handler gets (a buffered protocol: the kernel copies into it, no pieces and no join)
+and writes the answer as that object without a copy: the peak is the payload itself,
+where bare ASGI on uvicorn takes twice it. What is left is what the original's one
+`read(length)` and one `write` also pay: two kernel copies and the page faults of
+fresh memory, and the latter decide the spread between rounds on this machine, a VM
+that hands free memory back to its host. A 512 MiB echo costs our server 0.25 s of
+CPU when the kernel gives it warm huge pages and 1.3 s when they are cold (each first
+touch is then a fault on the host too); with 4 KiB pages it costs 0.35-0.45 s every
+time, as the original. So bodies from 4 up to 128 MiB ask for transparent huge pages
+and larger ones do not: measured here side by side, huge pages for every size gave
+0.41x the original's MB/s at 512 MiB, none gave 1.07x, the split 1.13x. At the floor
+we and the original pay the same copies, which is why the 1.5x goal is out of reach
+for one transfer at a time. The Python clients are bound by httpx's and requests' own
+reading and by loopback TCP."""
 
 
 def _payload_file(ctx: Context, size: int) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dataserve.core.buffers import HUGE_PAGES_FROM, BodyBuffer
+from dataserve.core import buffers
+from dataserve.core.buffers import HUGE_PAGES_FROM, HUGE_PAGES_UP_TO, BodyBuffer
 
 
 def test_writes_fill_the_body_and_finish_gives_the_bytes() -> None:
@@ -81,3 +82,20 @@ def test_a_huge_body_works_the_same() -> None:
     body = buf.finish()
     assert len(body) == size
     assert body[:256] == bytes(range(256)) and body[-123:] == chunk[: size % len(chunk)][-123:]
+
+
+def test_huge_pages_are_asked_for_middle_sized_bodies_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[int] = []
+    monkeypatch.setattr(buffers, "_madvise_huge", lambda address, size: asked.append(size))
+    monkeypatch.setattr(buffers, "HUGE_PAGES_UP_TO", HUGE_PAGES_FROM * 2)  # keep it small
+    for size in (
+        HUGE_PAGES_FROM - 1,
+        HUGE_PAGES_FROM,
+        HUGE_PAGES_FROM * 2,
+        HUGE_PAGES_FROM * 2 + 1,
+    ):
+        BodyBuffer(size).discard()
+    assert asked == [HUGE_PAGES_FROM, HUGE_PAGES_FROM * 2]
+    assert HUGE_PAGES_FROM < HUGE_PAGES_UP_TO
