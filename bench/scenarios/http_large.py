@@ -48,14 +48,14 @@ where bare ASGI on uvicorn takes twice it. What is left is what the original's o
 `read(length)` and one `write` also pay: two kernel copies and the page faults of
 fresh memory, and the latter decide the spread between rounds on this machine, a VM
 that hands free memory back to its host. A 512 MiB echo costs our server 0.25 s of
-CPU when the kernel gives it warm huge pages and 1.3 s when they are cold (each first
-touch is then a fault on the host too); with 4 KiB pages it costs 0.35-0.45 s every
-time, as the original. So bodies from 4 up to 128 MiB ask for transparent huge pages
-and larger ones do not: measured here side by side, huge pages for every size gave
-0.41x the original's MB/s at 512 MiB, none gave 1.07x, the split 1.13x. At the floor
-we and the original pay the same copies, which is why the 1.5x goal is out of reach
-for one transfer at a time. The Python clients are bound by httpx's and requests' own
-reading and by loopback TCP."""
+CPU when the kernel gives it warm transparent huge pages and 1.3 s when they are cold
+(each first touch is then a fault on the host too); with 4 KiB pages it costs
+0.35-0.45 s every time, as the original. So the buffers use 4 KiB pages: measured here
+side by side, huge pages for every body gave 0.41x the original's MB/s at 512 MiB and
+rounds from 495 to 1,544 MB/s at 64 MiB; 4 KiB pages gave 1.07x and 1,229 to 1,539.
+At the floor we and the original pay the same copies, which is why the 1.5x goal is
+out of reach for one transfer at a time. The Python clients are bound by httpx's and
+requests' own reading and by loopback TCP."""
 
 
 def _payload_file(ctx: Context, size: int) -> Path:

@@ -17,16 +17,16 @@ can see it; ``BodyBuffer`` does the same from Python, through ``ctypes``:
   once it is shared (and its hash, never computed before, is computed from
   the final bytes).
 
-Bodies from ``HUGE_PAGES_FROM`` up to ``HUGE_PAGES_UP_TO`` bytes ask the
-kernel for transparent huge pages (``madvise(MADV_HUGEPAGE)``): a fresh
-64 MiB buffer is then 32 page faults instead of 16,384, which is most of what
-receiving into new memory costs beyond the copy itself. Larger bodies keep
-4 KiB pages: the kernel has few warm huge pages to give, and a cold one costs
-far more than the faults saved. On a VM that hands free memory back to its
-host (a balloon's free page reporting), each first touch of such a page is a
-fault on the host too: a 512 MiB echo measured 0.25 s of server CPU with warm
-huge pages, 1.3 s with cold ones, and 0.35-0.45 s every time with 4 KiB
-pages, as the original dataserve's ``read(length)`` pays.
+The buffer is plain memory from the allocator, 4 KiB pages. Transparent huge
+pages (``madvise(MADV_HUGEPAGE)``) were tried and dropped: a fresh 64 MiB
+buffer is then 32 page faults instead of 16,384, but the kernel has few warm
+huge pages to give, and on a VM that hands free memory back to its host (a
+balloon's free page reporting) each first touch of a cold one is a fault on
+the host too. Measured on such a VM, a 512 MiB echo cost the server 0.25 s of
+CPU with warm huge pages, 1.3 s with cold ones, and 0.35-0.45 s every time
+with 4 KiB pages (as the original dataserve's ``read(length)`` pays); at
+64 MiB huge pages made rounds range from 389 to 1,543 MB/s, 4 KiB pages from
+1,229 to 1,539.
 
 Elsewhere than CPython (or if ``ctypes`` is unavailable) the buffer is a
 ``bytearray``, converted with one copy at the end: correct, only slower.
@@ -34,19 +34,10 @@ Elsewhere than CPython (or if ``ctypes`` is unavailable) the buffer is a
 
 from __future__ import annotations
 
-import mmap
 import sys
 from typing import Any
 
-__all__ = ["HUGE_PAGES_FROM", "HUGE_PAGES_UP_TO", "BodyBuffer"]
-
-#: Bodies at least this large are backed by transparent huge pages where the
-#: kernel offers them (a 2 MiB page: smaller bodies gain nothing).
-HUGE_PAGES_FROM = 4 * 1024 * 1024
-#: ... and no larger: above this, 4 KiB pages (see the module's docstring).
-HUGE_PAGES_UP_TO = 128 * 1024 * 1024
-
-_PAGE = mmap.PAGESIZE
+__all__ = ["BodyBuffer"]
 
 
 def _setup() -> tuple[Any, Any, int] | None:
@@ -65,19 +56,6 @@ def _setup() -> tuple[Any, Any, int] | None:
 
 
 _CPYTHON = _setup()
-_MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
-
-
-def _madvise_huge(address: int, size: int) -> None:
-    if _MADV_HUGEPAGE is None or _CPYTHON is None or sys.platform != "linux":
-        return
-    ctypes = _CPYTHON[0]
-    start = (address + _PAGE - 1) & ~(_PAGE - 1)
-    end = (address + size) & ~(_PAGE - 1)
-    if end > start:
-        libc = ctypes.CDLL(None, use_errno=True)
-        # Advice only: a kernel without THP says EINVAL, and the buffer works the same.
-        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_HUGEPAGE)
 
 
 class BodyBuffer:
@@ -100,11 +78,8 @@ class BodyBuffer:
         if _CPYTHON is not None and size:
             ctypes, new_bytes, offset = _CPYTHON
             obj: bytes = new_bytes(None, size)
-            address = id(obj) + offset
-            if HUGE_PAGES_FROM <= size <= HUGE_PAGES_UP_TO:
-                _madvise_huge(address, size)
             self._obj = obj
-            self.view = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
+            self.view = memoryview((ctypes.c_char * size).from_address(id(obj) + offset)).cast("B")
         else:
             self._obj = bytearray(size)
             self.view = memoryview(self._obj)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataserve.core import buffers
-from dataserve.core.buffers import HUGE_PAGES_FROM, HUGE_PAGES_UP_TO, BodyBuffer
+from dataserve.core.buffers import BodyBuffer
 
 
 def test_writes_fill_the_body_and_finish_gives_the_bytes() -> None:
@@ -73,8 +72,8 @@ def test_discard_releases_the_view() -> None:
         buf.remaining()
 
 
-def test_a_huge_body_works_the_same() -> None:
-    size = HUGE_PAGES_FROM + 123
+def test_a_large_body_works_the_same() -> None:
+    size = 4 * 1024 * 1024 + 123
     buf = BodyBuffer(size)
     chunk = bytes(range(256)) * 1024
     while not buf.complete:
@@ -82,20 +81,3 @@ def test_a_huge_body_works_the_same() -> None:
     body = buf.finish()
     assert len(body) == size
     assert body[:256] == bytes(range(256)) and body[-123:] == chunk[: size % len(chunk)][-123:]
-
-
-def test_huge_pages_are_asked_for_middle_sized_bodies_only(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    asked: list[int] = []
-    monkeypatch.setattr(buffers, "_madvise_huge", lambda address, size: asked.append(size))
-    monkeypatch.setattr(buffers, "HUGE_PAGES_UP_TO", HUGE_PAGES_FROM * 2)  # keep it small
-    for size in (
-        HUGE_PAGES_FROM - 1,
-        HUGE_PAGES_FROM,
-        HUGE_PAGES_FROM * 2,
-        HUGE_PAGES_FROM * 2 + 1,
-    ):
-        BodyBuffer(size).discard()
-    assert asked == [HUGE_PAGES_FROM, HUGE_PAGES_FROM * 2]
-    assert HUGE_PAGES_FROM < HUGE_PAGES_UP_TO
