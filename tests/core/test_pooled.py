@@ -36,9 +36,11 @@ class FakeGate:
         self.cap = cap
         self.calls: set[Any] = set()
         self.waiting: list[Callable[[], None]] = []
+        self.held = threading.Event()  # a call was handed back to wait for the gate
 
     def when_open(self, callback: Callable[[], None]) -> None:
         self.waiting.append(callback)
+        self.held.set()
 
     def opens(self) -> None:
         self.open = True
@@ -150,8 +152,8 @@ def test_a_call_held_by_a_shut_gate_runs_once_it_opens(dispatcher: Dispatcher) -
 
     async def open_when_held(pending: PoolCall, gate: FakeGate | None) -> None:
         assert gate is not None
-        while not gate.waiting:  # the thread found the gate shut and handed the call back
-            await asyncio.sleep(0.001)
+        # the thread found the gate shut and handed the call back
+        assert await asyncio.to_thread(gate.held.wait, 10)
         assert not ran.is_set()
         gate.opens()
 
@@ -189,8 +191,7 @@ def test_cut_gives_up_on_a_running_call(dispatcher: Dispatcher) -> None:
     async def main() -> Outcome:
         pooled = Pooled(dispatcher, 60, Watchdogs(0.05))
         pending = pooled.start(("/r", b"1", decode, stuck, encode), lambda o: None, None)
-        while not entered.is_set():
-            await asyncio.sleep(0.001)
+        assert await asyncio.to_thread(entered.wait, 10)
         return pooled.cut(pending)
 
     try:

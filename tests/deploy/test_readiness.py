@@ -79,11 +79,20 @@ def test_a_signal_drains_then_goes_to_the_handler_that_was_there() -> None:
 )
 def test_with_a_delay_the_first_signal_is_passed_on_later() -> None:
     seen: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda sig, frame: seen.append(sig))
+    arrived: list[asyncio.Future[None]] = []
+
+    def passed_on(sig: int, frame: Any) -> None:
+        seen.append(sig)
+        for waiter in arrived:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    previous = signal.signal(signal.SIGINT, passed_on)
     try:
 
         async def main() -> Any:
             loop = asyncio.get_running_loop()
+            arrived.append(loop.create_future())
             r = Readiness()
             undo = r.watch_signals(delay=0.05)
             try:
@@ -93,10 +102,7 @@ def test_with_a_delay_the_first_signal_is_passed_on_later() -> None:
                         break
                     await asyncio.sleep(0)
                 assert r.draining and seen == []  # not yet: the drain delay runs
-                passed = loop.create_future()
-                loop.call_later(1, lambda: passed.done() or passed.set_result(False))
-                while not seen and not passed.done():
-                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(arrived[0], 1)  # once the drain delay has run
                 assert seen == [signal.SIGINT]
             finally:
                 undo()

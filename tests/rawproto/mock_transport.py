@@ -73,6 +73,7 @@ class MockTransport:
         self.high = self.low = 0
         self.writing_paused = False
         self._can_write_eof = can_write_eof
+        self._write_waiter: asyncio.Future[None] | None = None
 
     # What the connection reads.
 
@@ -99,9 +100,16 @@ class MockTransport:
 
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
+        self._wrote()
 
     def writelines(self, data: list[bytes]) -> None:
         self.writes.append([bytes(d) for d in data])
+        self._wrote()
+
+    def _wrote(self) -> None:
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def write_eof(self) -> None:
         self.eof_written = True
@@ -128,6 +136,11 @@ class MockTransport:
                 asyncio.get_running_loop().call_soon(self.protocol.connection_lost, exc)
 
     # What the test does: the peer reads, or stops reading.
+
+    async def next_write(self, timeout: float = 10.0) -> None:
+        """Wait for the protocol's next write (a handler thread answers through the loop)."""
+        self._write_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.wait_for(self._write_waiter, timeout)
 
     def set_buffered(self, size: int) -> None:
         """The write buffer now holds ``size`` bytes."""

@@ -32,7 +32,7 @@ SERVER = textwrap.dedent(
 
     def handler(resource, payload):
         if resource == "/slow":
-            time.sleep(3)
+            time.sleep(3)  # sleep-ok: a slow handler, for the client's read timeout
         return payload
 
     where = sys.argv[1]

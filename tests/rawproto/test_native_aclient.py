@@ -105,9 +105,10 @@ def test_a_wrong_token_is_unauthorized() -> None:
 
 
 def test_aclose_fails_what_is_still_waiting() -> None:
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
 
     def slow(resource: str, payload: Any) -> Any:
+        started.set()
         release.wait(10)
         return payload
 
@@ -116,8 +117,8 @@ def test_aclose_fails_what_is_still_waiting() -> None:
         async def main() -> BaseException | None:
             client = AsyncRawDataClient(s.port)
             pending = asyncio.ensure_future(client.send("/x", 1))
-            while client._session is None or not client._session.busy:
-                await asyncio.sleep(0.001)
+            # the request is in flight once the server's handler has it
+            assert await asyncio.to_thread(started.wait, 10)
             await client.aclose()
             try:
                 await asyncio.wait_for(pending, 10)

@@ -64,13 +64,11 @@ class Peer:
         return [e for e in self.exchange.receive(new) if not isinstance(e, Preface)]
 
 
-async def settle(loop: Loop, done: Any) -> None:
-    """Run the loop until ``done()`` (handlers on threads answer through it)."""
-    for _ in range(1000):
-        if done():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("no answer")
+async def settle(t: MockTransport, done: Any) -> None:
+    """Wait for the connection's writes until ``done()`` (handlers on threads answer
+    through the loop)."""
+    while not done():
+        await t.next_write()
 
 
 def test_a_request_is_answered_with_its_id() -> None:
@@ -82,7 +80,7 @@ def test_a_request_is_answered_with_its_id() -> None:
         rid, frame = peer.exchange.request("/x", {"a": 1})
         await feed(conn, peer.opening + frame)
         got: list[Any] = []
-        await settle(loop, lambda: got.extend(peer.answers()) or got)
+        await settle(t, lambda: got.extend(peer.answers()) or got)
         (reply,) = got
         assert isinstance(reply, Reply) and reply.request_id == rid
         assert peer.exchange.outcome(reply) == ["/x", {"a": 1}]
@@ -101,7 +99,7 @@ def test_failures_are_error_frames_by_the_outcome_policy() -> None:
             data += peer.exchange.request(resource, 1)[1]
         await feed(conn, data)
         got: list[Any] = []
-        await settle(loop, lambda: got.extend(peer.answers()) or len(got) == 2)
+        await settle(t, lambda: got.extend(peer.answers()) or len(got) == 2)
         by_id = {e.request_id: e for e in got}
         with pytest.raises(NotHandled):
             peer.exchange.outcome(by_id[1])

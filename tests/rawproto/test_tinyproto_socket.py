@@ -202,7 +202,7 @@ def test_a_slow_peer_that_keeps_sending_is_not_cut(peer: RawPeer) -> None:
         sock.sendall(struct.pack(">I", len(payload)))
         assert peer.recv_exactly(1) == b"\xff"  # accepted
         for i in range(0, len(payload), 2048):
-            time.sleep(0.2)  # pacing: the peer is slow, each piece well within the timeout
+            time.sleep(0.2)  # sleep-ok: pacing, a slow peer; each piece well within the timeout
             sock.sendall(payload[i : i + 2048])
 
     sender = threading.Thread(target=trickle, daemon=True)
@@ -239,7 +239,7 @@ def test_transmit_to_a_slow_reader_goes_on_while_it_reads_and_stops_when_it_stop
         sock.sendall(b"\xff")
         taken = 0
         while taken < stop_after:
-            time.sleep(0.05)  # pacing: 1 MiB every 50 ms, then nothing
+            time.sleep(0.05)  # sleep-ok: pacing, 1 MiB every 50 ms, then nothing
             taken += len(peer.recv_exactly(1024 * 1024))
 
     reader = threading.Thread(target=slow_reader, daemon=True)
