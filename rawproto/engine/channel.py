@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from dataserve.core.errors import RemoteProtocolError
 from dataserve.core.limits import Limits
 
 from ..proto.base import ProtocolConnection
-from .deadlines import LINGER_SECONDS
+from .deadlines import LINGER_SECONDS, ConnectionTimer
 from .flow_control import FlowControl
 from .session import PayloadSink, Session
 
@@ -86,8 +85,7 @@ class Channel(asyncio.BufferedProtocol):
         self._opened_at = 0.0
         self._last_active = 0.0
         self._frame_started: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer = ConnectionTimer(self.loop, self._on_timer)
         # Set once the session is known: its protocol's next_event() when the
         # session keeps the default poll(); whether it may hold reading.
         self._next_event: Callable[[], object] | None = None
@@ -98,8 +96,8 @@ class Channel(asyncio.BufferedProtocol):
         self._payloads = False
 
     @abstractmethod
-    def _set_timer(self, when: float) -> None:
-        """Arm the connection's one timer for loop time ``when`` (see ``Pump``)."""
+    def _on_timer(self) -> None:
+        """The connection's one timer fired (see ``Pump``)."""
 
     # --- writes -----------------------------------------------------------------------
 
@@ -181,7 +179,7 @@ class Channel(asyncio.BufferedProtocol):
         if close_transport(transport, linger=peer_may_send and not self._eof):
             self._lingering = True
             self._flow.resume_reading()
-            self._set_timer(self.loop.time() + LINGER_SECONDS)
+            self._timer.set(self.loop.time() + LINGER_SECONDS)
 
     def abort(self) -> None:
         """Close at once, dropping anything not yet written."""

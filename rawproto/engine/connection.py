@@ -163,9 +163,7 @@ class Connection(Pump):
         if self._sink is not None:
             self._sink.discard()  # a payload cut short: its memory goes now
             self._sink = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         for task in list(self._tasks):
             # A handler already running keeps running (its result is dropped);
             # one still waiting for the loop is cancelled.

@@ -18,16 +18,26 @@ rules, every number from ``dataserve.core.limits.Limits``:
   some) is given up on if that comes first.
 
 ``LINGER_SECONDS`` bounds the lingering close (see ``Connection.close``).
+``ConnectionTimer`` is that one timer, shared by ``Connection`` and ``OneShot``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from dataserve.core.limits import Limits
 
-__all__ = ["LINGER_SECONDS", "Why", "deadline", "expiry_message", "frame_start"]
+__all__ = [
+    "LINGER_SECONDS",
+    "ConnectionTimer",
+    "Why",
+    "deadline",
+    "expiry_message",
+    "frame_start",
+]
 
 # How long a closing connection keeps discarding the peer's bytes so that an
 # error answer is read before the connection resets.
@@ -105,3 +115,41 @@ def expiry_message(why: Why, limits: Limits) -> str:
         "write": f"peer read nothing for {limits.send_timeout:g} s",
         "": "no deadline",
     }[why]
+
+
+class ConnectionTimer:
+    """A connection's one loop timer: ``at`` is when it fires (``math.inf``: never).
+
+    ``set`` arms it for a time, ``earlier`` only if that comes before ``at``
+    (received bytes never push a deadline back: it is asked again when the
+    timer fires), ``cancel`` disarms it. Firing disarms it, then calls
+    ``callback``, which may arm it again.
+    """
+
+    __slots__ = ("_callback", "_handle", "_loop", "at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+        self.at = math.inf
+
+    def set(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.at = when
+        if when != math.inf:
+            self._handle = self._loop.call_at(when, self._fire)
+
+    def earlier(self, when: float) -> None:
+        if when < self.at:
+            self.set(when)
+
+    def cancel(self) -> None:
+        self.set(math.inf)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.at = math.inf
+        self._callback()

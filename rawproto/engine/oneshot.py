@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from typing import Any, ClassVar, Protocol, cast
 
 from dataserve.core.errors import RemoteProtocolError
@@ -49,7 +48,7 @@ from dataserve.core.limits import Limits
 
 from ..proto.base import NEED_DATA, ConnectionClosed, Event, FrameError, ProtocolConnection
 from .channel import close_transport
-from .deadlines import LINGER_SECONDS, deadline, expiry_message
+from .deadlines import LINGER_SECONDS, ConnectionTimer, deadline, expiry_message
 from .registry import Registry
 
 __all__ = ["OneShot", "OneShotService", "is_one_shot"]
@@ -101,7 +100,6 @@ class _Wire(asyncio.Protocol):
         "_registry",
         "_service",
         "_timer",
-        "_timer_at",
         "_write_left",
         "_write_paused_at",
         "answering",
@@ -135,8 +133,7 @@ class _Wire(asyncio.Protocol):
         self._frame_started: float | None = None
         self._write_paused_at: float | None = None
         self._write_left = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self._timer = ConnectionTimer(self.loop, self._on_timer)
 
     def answer(self, event: Event) -> None:
         """Send ``event`` and close. ``proto.send`` raises as it would anyway
@@ -191,7 +188,7 @@ class _Wire(asyncio.Protocol):
     def _begin_linger(self) -> None:
         self._lingering = True
         self._resume_reading()
-        self._set_timer(self.loop.time() + LINGER_SECONDS)
+        self._timer.set(self.loop.time() + LINGER_SECONDS)
 
     def _close_now(self) -> None:
         if self.transport is not None:
@@ -227,20 +224,9 @@ class _Wire(asyncio.Protocol):
 
     def _arm(self, now: float) -> None:
         """Move the timer earlier if a deadline now applies before it."""
-        when = self._deadline(now)[0]
-        if when < self._timer_at:
-            self._set_timer(when)
-
-    def _set_timer(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = when
-        if when != math.inf:
-            self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer.earlier(self._deadline(now)[0])
 
     def _on_timer(self) -> None:
-        self._timer, self._timer_at = None, math.inf
         if self._closed:
             return
         now = self.loop.time()
@@ -251,7 +237,7 @@ class _Wire(asyncio.Protocol):
         if why == "write" and when <= now and self._progressed(now):
             when = self._deadline(now)[0]  # slow, not gone: its deadline restarts
         if when > now:
-            self._set_timer(when)
+            self._timer.set(when)
             return
         if self._closing or why == "write":
             self.abort()  # an answer not taken: it would not get through
@@ -328,9 +314,7 @@ class OneShot(_Wire):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         pending, self._pending = self._pending, None
         if pending is not None and not pending.done():
             # A handler still queued never starts; one running runs on, unheard.

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Awaitable
 from typing import Any
 
@@ -128,7 +127,7 @@ class Pump(Channel):
             and proto is not None
             and not proto.mid_frame
             and proto.handshake_complete
-            and self._timer_at <= self._last_active + self.limits.idle_timeout
+            and self._timer.at <= self._last_active + self.limits.idle_timeout
         ):
             self._frame_started = None
             return
@@ -226,20 +225,9 @@ class Pump(Channel):
             now=now,
         )
         when, _ = self._deadline(proto, now)
-        if when < self._timer_at:
-            self._set_timer(when)
-
-    def _set_timer(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = when
-        if when != math.inf:
-            self._timer = self.loop.call_at(when, self._on_timer)
+        self._timer.earlier(when)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = math.inf
         if self._closed:
             return
         if self._lingering or self._closing:
@@ -251,11 +239,11 @@ class Pump(Channel):
             return
         when, why = self._deadline(proto, now)
         if when > now:
-            self._set_timer(when)
+            self._timer.set(when)
             return
         if why == "write" and self._flow.progressed(now):
             # The peer took some of what waits: slow, not gone. Its deadline restarts.
-            self._set_timer(self._deadline(proto, now)[0])
+            self._timer.set(self._deadline(proto, now)[0])
             return
         message = expiry_message(why, self.limits)
         logger.debug("closing %s: %s", self.peername, message)

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataserve.core.limits import Limits
-from rawproto.engine.deadlines import deadline, expiry_message, frame_start
+from rawproto.engine.deadlines import ConnectionTimer, deadline, expiry_message, frame_start
+
+from .mock_transport import VirtualClockLoop, run_virtual
 
 LIMITS = Limits(handshake_timeout=10, frame_timeout=30, idle_timeout=60)
 
@@ -142,3 +144,42 @@ def test_each_expiry_says_which_limit_passed() -> None:
     assert expiry_message("frame", limits) == "frame not complete within 30 s"
     assert expiry_message("idle", limits) == "idle for 60 s"
     assert expiry_message("write", limits) == "peer read nothing for 30 s"
+
+
+def test_the_connection_timer_moves_only_earlier_and_fires_once() -> None:
+    async def main(loop: VirtualClockLoop) -> list[float]:
+        fired: list[float] = []
+        timer = ConnectionTimer(loop, lambda: fired.append(loop.time()))
+        assert timer.at == math.inf
+        timer.earlier(loop.time() + 10)
+        timer.earlier(loop.time() + 20)  # later: ignored
+        assert timer.at == loop.time() + 10
+        timer.earlier(loop.time() + 5)
+        await loop.advance(5)
+        assert timer.at == math.inf  # fired, disarmed before the callback
+        await loop.advance(10)  # the first time was cancelled when it moved
+        timer.set(loop.time() + 1)
+        timer.cancel()
+        await loop.advance(2)
+        return [t - 1000 for t in fired]
+
+    assert run_virtual(main) == [5.0]
+
+
+def test_the_connection_timer_may_be_armed_again_from_its_callback() -> None:
+    async def main(loop: VirtualClockLoop) -> int:
+        count = 0
+
+        def again() -> None:
+            nonlocal count
+            count += 1
+            if count < 3:
+                timer.set(loop.time() + 1)
+
+        timer = ConnectionTimer(loop, again)
+        timer.set(loop.time() + 1)
+        for _ in range(5):
+            await loop.advance(1)
+        return count
+
+    assert run_virtual(main) == 3
