@@ -206,6 +206,14 @@ class ServerProcess:
         self._new_line = threading.Condition()
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
+    @classmethod
+    def script(cls, folder: Path, source: str, *args: str) -> ServerProcess:
+        """Write ``source`` to ``folder/server.py`` and run it with ``args``, importing
+        this checkout's packages (not whichever ones are installed)."""
+        path = folder / "server.py"
+        path.write_text(source)
+        return cls([sys.executable, str(path), *args], env={"PYTHONPATH": str(ROOT)})
+
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:

@@ -4,7 +4,6 @@ by raw clients built from ``ClientOptions``: TCP with TLS and a token, and a Uni
 from __future__ import annotations
 
 import asyncio
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from rawproto import (
     Unauthorized,
     start_server,
 )
-from tests.conftest import ROOT, ServerProcess
+from tests.conftest import ServerProcess
 
 SERVER = textwrap.dedent(
     """
@@ -46,10 +45,7 @@ SERVER = textwrap.dedent(
 
 
 def _serve(tmp_path: Path, *args: str) -> ServerProcess:
-    script = tmp_path / "server.py"
-    script.write_text(SERVER)
-    # PYTHONPATH: this checkout's packages, not whichever one is installed
-    return ServerProcess([sys.executable, str(script), *args], env={"PYTHONPATH": str(ROOT)})
+    return ServerProcess.script(tmp_path, SERVER, *args)
 
 
 def test_tls_and_a_token_over_tcp(tmp_path: Path, pki: dict[str, str]) -> None:
