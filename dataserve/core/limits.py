@@ -25,6 +25,7 @@ __all__ = [
     "limits_from_args",
     "parse_size",
     "size",
+    "size_or_zero",
 ]
 
 KiB = 1024
@@ -32,8 +33,8 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 
-def _knob(default: Any, help: str, kind: str = "") -> Any:
-    return field(default=default, metadata={"help": help, "kind": kind})
+def _knob(default: Any, help: str, kind: str = "", zero: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "kind": kind, "zero": zero})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,15 @@ class Limits:
     max_stuck_threads: int = _knob(
         8, "handler threads stuck past handler_timeout that are replaced"
     )
+    # The buffers of large bodies (1 MiB and more) are kept for reuse once
+    # free: a fresh buffer's page faults cost more than copying the body into
+    # it (dataserve.core.buffer_cache). The cache never holds more than was
+    # in flight at once, and lets go after buffer_linger seconds (jemalloc
+    # returns freed memory after 10 s). 0 turns it off.
+    buffer_retain: int = _knob(
+        1 * GiB, "most bytes of free body buffers kept for reuse (0: none)", "size", zero=True
+    )
+    buffer_linger: float = _knob(10.0, "seconds a free body buffer is kept for reuse")
     # Graceful shutdown waits this long for in-flight requests.
     shutdown_timeout: float = _knob(30.0, "seconds in-flight requests get at shutdown")
 
@@ -107,8 +117,9 @@ class Limits:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{f.name} must be a number, not {type(value).__name__}")
-            if value <= 0:
-                raise ValueError(f"{f.name} must be positive, not {value}")
+            if value < 0 or (value == 0 and not f.metadata["zero"]):
+                what = "0 or more" if f.metadata["zero"] else "positive"
+                raise ValueError(f"{f.name} must be {what}, not {value}")
 
     def replace(self, **changes: Any) -> Limits:
         return dataclasses.replace(self, **changes)
@@ -130,13 +141,18 @@ def parse_size(text: str) -> int:
 
 def size(text: str) -> int:
     """``parse_size`` as an argparse type: a bad size is the flag's error, named as such."""
-    try:
-        value = parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    value = size_or_zero(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 byte or more, not {text}")
     return value
+
+
+def size_or_zero(text: str) -> int:
+    """``size``, where 0 is allowed (a knob that 0 turns off)."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _shown_size(n: int) -> str:
@@ -163,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None 
         kind = f.metadata.get("kind", "")
         default: Any = f.default
         if kind == "size":
-            conv: Any = size
+            conv: Any = size_or_zero if f.metadata["zero"] else size
             shown, metavar = _shown_size(default), "SIZE"
         elif isinstance(default, int):
             conv, shown, metavar = positive_int, str(default), "N"

@@ -153,7 +153,7 @@ class PoolCall(asyncio.Future):  # type: ignore[type-arg]
     """A ``def`` handler's exchange that ``start`` began, as the transport tracks it.
 
     ``job`` is its call on the pool now (a new one each time a gate held it
-    back), ``deadline`` the handler deadline; ``args`` what ``whole`` takes;
+    back; ``None`` once answered), ``deadline`` the handler deadline; ``args`` what ``whole`` takes;
     ``answer`` the transport's ``done``; ``gate`` the transport's ``Gate``
     (``None``: none), and ``produced`` the size of the answer its thread made,
     until the loop has it.
@@ -164,7 +164,7 @@ class PoolCall(asyncio.Future):  # type: ignore[type-arg]
     deadline: Deadline
     answer: Done
     gate: Any
-    job: asyncio.Future[Any]
+    job: asyncio.Future[Any] | None
     produced: int
 
 
@@ -220,6 +220,7 @@ class Pooled:
         if call.gate is not None:
             call.gate.calls.discard(call)  # its answer is the transport's now
         call.args = ()  # the body may go
+        call.job = None  # and the answer, which the job's result holds
         call.answer(outcome)
         call.set_result(None)
 
@@ -227,7 +228,8 @@ class Pooled:
         if call.done():
             return
         # The thread cannot be stopped: it is stuck, and replaced (HandlerPool.abandon).
-        self.pool.abandon(call.job)
+        if call.job is not None:
+            self.pool.abandon(call.job)
         logger.error("handler for %s did not answer in %g s", call.args[0], self.timeout)
         self._finish(call, timed_out(self.timeout))
 
@@ -248,7 +250,8 @@ class Pooled:
         if call.gate is not None:
             call.gate.calls.discard(call)
         job = call.job
-        started = not job.done() and self.pool.started(job)
-        self.pool.abandon(job)
+        started = job is not None and not job.done() and self.pool.started(job)
+        if job is not None:
+            self.pool.abandon(job)
         call.deadline.stop()
         return shut_down(started)

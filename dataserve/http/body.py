@@ -26,6 +26,7 @@ import io
 import logging
 from typing import Any
 
+from ..core.buffer_cache import BufferCache
 from ..core.buffers import BodyBuffer
 from ..core.deadlines import Deadline, Watchdog
 from .flow import BODY, REFUSED, ReadFlow
@@ -47,6 +48,7 @@ class RequestBody:
     """One request's body: what has arrived, how the app takes it, and its limits."""
 
     __slots__ = (
+        "_cache",
         "_deadline",
         "_delivered",
         "_pending",
@@ -66,9 +68,16 @@ class RequestBody:
     )
 
     def __init__(
-        self, read_flow: ReadFlow, watchdog: Watchdog, *, length: int | None, has_body: bool
+        self,
+        read_flow: ReadFlow,
+        watchdog: Watchdog,
+        *,
+        length: int | None,
+        has_body: bool,
+        cache: BufferCache | None = None,
     ) -> None:
         self._read_flow = read_flow
+        self._cache = cache
         self._watchdog = watchdog
         #: The announced length (``None``: chunked or none).
         self.length = length
@@ -203,7 +212,9 @@ class RequestBody:
                 self._deadline = self._watchdog.call_later(self.timeout, self._stalled)
             return
         try:
-            sink = self._sink = BodyBuffer(length) if length is not None else io.BytesIO()
+            sink = self._sink = (
+                BodyBuffer(length, self._cache) if length is not None else io.BytesIO()
+            )
         except MemoryError:
             logger.error("no memory for a request body of %s bytes", length)
             self._fail("too_large")

@@ -34,6 +34,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
+from ..core.buffer_cache import BufferCache
 from ..core.deadlines import Watchdog
 from .body import STREAM_HIGH_WATER, RequestBody
 from .flow import ReadFlow, WriteFlow
@@ -74,6 +75,7 @@ class Connection(Protocol):
     write_flow: WriteFlow
     watchdog: Watchdog
     server_state: Any
+    buffer_cache: BufferCache | None
 
     def on_response_complete(self, cycle: Cycle) -> None: ...
 
@@ -112,7 +114,11 @@ class Cycle:
         self.waiting_for_100 = head.expect_100
         #: The request's body: the connection feeds it, the app takes it.
         self.body = RequestBody(
-            conn.read_flow, conn.watchdog, length=head.length, has_body=head.has_body
+            conn.read_flow,
+            conn.watchdog,
+            length=head.length,
+            has_body=head.has_body,
+            cache=conn.buffer_cache,
         )
         self.disconnected = False
         self.response_started = False

@@ -32,6 +32,7 @@ from typing import Any
 
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
+from ..core.buffer_cache import BufferCache
 from ..core.deadlines import Deadline, Watchdog, Watchdogs, resolution_for
 from ..core.security import TLSConfig
 from .cycle import Cycle
@@ -99,6 +100,8 @@ class DataServeHttpProtocol(asyncio.BufferedProtocol):
         self.header_timeout: float = getattr(config, "dataserve_header_timeout", 10.0)
         self.send_timeout: float = getattr(config, "dataserve_send_timeout", 30.0)
         self.max_pipelined: int = getattr(config, "dataserve_max_pipelined", 256)
+        #: Where large bodies' buffers come from (``None``: new every time).
+        self.buffer_cache: BufferCache | None = getattr(config, "dataserve_buffer_cache", None)
         self.tls: TLSConfig | None = getattr(config, "dataserve_tls", None)
         self.handshake_timeout: float = getattr(config, "dataserve_handshake_timeout", 10.0)
         self.keepalive_timeout: float = config.timeout_keep_alive

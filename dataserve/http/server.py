@@ -24,6 +24,7 @@ from typing import Any
 
 import uvicorn
 
+from ..core.buffer_cache import BufferCache
 from ..core.limits import DEFAULT_LIMITS, Limits
 from ..core.net import BACKLOG, DEFAULT_HOST, bind_socket, bind_unix
 from ..core.running import (
@@ -94,6 +95,7 @@ def uvicorn_config(
     config.dataserve_header_timeout = limits.header_timeout  # type: ignore[attr-defined]
     config.dataserve_send_timeout = limits.send_timeout  # type: ignore[attr-defined]
     config.dataserve_max_pipelined = limits.max_pipelined  # type: ignore[attr-defined]
+    config.dataserve_buffer_cache = BufferCache.from_limits(limits)  # type: ignore[attr-defined]
     # TLS is the protocol's (dataserve.http.tls): uvicorn's has no handshake deadline.
     config.dataserve_tls = tls if ours else None  # type: ignore[attr-defined]
     config.dataserve_handshake_timeout = limits.handshake_timeout  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dataserve.core.buffer_cache import BufferCache
 from dataserve.core.errors import RemoteProtocolError
 from dataserve.core.limits import Limits
 
@@ -63,6 +64,7 @@ class Channel(asyncio.BufferedProtocol):
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self.limits: Limits = registry.limits
+        self.buffer_cache: BufferCache | None = registry.buffer_cache
         self.loop = asyncio.get_running_loop()
         self.session: Session | None = None
         self.proto: ProtocolConnection | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from dataserve.core.buffer_cache import BufferCache
 from dataserve.core.limits import Limits
 
 from ..proto.base import FrameError
@@ -47,6 +48,8 @@ class Registry:
         counter: ConnectionCounter | None = None,
     ) -> None:
         self.limits = limits
+        #: Where large payloads' buffers come from (``None``: new every time).
+        self.buffer_cache = BufferCache.from_limits(limits)
         self.max_connections = max_connections
         self.counter = counter
         self.connections: set[Member] = set()

@@ -107,7 +107,7 @@ class Session:
         (the payload reaches the session as one ``bytes`` object, never
         copied). ``None``: feed it through the protocol's receive buffer.
         """
-        return BodyBuffer(size)
+        return BodyBuffer(size, self.conn.buffer_cache)
 
     @property
     def hold_reading(self) -> bool:

@@ -53,3 +53,21 @@ class Sizes(HTTPDataHandler):
 class AsyncSizes(HTTPDataHandler):
     async def handle_request(self, resource: str, payload: Any) -> Any:
         return len(payload)
+
+
+class Keeper(HTTPDataHandler):
+    """Keeps the body PUT to ``/keep``; ``/kept`` answers it; anything else is echoed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: Any = None
+
+    def handle_request(self, resource: str, payload: Any) -> Any:
+        if resource == "/pid":
+            return os.getpid()
+        if resource == "/keep":
+            self.kept = payload
+            return len(payload)
+        if resource == "/kept":
+            return self.kept
+        return payload

@@ -31,6 +31,7 @@ class Conn:
         self.watchdog = Watchdog()
         self.write_flow = WriteFlow(self.transport, self.watchdog, 30, lambda: None)  # type: ignore[arg-type]
         self.server_state = State()
+        self.buffer_cache = None
         self.completed: list[Cycle] = []
         self.lingering = 0
 

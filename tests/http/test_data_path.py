@@ -48,9 +48,12 @@ def reset_peak(pid: int) -> None:
 
 @pytest.fixture(scope="module")
 def echo() -> Iterator[tuple[ServerProcess, int]]:
+    # One buffer per body, each given back when done: reusing them
+    # (--buffer-retain) is test_buffer_reuse's, with what it keeps and for how long.
     server = ServerProcess(
-        [sys.executable, "-m", "dataserve", "serve", "tests.http.handlers:Echo", "--port", "0"]
-    )
+        [sys.executable, "-m", "dataserve", "serve", "tests.http.handlers:Echo", "--port", "0",
+         "--buffer-retain", "0"]
+    )  # fmt: skip
     with HTTPDataClient(server.port, "http://127.0.0.1:") as client:
         pid = int(client.send("/pid"))
     yield server, pid

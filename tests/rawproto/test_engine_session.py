@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataserve.core.buffer_cache import BufferCache
 from dataserve.core.buffers import BodyBuffer
 from rawproto.engine import Session
 from rawproto.engine.session import SessionFactory
@@ -24,6 +25,7 @@ class Conn:
     def __init__(self) -> None:
         self.written: list[bytes] = []
         self.closes = 0
+        self.buffer_cache: BufferCache | None = None
 
     def write(self, data: bytes) -> None:
         self.written.append(bytes(data))
@@ -97,6 +99,22 @@ def test_payload_sink_is_a_body_buffer_of_the_announced_size() -> None:
     assert isinstance(sink, BodyBuffer)
     assert len(sink.remaining()) == 1000 and not sink.complete
     sink.discard()
+
+
+def test_a_large_payloads_sink_comes_from_the_connections_cache() -> None:
+    s, conn = session()
+    cache = conn.buffer_cache = BufferCache(1 << 30, 10.0)
+    first = s.payload_sink(2 << 20)
+    assert isinstance(first, BodyBuffer)
+    first.write(b"a" * (2 << 20))
+    body = first.finish()
+    assert cache.held == 2 << 20
+    where = id(body)
+    del body
+    second = s.payload_sink(2 << 20)
+    assert isinstance(second, BodyBuffer)
+    second.write(b"b" * (2 << 20))
+    assert id(second.finish()) == where and cache.reused == 1
 
 
 def test_the_other_defaults_hold_nothing_back() -> None:

@@ -122,6 +122,23 @@ def test_a_64_mib_echo_takes_the_server_one_payload(servers: Any, handler: str) 
     assert taken <= 1.3 * len(payload), f"{taken / len(payload):.2f}x the payload"
 
 
+@pytest.mark.parametrize("handler", ["Echo", "AsyncEcho"])
+def test_a_second_64_mib_echo_right_after_reuses_the_first_ones_buffer(
+    servers: Any, handler: str
+) -> None:
+    server = servers(handler)
+    memory = memory_of(server)
+    first, second = b"\x01" * (64 * MiB), b"\x02" * (64 * MiB)
+    with RawDataClient(server.port) as client:
+        assert client.send("/echo", first) == first
+        memory.reset()
+        answer = client.send("/echo", second)
+    taken = memory.taken()
+    assert answer == second
+    # The first payload's buffer, free again, is filled with the second.
+    assert taken <= 0.25 * len(second), f"{taken / len(second):.2f}x the payload"
+
+
 def frame(proto: NativeConnection, request_id: int, resource: str, tag: int, body: bytes) -> bytes:
     return proto.send(Request(request_id, resource, tag, body))
 
