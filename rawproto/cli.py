@@ -205,6 +205,8 @@ _FRAMINGS: dict[str, tuple[_Framing, Callable[[Any], Any]]] = {
                 "max_container_len",
                 "max_depth",
                 "max_stuck_threads",
+                "buffer_retain",
+                "buffer_linger",
             ),
             token=True,
             threads=True,

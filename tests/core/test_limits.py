@@ -41,3 +41,17 @@ def test_bad_values_are_refused() -> None:
         Limits(max_body_size=0)
     with pytest.raises(TypeError, match="must be a number"):
         Limits(handler_threads="2")  # type: ignore[arg-type]
+
+
+def test_a_knob_that_zero_turns_off_takes_zero_and_no_less() -> None:
+    assert Limits(buffer_retain=0).buffer_retain == 0
+    with pytest.raises(ValueError, match="buffer_retain must be 0 or more, not -1"):
+        Limits(buffer_retain=-1)
+    with pytest.raises(ValueError, match="buffer_linger must be positive, not 0"):
+        Limits(buffer_linger=0)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert limits_from_args(parser.parse_args(["--buffer-retain", "0"])).buffer_retain == 0
+    assert limits_from_args(parser.parse_args(["--buffer-retain", "256M"])).buffer_retain == 1 << 28
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--max-body-size", "0"])
