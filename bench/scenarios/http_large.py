@@ -65,8 +65,13 @@ bench and hold idle memory longer in real use; 10 s is jemalloc's own default fo
 giving freed memory back. Transparent huge pages were tried for the fresh buffers and
 dropped: on a VM that hands free memory back to its host, a cold huge page costs more
 than 512 small ones (0.41x the original at 512 MiB, against 1.07x with 4 KiB pages).
-The Python clients are bound by httpx's and requests' own reading and by loopback
-TCP."""
+The Python clients are bound by httpx's and requests' own reading, by loopback TCP,
+and by their own fresh memory: each is a new process that makes the payload and reads
+the answer, 1 GiB at 512 MiB, and on this VM the first touch of memory the host has
+taken back costs several times more than of memory another process just freed. Our
+client's 512 MiB echo took 3.3 s, then 0.5-0.8 s in runs right after one another, so
+the client rows move with what ran before them; the order of the clients turns each
+round."""
 
 
 def _payload_file(ctx: Context, size: int) -> Path:
@@ -240,7 +245,12 @@ def run(ctx: Context) -> Section:
                         f"{size / seconds / 1e6:8,.0f} MB/s, again {size / again / 1e6:8,.0f}"
                         f"  peak RSS {peak / MiB:7,.0f} MiB"
                     )
-                for client, (kind, target) in clients.items():
+                # Each round starts with another client: a fresh process's first
+                # gigabyte is slow or fast by what the processes before it freed
+                # (see LIMITS), so no client keeps the same place.
+                order = list(clients.items())
+                order = order[r % len(order) :] + order[: r % len(order)]
+                for client, (kind, target) in order:
                     if client in broken or target not in servers:
                         continue
                     server = servers[target]
