@@ -56,12 +56,15 @@ of fresh memory takes 0.27-0.30 s, filling it again 0.026 s (prefaulting with
 `MADV_POPULATE_WRITE` costs the same as the faults). The original pays them on every
 request. So the server keeps the buffer of a body of 1 MiB or more once nobody holds it
 and fills it again for the next body of a like size (`--buffer-retain`, 1 GiB;
-`--buffer-linger`, 10 s; docs/security.md), and an echo right after another runs at
-1.8-2.2x the original, at the floor. The first echo of a round comes after the other
-servers' turns and the clients', more than the 10 s linger, so it gets fresh memory
-and runs at 1.1-1.2x the original, with the copies and faults the original pays: 1.5x
-there would need less work than the floor does. A longer linger would meet it in this
-bench and hold idle memory longer in real use; 10 s is jemalloc's own default for
+`--buffer-linger`, 10 s; docs/security.md). An echo right after another then runs at
+the floor: warm, a 512 MiB echo cost our server 0.16 s of CPU and the floor 0.19 s, and
+four side-by-side runs gave 1.44-2.22x the original at 512 MiB and 1.55-1.76x at 64 MiB;
+this machine's noise decides where in that range a run falls. At 64 MiB the rounds
+come within the linger, so the first echo reuses a buffer too (1.54-1.64x); at 512 MiB
+it comes after more than 10 s of the others' turns, gets fresh memory, and runs at
+0.8-1.2x the original, paying the copies and faults the original pays. A longer
+linger would meet it in this bench and hold idle memory longer in real use; 10 s is
+jemalloc's own default for
 giving freed memory back. Transparent huge pages were tried for the fresh buffers and
 dropped: on a VM that hands free memory back to its host, a cold huge page costs more
 than 512 small ones (0.41x the original at 512 MiB, against 1.07x with 4 KiB pages).
