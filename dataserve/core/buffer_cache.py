@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import buffers
+from .limits import Limits
 
 __all__ = ["CACHE_FROM", "BufferCache", "size_class"]
 
@@ -95,7 +96,7 @@ class BufferCache:
         self.allocated = 0
 
     @classmethod
-    def from_limits(cls, limits: Any) -> BufferCache | None:
+    def from_limits(cls, limits: Limits) -> BufferCache | None:
         """The cache a server with these limits keeps (``None``: off)."""
         if not enabled() or limits.buffer_retain < CACHE_FROM:
             return None
@@ -142,7 +143,7 @@ class BufferCache:
         with self._lock:
             lent = self._lent
             lent.append(_Lent(capacity, obj, self._clock()))
-            held = sum(entry.capacity for entry in lent)
+            held = self.held
             while held > self.retain:
                 held -= lent.pop(0).capacity
         self._schedule()
