@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 from dataserve.core import errors
+from dataserve.core.net import unpace_loopback
 
 __all__ = ["connect", "raise_socket_error", "set_timeout", "translate_errors"]
 
@@ -43,6 +44,7 @@ def connect(
     # Requests are written in one piece, but the server's reply must not
     # wait for a delayed ACK either.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    unpace_loopback(sock)
     if ssl_context is None:
         return sock
     try:

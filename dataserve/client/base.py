@@ -17,6 +17,7 @@ import httpx
 from ..core.client_options import DEFAULT_CLIENT_OPTIONS, ClientOptions
 from ..core.codec import CodecRegistry, default_registry
 from ..core.endpoint import exclusive
+from ..core.net import is_loopback, loopback_socket_options
 from ..core.security import client_ssl_context, token_from_env
 from .exchange import Exchange
 
@@ -109,13 +110,17 @@ class ClientBase:
         self.options = resolve_options(options, timeout, verify, ca_file, cert, token)
         httpx_options = client_options(self.options, headers)
         limits = httpx.Limits(max_connections=max_connections)
+        # httpx applies verify and limits only to a transport it builds
+        # itself; one given to it must be built with them.
+        own = {"verify": httpx_options["verify"], "limits": limits}
+        loopback = loopback_socket_options()
         transport: dict[str, Any] | None = None
-        if uds_path is None:
-            httpx_options["limits"] = limits
+        if uds_path is not None:
+            transport = {**own, "uds": uds_path}
+        elif loopback and is_loopback(httpx.URL(self._exchange.base_url).host):
+            transport = {**own, "socket_options": loopback}
         else:
-            # httpx applies verify and limits only to a transport it builds
-            # itself; one given to it must be built with them.
-            transport = {"uds": uds_path, "verify": httpx_options["verify"], "limits": limits}
+            httpx_options["limits"] = limits
         self._open(httpx_options, transport)
 
     def _open(self, options: dict[str, Any], transport: dict[str, Any] | None) -> None:

@@ -21,7 +21,13 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from dataserve.core.limits import DEFAULT_LIMITS, Limits
-from dataserve.core.net import BACKLOG, DEFAULT_HOST, bind_unix, remove_unix_socket
+from dataserve.core.net import (
+    BACKLOG,
+    DEFAULT_HOST,
+    bind_unix,
+    remove_unix_socket,
+    unpace_loopback,
+)
 from dataserve.core.net import bind_socket as bind_socket
 from dataserve.core.security import TLSConfig
 
@@ -230,4 +236,8 @@ async def open_connection(
         _, conn = await asyncio.wait_for(connect, timeout)
     else:
         _, conn = await connect
+    if uds is None and conn.transport is not None:
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None:
+            unpace_loopback(sock)
     return conn

@@ -53,8 +53,8 @@ def test_the_base_class_builds_options_once_and_leaves_opening_to_the_clients() 
         def _open(self, options: dict[str, object], transport: object) -> None:
             opened.append((options, transport))
 
-    client = Recording(9000, "http://127.0.0.1:", max_connections=7)
-    assert client.url == "http://127.0.0.1:9000"
+    client = Recording(9000, "http://192.0.2.1:", max_connections=7)
+    assert client.url == "http://192.0.2.1:9000"
     ((options, transport),) = opened
     assert transport is None and isinstance(options["limits"], httpx.Limits)
     assert options["limits"].max_connections == 7
