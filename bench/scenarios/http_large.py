@@ -52,29 +52,36 @@ handler gets (a buffered protocol: the kernel copies into it, no pieces and no j
 and writes the answer as that object without a copy: the peak is the payload itself,
 where bare ASGI on uvicorn takes twice it. What is left is two kernel copies and the
 page faults of fresh memory, and on this VM the faults cost the most: filling 512 MiB
-of fresh memory takes 0.27-0.30 s, filling it again 0.026 s (prefaulting with
+of fresh memory takes 0.19-0.30 s, filling it again 0.015-0.026 s (prefaulting with
 `MADV_POPULATE_WRITE` costs the same as the faults). The original pays them on every
 request. So the server keeps the buffer of a body of 1 MiB or more once nobody holds it
 and fills it again for the next body of a like size (`--buffer-retain`, 1 GiB;
-`--buffer-linger`, 10 s; docs/security.md). An echo right after another then runs at
-the floor: warm, a 512 MiB echo cost our server 0.16 s of CPU and the floor 0.19 s, and
-four side-by-side runs gave 1.44-2.22x the original at 512 MiB and 1.55-1.76x at 64 MiB;
-this machine's noise decides where in that range a run falls. At 64 MiB the rounds
-come within the linger, so the first echo reuses a buffer too (1.54-1.64x); at 512 MiB
-it comes after more than 10 s of the others' turns, gets fresh memory, and runs at
-0.8-1.2x the original, paying the copies and faults the original pays. A longer
-linger would meet it in this bench and hold idle memory longer in real use; 10 s is
-jemalloc's own default for
-giving freed memory back. Transparent huge pages were tried for the fresh buffers and
-dropped: on a VM that hands free memory back to its host, a cold huge page costs more
+`--buffer-linger`, 10 s; docs/security.md). Our listener on 127.0.0.1 also sends
+unpaced: this machine's congestion control is BBR, and a listener on a loopback address
+switches its connections to reno (`docs/architecture.md`, "Loopback connections"); the
+answer then leaves as fast as curl reads it, which took the 64 MiB echo from 1.54x to
+1.85x the original in this bench. An echo right after another runs at the floor, and
+this machine's noise decides where in a range of runs it falls. At 64 MiB the rounds
+come within the linger, so the first echo reuses a buffer too; at 512 MiB it comes after
+more than 10 s of the others' turns and gets fresh memory, as the original's every echo
+does. That first 512 MiB echo cannot reach 1.5x here: both servers pay the same 0.19 s or
+more of faults, and the original's whole echo takes about 0.4 s, so 1.5x would leave us
+0.08 s for two kernel copies of 512 MiB each way; the floor row, which faults only on its
+first body, reaches about 1.4x. A longer linger would meet it in this bench and hold idle
+memory longer in real use; 10 s is jemalloc's own default for giving freed memory back.
+Transparent huge pages were tried for the fresh buffers and dropped: this VM hands free
+memory back to its host in blocks of the huge-page size, so a cold huge page costs more
 than 512 small ones (0.41x the original at 512 MiB, against 1.07x with 4 KiB pages).
-The Python clients are bound by httpx's and requests' own reading, by loopback TCP,
-and by their own fresh memory: each is a new process that makes the payload and reads
-the answer, 1 GiB at 512 MiB, and on this VM the first touch of memory the host has
-taken back costs several times more than of memory another process just freed. Our
-client's 512 MiB echo took 3.3 s, then 0.5-0.8 s in runs right after one another, so
-the client rows move with what ran before them; the order of the clients turns each
-round."""
+Over the Unix socket curl is the limit: it uploads in 64 KiB writes, each a wake-up of
+the server (1,012 reads of 64 KiB per 64 MiB body), and a 1 or 4 MiB send buffer on the
+server's side changed nothing (0.10-0.15 s per echo either way); our own client is faster
+over the Unix socket than over TCP. The Python clients are bound by httpx's and
+requests' own reading, by loopback TCP, and by their own fresh memory: each is a new
+process that makes the payload and reads the answer, 1 GiB at 512 MiB, and on this VM the
+first touch of memory the host has taken back costs several times more than of memory
+another process just freed. Our client's 512 MiB echo took 3.3 s, then 0.5-0.8 s in runs
+right after one another, so the client rows move with what ran before them; the order of
+the clients turns each round."""
 
 
 def _payload_file(ctx: Context, size: int) -> Path:

@@ -68,22 +68,23 @@ samples."""
 LIMITS = """\
 At 64 MiB the kernel's copies are all that is left: the server reads each frame
 into the one buffer the handler gets and writes the answer from it, and the client
-reads the answer into one buffer of its announced size, so we move 2.6-2.8x pyzmq's
-MB/s, which copies each message in user space. At 1 MiB we are at about 0.55x
-pyzmq, and the floor is not our Python: `perf` puts under 5% of either side's samples
-in the interpreter, and most of the rest in the kernel's loopback path (sending
-delivers straight into the peer's socket and wakes the peer: the spin-unlock with
-interrupts re-enabled under `tcp_sendmsg`, where a VM pays for the wake-up, is a
-quarter of the client's samples). A minimal Python pair, a blocking `sendall`
-against a blocking `recv_into`, measured beside this suite on the same machine, does
-1,800-2,200 round trips per second with about 340 us of CPU on each side: the same
-as ours. pyzmq reaches 2,700-3,900 with 185 (server) and 225 us (client): its C++
-I/O threads read a whole message in one or two `recvfrom` calls where a Python
-reader that is woken as the first bytes arrive reads three or four times per
-message. Setting `SO_RCVLOWAT` to the frame's size, to be woken once, made it worse
-on this kernel: 75 round trips per second on the client, and stalls when both sides
-set it (the sender waits for a window update that a reader below its mark does not
-send), so we do not use it."""
+reads the answer into one buffer of its announced size, so we move 2-2.8x pyzmq's
+MB/s, which copies each message in user space. At 1 MiB we were at 0.55-0.60x pyzmq
+until loopback connections stopped being paced. This machine's congestion control is
+BBR, which spreads a connection's sends over time at its estimate of the path's
+bandwidth; on loopback that estimate was low for our connections (`ss -ti` showed a
+pacing rate of 69 Gbit/s for ours against 207 for pyzmq's), and the server's one
+`writev` of a 1 MiB answer took 205 us on average against 59 us for pyzmq's `sendto`
+of the same bytes. Our listeners on a loopback address and our clients connecting to
+one now switch a pacing congestion control to reno (`dataserve.core.net`,
+`docs/architecture.md`): 1 MiB round trips went from about 2,250 to about 4,000 per
+second, level with pyzmq, and 100-byte round trips did not change (62,928 and 65,627
+calls in 4 s with reno, 65,154 and 61,169 without). `perf` puts under 5% of either
+side's samples in the interpreter; the rest is the kernel's loopback path. Setting
+`SO_RCVLOWAT` to the frame's size, to be woken once, made it worse on this kernel: 75
+round trips per second on the client, and stalls when both sides set it (the sender
+waits for a window update that a reader below its mark does not send), so we do not
+use it."""
 
 
 def _free_port() -> int:
