@@ -112,13 +112,14 @@ class ClientBase:
         limits = httpx.Limits(max_connections=max_connections)
         # httpx applies verify and limits only to a transport it builds
         # itself; one given to it must be built with them.
+        # A server on this machine is reached directly, never through a
+        # proxy named in the environment (httpx's own transport would).
         own = {"verify": httpx_options["verify"], "limits": limits}
-        loopback = loopback_socket_options()
         transport: dict[str, Any] | None = None
         if uds_path is not None:
             transport = {**own, "uds": uds_path}
-        elif loopback and is_loopback(httpx.URL(self._exchange.base_url).host):
-            transport = {**own, "socket_options": loopback}
+        elif is_loopback(httpx.URL(self._exchange.base_url).host):
+            transport = {**own, "socket_options": loopback_socket_options()}
         else:
             httpx_options["limits"] = limits
         self._open(httpx_options, transport)

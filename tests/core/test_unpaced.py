@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dataserve.client import HTTPDataClient
+from dataserve.client import AsyncHTTPDataClient, HTTPDataClient
 from dataserve.core import net
 from dataserve.core.net import bind_socket, loopback_socket_options, unpace, unpace_loopback
 from rawproto._blocking import connect
@@ -163,6 +163,14 @@ def test_the_http_client_asks_for_it_on_loopback_only() -> None:
         assert tuple(transport._pool._socket_options or ()) == loopback_socket_options()
     with HTTPDataClient(9, "http://192.0.2.1:") as remote:
         assert not remote._client._transport._pool._socket_options  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with AsyncHTTPDataClient(9, "http://[::1]:") as local:
+            transport = local._client._transport
+            assert isinstance(transport, httpx.AsyncHTTPTransport)
+            assert tuple(transport._pool._socket_options or ()) == loopback_socket_options()
+
+    asyncio.run(main())
 
 
 @linux_only

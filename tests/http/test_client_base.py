@@ -9,7 +9,12 @@ import pytest
 
 from dataserve.client.base import DEFAULT_TIMEOUT, ClientBase, base_url, client_options
 from dataserve.core.client_options import ClientOptions
-from dataserve.core.net import CLIENT_TIMEOUT, CONNECT_TIMEOUT, POOL_TIMEOUT
+from dataserve.core.net import (
+    CLIENT_TIMEOUT,
+    CONNECT_TIMEOUT,
+    POOL_TIMEOUT,
+    loopback_socket_options,
+)
 from dataserve.core.security import TOKEN_ENV
 
 
@@ -62,5 +67,10 @@ def test_the_base_class_builds_options_once_and_leaves_opening_to_the_clients() 
     options, transport = opened[1]
     assert "limits" not in options
     assert transport["uds"] == "/tmp/x.sock" and transport["limits"].max_connections == 3  # type: ignore[index]
+    # A loopback server: its own transport (no proxy from the environment), unpaced.
+    Recording(9000, "http://localhost:", max_connections=5)
+    options, transport = opened[2]
+    assert "limits" not in options and transport["limits"].max_connections == 5  # type: ignore[index]
+    assert transport["socket_options"] == loopback_socket_options()  # type: ignore[index]
     with pytest.raises(TypeError, match="use HTTPDataClient or AsyncHTTPDataClient"):
         ClientBase(9000)

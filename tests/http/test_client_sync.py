@@ -94,3 +94,16 @@ def test_over_a_unix_socket(serve: Any, tmp_path: Path) -> None:
     serve(create_app(handler), uds=path)
     with HTTPDataClient(uds=path) as client:
         assert client.send("/echo", [5]) == [5]
+
+
+def test_a_loopback_server_is_reached_directly_whatever_proxy_the_environment_names(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as dead:  # a port nothing listens on: a proxy there refuses
+        dead.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead.getsockname()[1]}")
+        monkeypatch.setenv("ALL_PROXY", f"http://127.0.0.1:{dead.getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with HTTPDataClient(server.port, "http://127.0.0.1:") as client:
+            assert client.send("/echo", "direct") == "direct"
