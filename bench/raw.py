@@ -73,6 +73,11 @@ SERVERS: dict[str, Callable[[Context, str], Server]] = {
     "tcpy-socketserver": lambda ctx, name: peer(ctx, name, "tcpy_socketserver.py"),
     "pyts-ours": lambda ctx, name: rawproto_cli(ctx, name, "pyts", "bench.raw_apps:pyts_app"),
     "pyts-original": lambda ctx, name: peer(ctx, name, "pyts_original.py"),
+    "pyts-ours-inline": lambda ctx, name: rawproto_cli(
+        ctx, name, "pyts", "bench.raw_apps:pyts_inline_app"
+    ),
+    "pyts-floor": lambda ctx, name: peer(ctx, name, "pyts_floor.py"),
+    "tcpy-floor": lambda ctx, name: peer(ctx, name, "tcpy_floor.py"),
 }
 
 

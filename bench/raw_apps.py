@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataserve import inline
 from rawproto.pyts import Request, Response, Server
 from rawproto.tcpy import TCPHandler, TCPServer
 
@@ -31,3 +32,13 @@ def index(request: Request, resp: Response) -> None:
 
 pyts_app = Server("127.0.0.1", 0)
 pyts_app.routeHandler("/", index)
+
+
+@inline
+def index_inline(request: Request, resp: Response) -> None:
+    """Seed 000's example route, marked to run on the event loop (it never blocks)."""
+    index(request, resp)
+
+
+pyts_inline_app = Server("127.0.0.1", 0)
+pyts_inline_app.routeHandler("/", index_inline)

@@ -12,15 +12,20 @@ PEERS: tuple[str, ...] = ()
 
 TCPY_ORIGINAL = "tcpy's behaviour: threaded socketserver, connection per call"
 PYTS_ORIGINAL = "pyts's behaviour: one connection at a time"
+TCPY_FLOOR = "floor: a bare uvloop protocol, connection per call"
+PYTS_FLOOR = "floor: a bare uvloop protocol"
 
 TCPY_ROWS = [
     RawRow("ours tcpy, connection per call", "tcpy-ours", "tcpy-call", ours=True),
     RawRow("ours tcpy, persistent connection", "tcpy-ours", "tcpy-persistent", ours=True),
     RawRow(TCPY_ORIGINAL, "tcpy-socketserver", "tcpy-call"),
+    RawRow(TCPY_FLOOR, "tcpy-floor", "tcpy-call"),
 ]
 PYTS_ROWS = [
     RawRow("ours pyts, connection per call", "pyts-ours", "pyts-call", ours=True),
+    RawRow("ours pyts, the route marked @inline", "pyts-ours-inline", "pyts-call", ours=True),
     RawRow(PYTS_ORIGINAL, "pyts-original", "pyts-call"),
+    RawRow(PYTS_FLOOR, "pyts-floor", "pyts-call"),
 ]
 
 ABOUT = """\
@@ -32,7 +37,12 @@ which our server also accepts. The original tcpy server is not on PyPI; its beha
 standard library's threaded `socketserver`. pyts: seed 000's index route, one JSON
 document each way per connection; the original's server (one connection at a time,
 one `recv(1024)`, answer, close) is likewise reproduced with plain sockets. Our servers
-run as `python -m rawproto serve tcpy|pyts MODULE:ATTR`."""
+run as `python -m rawproto serve tcpy|pyts MODULE:ATTR`; the pyts rows serve the route
+as seed 000 writes it (a `def` handler, run on the handler threads) and marked
+`@inline` (run on the event loop). Each table has a floor row: a bare
+`asyncio.Protocol` on uvloop that answers the same call with the same bytes and
+nothing else (no limits, deadlines, routing or handler threads), what any asyncio
+server must pay at least."""
 
 LIMITS = """\
 A connection per call costs a TCP handshake, an accept, the connection's objects and
@@ -40,29 +50,34 @@ the close, for one small message: the persistent tcpy row shows what the call it
 costs. Our servers check every limit (frame size, msgpack container length and depth,
 deadlines) where the originals check none.
 
-pyts is served on a one-shot connection (`rawproto.engine.oneshot`: a bare protocol
-that parses the one document, answers with one write and closes, one timer, no
-session, pump or task), and a tcpy request is answered without a task; together they
-took pyts from 4,300 to 6,500 calls/s (server CPU 165 to 104 us per call) and tcpy's
-connection per call from 171 to 141 us. What is left is the hop to the handler
-thread: timing seed 000's index route three ways, the `def` handler ran at 0.57x
-the original (97 us of server CPU per call), the same handler marked `@inline` at
-0.74x (65 us), `async def` between them (a Task per call on Python 3.11). In a py-spy
-profile of the `def` path the loop thread is switched out in `SimpleQueue.put`, having
-woken the handler thread, in 37% of its samples, and the handler thread spends a third
-of its samples waiting for the GIL; with the server on one CPU each hop is two context
-switches and two GIL hand-overs, once to the handler and once back, about as much as
-the original's whole call (37 us). A plain `def` handler runs on the handler threads
-so that it may block without stopping every other connection; the originals run it on
-their only thread, one client at a time. The rest of the `@inline` cost is about 120
-Python calls per connection (accept, parse, route, the Request and Response objects,
-encode, close) and uvloop's own per-connection work. tcpy's connection per call pays
-the same hop: in a `perf` profile of our tcpy server (server on one CPU, a connection
-per call), 27% of its samples are in the kernel's `finish_task_switch`, the context
-switches of the hop there and back, and 36% in the interpreter. Running seed 002's
-handler on the loop instead, as an experiment, gave 0.96-1.15x the threaded
-socketserver (6,700-8,000 calls/s against 7,000); a tcpy handler may converse with its
-client (`recv` inside `execute`) and block, so it stays on the handler threads."""
+pyts: the floor row is below the original (0.93x, 38 us of server CPU per call
+against the original's 32): an asyncio server pays the event loop's accept,
+`epoll` and callbacks for each connection, where the original's blocking loop pays
+`accept`, one `recv`, `sendall` and the close. So no asyncio server reaches 1x the
+original here, ours included. pyts is served on a one-shot connection
+(`rawproto.engine.oneshot`: a bare protocol that parses the one document, answers
+with one write and closes, one timer, no session, pump or task); with the route
+marked `@inline` it costs about 25 us per call more than the floor (the Request and
+Response objects, routing, encoding, limits and the timer). The seed's plain `def`
+route costs about 40 us more again: the hop to a handler thread and back. In a
+py-spy profile of that path the loop thread is switched out in `SimpleQueue.put`,
+having woken the handler thread, in 37% of its samples, and the handler thread
+spends a third of its samples waiting for the GIL; with the server on one CPU each
+hop is two context switches and two GIL hand-overs. A plain `def` handler runs on
+the handler threads so that it may block without stopping every other connection;
+the original runs it on its only thread, one client at a time.
+
+tcpy: the floor row, a bare protocol that answers on the loop, is 1.77x the threaded
+socketserver, so an asyncio server could reach the 1.2x target, but only with the
+handler on the loop: the floor's 44 us of server CPU per call plus the 40 us hop to a
+handler thread and back is already about the socketserver's 100. In a `perf`
+profile of our tcpy server, 27% of its samples are in the kernel's
+`finish_task_switch` (the context switches of that hop) and 36% in the interpreter.
+Running seed 002's handler on the loop instead, as an experiment, gave 0.96-1.15x the
+socketserver; the rest is the engine's connection (session, pump, channel) that tcpy
+needs because a client may keep its connection for more calls and a handler may
+converse with its client (`recv` inside `execute`). Such a handler may block, so it
+stays on the handler threads."""
 
 
 def _table(title: str, original: str) -> Table:
