@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from common import announce, best_loop, listen
+from common import serve_protocol
 
 
 class Echo(asyncio.Protocol):
@@ -34,17 +34,5 @@ class Echo(asyncio.Protocol):
             self.transport.writelines(out)
 
 
-async def main() -> None:
-    sock = listen()
-    server = await asyncio.get_running_loop().create_server(Echo, sock=sock)
-    announce(sock, "tcp")
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    if best_loop() == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(main())
+    serve_protocol(Echo)

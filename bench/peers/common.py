@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable
 
 
 def listen(port: int = 0, backlog: int = 2048) -> socket.socket:
@@ -26,3 +28,20 @@ def best_loop() -> str:
     except ImportError:
         return "asyncio"
     return "uvloop"
+
+
+def serve_protocol(factory: Callable[[], asyncio.Protocol]) -> None:
+    """Serve ``factory``'s protocol on loopback TCP (uvloop when installed), forever."""
+
+    async def main() -> None:
+        sock = listen()
+        server = await asyncio.get_running_loop().create_server(factory, sock=sock)
+        announce(sock, "tcp")
+        async with server:
+            await server.serve_forever()
+
+    if best_loop() == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from common import announce, best_loop, listen
+from common import serve_protocol
 
 OK = {"VERSION": "PYTS/1.0.0", "type": "RESPONSE", "STATUS-TEXT": "OK", "STATUS-CODE": 200}
 
@@ -39,17 +39,5 @@ class Call(asyncio.Protocol):
         self.transport.close()
 
 
-async def main() -> None:
-    sock = listen()
-    server = await asyncio.get_running_loop().create_server(Call, sock=sock)
-    announce(sock, "tcp")
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    if best_loop() == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(main())
+    serve_protocol(Call)

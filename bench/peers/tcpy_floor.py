@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import msgpack
-from common import announce, best_loop, listen
+from common import serve_protocol
 
 
 class Calls(asyncio.Protocol):
@@ -34,17 +34,5 @@ class Calls(asyncio.Protocol):
         self.buffer = buffer
 
 
-async def main() -> None:
-    sock = listen()
-    server = await asyncio.get_running_loop().create_server(Calls, sock=sock)
-    announce(sock, "tcp")
-    async with server:
-        await server.serve_forever()
-
-
 if __name__ == "__main__":
-    if best_loop() == "uvloop":
-        import uvloop
-
-        uvloop.install()
-    asyncio.run(main())
+    serve_protocol(Calls)
