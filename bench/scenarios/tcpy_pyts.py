@@ -69,8 +69,10 @@ the original runs it on its only thread, one client at a time.
 
 tcpy: the floor row, a bare protocol that answers on the loop, is 1.77x the threaded
 socketserver, so an asyncio server could reach the 1.2x target, but only with the
-handler on the loop: the floor's 44 us of server CPU per call plus the 40 us hop to a
-handler thread and back is already about the socketserver's 100. In a `perf`
+handler on the loop. 1.2x allows at most 84 us of server CPU per call (the
+socketserver's 100 over 1.2): the floor's 44 us plus the 40 us hop to a handler
+thread and back is those 84 us already, with nothing left for limits, the command
+table, the handler object or encoding. In a `perf`
 profile of our tcpy server, 27% of its samples are in the kernel's
 `finish_task_switch` (the context switches of that hop) and 36% in the interpreter.
 Running seed 002's handler on the loop instead, as an experiment, gave 0.96-1.15x the
