@@ -140,7 +140,7 @@ def is_loopback(host: str) -> bool:
 # over about 200 us where an unpaced one takes 60. Loopback connections, on
 # a listener bound to a loopback address and from our clients to a loopback
 # peer, switch such a congestion control to reno, which every Linux kernel
-# has and lets any user pick (``net.ipv4.tcp_allowed_congestion_control``);
+# has and by default lets any user pick (``net.ipv4.tcp_allowed_congestion_control``);
 # a congestion control that does not pace (cubic, reno) is left as it is.
 
 _CONGESTION = getattr(socket, "TCP_CONGESTION", None)
